@@ -1,0 +1,140 @@
+#pragma once
+/* engine-internal.h - what the engine core shares with its two backends, and nothing else */
+
+#include "engine.h"
+#include "timer-heap.h"
+
+#include <stddef.h>
+
+typedef enum SourceType {
+        SOURCE_IO,
+        SOURCE_TIMER,
+        SOURCE_SIGNAL,
+        SOURCE_DEFER,
+        _SOURCE_TYPE_MAX,
+} SourceType;
+
+/*
+ * Lifetime: `refs` counts the user's handle (until source_free()), an in-flight io_uring
+ * poll (until its last CQE) and a running callback. Memory is released at zero, so a CQE,
+ * or the rest of a batch, may still look at a source the user already freed: `dead` tells
+ * them to drop it.
+ */
+struct EngineSource {
+        Engine *engine;
+        void *userdata;
+        uint16_t refs;
+        uint8_t type;
+        bool dead;
+        bool enabled;
+        union {
+                struct {
+                        engine_io_cb cb;
+                        int fd;
+                        uint32_t events;
+                        uint32_t generation; /* epoll: tells a stale event from a reused fd */
+                        uint8_t mode;
+                        uint8_t polls;      /* io_uring: poll requests live, each holding a ref */
+                        bool registered;    /* epoll: in the interest list */
+                        bool kernel_armed;  /* epoll: registered and not spent by EPOLLONESHOT */
+                } io;
+                struct {
+                        engine_timer_cb cb;
+                        uint64_t at;
+                        uint64_t interval;
+                        TimerHeapItem item;
+                        uint8_t clock;
+                        bool firing; /* in its callback; cleared by a reschedule from there */
+                } timer;
+                struct {
+                        engine_signal_cb cb;
+                        int signo;
+                } signal;
+                struct {
+                        engine_defer_cb cb;
+                        EngineSource *prev, *next;
+                        uint32_t phase; /* last defer phase that ran (or enabled) it */
+                } defer;
+        };
+};
+
+typedef struct EngineBackendOps {
+        const char *name;
+        /* Return -ENOSYS/-EPERM/-EOPNOTSUPP when the backend is unavailable here. */
+        int (*init)(Engine *e, const EngineOptions *opts);
+        void (*done)(Engine *e);
+        /* Refuse fds this backend would mis-handle (NULL: io_start finds out). */
+        int (*io_validate)(Engine *e, int fd);
+        /* Start polling s->io.events in s->io.mode (s->enabled is true). */
+        int (*io_start)(Engine *e, EngineSource *s);
+        /* Events or mode changed on an armed source. */
+        int (*io_update)(Engine *e, EngineSource *s);
+        /* Stop polling; the source is being disarmed or freed. */
+        void (*io_stop)(Engine *e, EngineSource *s);
+        /* Submit pending work, wait at most timeout_ns (-1: forever), dispatch io events
+         * through engine_io_event(). Returns 0 or -errno. */
+        int (*wait)(Engine *e, int64_t timeout_ns);
+} EngineBackendOps;
+
+extern const EngineBackendOps engine_backend_epoll;
+extern const EngineBackendOps engine_backend_uring;
+
+typedef struct SourcePoolChunk SourcePoolChunk;
+
+struct Engine {
+        const EngineBackendOps *backend;
+        void *backend_data;
+        unsigned features;
+        int exit_code;
+        bool exit_requested;
+        bool in_defer_phase;
+        bool defer_again; /* a defer was enabled while defers ran: do not block */
+        bool realtime_dirty; /* the wall-clock heap's top changed: re-arm realtime_fd */
+        uint32_t defer_phase;
+        int failure;      /* first negative callback return */
+
+        uint64_t now[_ENGINE_CLOCK_MAX];
+        EngineStats stats;
+
+        /* fd -> io source, for -EEXIST and epoll's event lookup */
+        EngineSource **fd_table;
+        size_t fd_table_size;
+        uint32_t next_generation;
+
+        TimerHeap timers[_ENGINE_CLOCK_MAX];
+        /* Wakes the loop at the earliest wall-clock deadline, and on clock steps. */
+        int realtime_fd;
+        EngineSource *realtime_source;
+        uint64_t realtime_armed_at;
+
+        int signal_fd;
+        EngineSource *signal_source;
+        sigset_t signal_mask;
+        EngineSource *signal_sources[_NSIG];
+
+        EngineSource *defer_head, *defer_tail;
+
+        /* Free list of source structs: timers by the million must not pay malloc each. */
+        bool pool_enabled;
+        EngineSource *free_sources;
+        SourcePoolChunk *chunks;
+};
+
+/** engine_io_event() - a backend saw @revents for @s. Filters, disarms oneshot sources and
+ * runs the callback. The caller holds a reference on @s across the call. */
+void engine_io_event(Engine *e, EngineSource *s, uint32_t revents);
+/** engine_update_now() - backends call this right after their wait returns. */
+void engine_update_now(Engine *e);
+/** engine_source_unref() - drop a reference (backends: a finished in-flight poll). */
+void engine_source_unref(EngineSource *s);
+static inline void engine_source_ref(EngineSource *s) {
+        s->refs++;
+}
+/** engine_io_lookup() - the live io source registered on @fd, or NULL. */
+static inline EngineSource *engine_io_lookup(Engine *e, int fd) {
+        if (fd < 0 || (size_t)fd >= e->fd_table_size)
+                return NULL;
+        return e->fd_table[fd];
+}
+/** engine_for_each_io() - call @fn on every live io source (ring migration). */
+void engine_for_each_io(Engine *e, void (*fn)(Engine *e, EngineSource *s, void *data), void *data);

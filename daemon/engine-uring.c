@@ -1,0 +1,523 @@
+/* engine-uring.c - the io_uring backend (liburing only)
+ *
+ * Edge sources are multishot POLL_ADDs, oneshot sources oneshot POLL_ADDs; event changes
+ * are poll updates; removal is a POLL_REMOVE by user_data. Everything queued during an
+ * iteration goes to the kernel with the next wait, in one io_uring_enter, and a wait with a
+ * deadline passes it as EXT_ARG: no timerfd and no extra syscall for the loop timeout.
+ *
+ * user_data is the source pointer. Each poll request holds a reference on its source until
+ * its last CQE (the first without IORING_CQE_F_MORE; a cancel ends with -ECANCELED), so a
+ * late CQE for a freed source finds valid memory marked dead and is dropped. A live source
+ * whose poll ended (CQ overflow, update race, oneshot fallback) is re-armed transparently.
+ * Requests whose CQE we never want (update, remove) carry user_data 0 and, where the
+ * kernel has it, IOSQE_CQE_SKIP_SUCCESS.
+ *
+ * The ring starts small and grows with the number of live polls: io_uring rings cannot be
+ * resized with liburing 2.3, so growing means a new ring, every poll cancelled on the old
+ * one and re-armed on the new (poll re-checks readiness when armed: no event is lost, an
+ * edge source may see one spurious wakeup).
+ */
+
+#include "engine-internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <liburing.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+
+#include "macro.h"
+
+#define SQ_ENTRIES_DEFAULT 256
+#define CQ_ENTRIES_DEFAULT 1024
+#define CQ_ENTRIES_MAX 65536
+#define REAP_BATCH 256
+
+/* user_data values that are never source pointers */
+#define UDATA_IGNORE UINT64_C(0)
+#define UDATA_GROW_CANCEL UINT64_C(1)
+#define UDATA_PROBE_POLL UINT64_C(2)
+#define UDATA_PROBE_UPDATE UINT64_C(3)
+#define UDATA_PROBE_REMOVE UINT64_C(4)
+
+typedef struct Uring {
+        struct io_uring ring;
+        bool ring_ready;
+        unsigned setup_flags;
+        unsigned sq_entries;
+        unsigned cq_entries;
+        bool fixed;
+        bool overflowed; /* since the last wait: grow before the next */
+        unsigned live_polls;
+        /* An empty epoll set: asking it to ADD an fd tells whether the fd can be polled at
+         * all (io_uring would report an unpollable file ready forever). */
+        int probe_fd;
+        unsigned disabled;
+} Uring;
+
+static inline Uring *uring_of(Engine *e) {
+        return e->backend_data;
+}
+
+static unsigned round_pow2(unsigned v) {
+        unsigned p = 1;
+
+        while (p < v && p < CQ_ENTRIES_MAX)
+                p <<= 1;
+        return p;
+}
+
+/* Submit what is queued now (the SQ filled up, or before a ring switch). */
+static int uring_flush(Engine *e, Uring *u) {
+        unsigned ready = io_uring_sq_ready(&u->ring);
+        int r;
+
+        if (ready == 0)
+                return 0;
+        r = io_uring_submit(&u->ring);
+        e->stats.syscalls++;
+        if (r < 0)
+                return r;
+        e->stats.submissions += (unsigned)r;
+        return 0;
+}
+
+static struct io_uring_sqe *uring_get_sqe(Engine *e, Uring *u) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+
+        if (_unlikely_(!sqe)) {
+                e->stats.sq_full++;
+                if (uring_flush(e, u) < 0)
+                        return NULL;
+                sqe = io_uring_get_sqe(&u->ring);
+        }
+        return sqe;
+}
+
+static void prep_quiet(Uring *u, struct io_uring_sqe *sqe) {
+        io_uring_sqe_set_data64(sqe, UDATA_IGNORE);
+        if (!(u->disabled & ENGINE_FEATURE_CQE_SKIP) && (u->ring.features & IORING_FEAT_CQE_SKIP))
+                io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
+}
+
+static bool use_multishot(Engine *e, EngineSource *s) {
+        return s->io.mode == ENGINE_EDGE && (e->features & ENGINE_FEATURE_POLL_MULTISHOT);
+}
+
+/* Queue a POLL_REMOVE for every poll of @s still in the kernel. Those already ending fail
+ * with ENOENT, quietly; the new poll that may follow is queued after, so never matched. */
+static int uring_cancel_polls(Engine *e, Uring *u, EngineSource *s) {
+        for (unsigned i = 0; i < s->io.polls; i++) {
+                struct io_uring_sqe *sqe = uring_get_sqe(e, u);
+                if (!sqe)
+                        return -EBUSY;
+                io_uring_prep_poll_remove(sqe, (uint64_t)(uintptr_t)s);
+                prep_quiet(u, sqe);
+        }
+        return 0;
+}
+
+static int uring_io_start(Engine *e, EngineSource *s) {
+        Uring *u = uring_of(e);
+        struct io_uring_sqe *sqe;
+        int r;
+
+        r = uring_cancel_polls(e, u, s);
+        if (r < 0)
+                return r;
+        sqe = uring_get_sqe(e, u);
+        if (!sqe)
+                return -EBUSY;
+        if (use_multishot(e, s))
+                io_uring_prep_poll_multishot(sqe, s->io.fd, s->io.events);
+        else
+                io_uring_prep_poll_add(sqe, s->io.fd, s->io.events);
+        io_uring_sqe_set_data(sqe, s);
+        s->io.kernel_armed = use_multishot(e, s); /* the live poll's mode */
+        s->io.polls++;
+        u->live_polls++;
+        engine_source_ref(s);
+        return 0;
+}
+
+static int uring_io_update(Engine *e, EngineSource *s) {
+        Uring *u = uring_of(e);
+        struct io_uring_sqe *sqe;
+
+        /* The kernel updates a poll's event mask but not its oneshot/multishot mode. */
+        if (s->io.polls != 1 || s->io.kernel_armed != use_multishot(e, s) ||
+            !(e->features & ENGINE_FEATURE_POLL_UPDATE))
+                return uring_io_start(e, s);
+        sqe = uring_get_sqe(e, u);
+        if (!sqe)
+                return -EBUSY;
+        io_uring_prep_poll_update(sqe, (uint64_t)(uintptr_t)s, (uint64_t)(uintptr_t)s, s->io.events,
+                                  IORING_POLL_UPDATE_EVENTS | (s->io.kernel_armed ? IORING_POLL_ADD_MULTI : 0));
+        prep_quiet(u, sqe);
+        return 0;
+}
+
+static void uring_io_stop(Engine *e, EngineSource *s) {
+        /* If no SQE can be had even after a flush, the poll stays: its events are dropped
+         * (dead or disabled) and its last CQE still releases the source. */
+        (void)uring_cancel_polls(e, uring_of(e), s);
+}
+
+static int uring_io_validate(Engine *e, int fd) {
+        Uring *u = uring_of(e);
+        struct epoll_event ev = { .events = 0 };
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
+                return 0;
+        /* Regular files, directories, /dev/null and the like have no poll support: epoll
+         * says EPERM, io_uring would call them ready forever. Ask epoll. */
+        if (epoll_ctl(u->probe_fd, EPOLL_CTL_ADD, fd, &ev) < 0)
+                return -errno;
+        (void)epoll_ctl(u->probe_fd, EPOLL_CTL_DEL, fd, NULL);
+        return 0;
+}
+
+/* A poll's CQE. @u_polls counts down live polls of the ring it came from. */
+static void handle_poll_cqe(Engine *e, Uring *u, EngineSource *s, int res, unsigned flags, bool dispatch) {
+        bool last = !(flags & IORING_CQE_F_MORE);
+
+        if (last) {
+                s->io.polls--;
+                u->live_polls--;
+        }
+        if (dispatch) {
+                if (res > 0)
+                        engine_io_event(e, s, (uint32_t)res);
+                else if (res < 0 && res != -ECANCELED && !s->dead && s->enabled) {
+                        /* The kernel refused the poll (ENOMEM, ...): report it once and
+                         * disarm, rather than re-arm into the same failure forever. */
+                        engine_io_event(e, s, ENGINE_ERR | ENGINE_NVAL);
+                        if (!s->dead && s->enabled)
+                                (void)source_set_enabled(s, false);
+                }
+                if (last && !s->dead && s->enabled && s->io.polls == 0)
+                        (void)uring_io_start(e, s);
+        }
+        if (last)
+                engine_source_unref(s);
+}
+
+/* Left alone, liburing's peek would flush deferred task work ~20 completions per enter;
+ * asking for a whole CQ's worth with a zero timeout takes them all in one. */
+static void run_deferred_completions(Engine *e, Uring *u) {
+        struct __kernel_timespec zero = { 0 };
+        struct io_uring_cqe *cqe;
+
+        e->stats.syscalls++;
+        (void)io_uring_submit_and_wait_timeout(&u->ring, &cqe, u->cq_entries, &zero, NULL);
+}
+
+typedef struct Completion {
+        uint64_t user_data;
+        int32_t res;
+        uint32_t flags;
+} Completion;
+
+/* Take the CQEs now in the ring (liburing's peek flushes the kernel's overflow list and
+ * pending task work when the CQ runs empty). Copied out and the ring advanced before any
+ * callback runs, so callbacks that submit find the CQ with room. At most @budget CQEs:
+ * callbacks that keep making their own fds ready must not starve timers; what is left
+ * stays in the CQ, and the next wait returns at once for it. */
+static void reap(Engine *e, Uring *u, bool dispatch, unsigned budget, int *ret_cancel_res) {
+        struct io_uring_cqe *cqes[REAP_BATCH];
+        Completion done[REAP_BATCH];
+        unsigned n;
+
+        for (;;) {
+                if (io_uring_cq_has_overflow(&u->ring) && !u->overflowed) {
+                        e->stats.overflows++;
+                        u->overflowed = true;
+                }
+                if (io_uring_cq_ready(&u->ring) == 0 && (IO_URING_READ_ONCE(*u->ring.sq.kflags) & IORING_SQ_TASKRUN))
+                        run_deferred_completions(e, u);
+                n = io_uring_peek_batch_cqe(&u->ring, cqes, MIN(budget, (unsigned)REAP_BATCH));
+                if (n == 0)
+                        break;
+                for (unsigned i = 0; i < n; i++)
+                        done[i] = (Completion){ cqes[i]->user_data, cqes[i]->res, cqes[i]->flags };
+                io_uring_cq_advance(&u->ring, n);
+                budget -= n;
+                for (unsigned i = 0; i < n; i++) {
+                        uint64_t ud = done[i].user_data;
+
+                        if (ud == UDATA_GROW_CANCEL) {
+                                if (ret_cancel_res)
+                                        *ret_cancel_res = done[i].res;
+                                continue;
+                        }
+                        if (ud <= UDATA_PROBE_REMOVE || ud == LIBURING_UDATA_TIMEOUT)
+                                continue;
+                        handle_poll_cqe(e, u, (EngineSource *)(uintptr_t)ud, done[i].res, done[i].flags,
+                                        dispatch);
+                }
+                if (budget == 0)
+                        break;
+        }
+}
+
+static int ring_setup(Engine *e, Uring *u, struct io_uring *ring, unsigned sq, unsigned cq) {
+        /* TASKRUN_FLAG with DEFER_TASKRUN: the kernel runs at most ~20 deferred completions
+         * per io_uring_enter and raises IORING_SQ_TASKRUN while more are queued; the flag
+         * tells reap() to take the rest in one more enter within the same iteration. */
+        static const unsigned bases[] = {
+                IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+                IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+                IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+                0,
+        };
+        int r = -EINVAL;
+
+        for (size_t i = 0; i < ELEMENTSOF(bases); i++) {
+                unsigned base = bases[i];
+
+                if (((base & IORING_SETUP_DEFER_TASKRUN) && (u->disabled & (ENGINE_FEATURE_DEFER_TASKRUN | ENGINE_FEATURE_SINGLE_ISSUER))) ||
+                    ((base & IORING_SETUP_COOP_TASKRUN) && (u->disabled & (ENGINE_FEATURE_COOP_TASKRUN | ENGINE_FEATURE_TASKRUN_FLAG))))
+                        continue;
+                for (int submit_all = 1; submit_all >= 0; submit_all--) {
+                        struct io_uring_params p = {
+                                .flags = base | IORING_SETUP_CQSIZE,
+                                .cq_entries = cq,
+                        };
+
+                        if (submit_all) {
+                                if (u->disabled & ENGINE_FEATURE_SUBMIT_ALL)
+                                        continue;
+                                p.flags |= IORING_SETUP_SUBMIT_ALL;
+                        }
+                        r = io_uring_queue_init_params(sq, ring, &p);
+                        if (r == 0) {
+                                u->setup_flags = p.flags;
+                                u->sq_entries = p.sq_entries;
+                                u->cq_entries = p.cq_entries;
+                                return 0;
+                        }
+                        if (r != -EINVAL)
+                                return r; /* ENOSYS, EPERM, ENOMEM: no flag change helps */
+                }
+        }
+        return r;
+}
+
+static void features_from_ring(Engine *e, Uring *u) {
+        unsigned f = e->features & ENGINE_FEATURE_POLL_MULTISHOT;
+
+        f |= e->features & ENGINE_FEATURE_POLL_UPDATE;
+        if (u->setup_flags & IORING_SETUP_SINGLE_ISSUER)
+                f |= ENGINE_FEATURE_SINGLE_ISSUER;
+        if (u->setup_flags & IORING_SETUP_DEFER_TASKRUN)
+                f |= ENGINE_FEATURE_DEFER_TASKRUN;
+        if (u->setup_flags & IORING_SETUP_COOP_TASKRUN)
+                f |= ENGINE_FEATURE_COOP_TASKRUN;
+        if (u->setup_flags & IORING_SETUP_TASKRUN_FLAG)
+                f |= ENGINE_FEATURE_TASKRUN_FLAG;
+        if (u->setup_flags & IORING_SETUP_SUBMIT_ALL)
+                f |= ENGINE_FEATURE_SUBMIT_ALL;
+        if (u->ring.features & IORING_FEAT_EXT_ARG)
+                f |= ENGINE_FEATURE_EXT_ARG;
+        if (u->ring.features & IORING_FEAT_NODROP)
+                f |= ENGINE_FEATURE_NODROP;
+        if ((u->ring.features & IORING_FEAT_CQE_SKIP) && !(u->disabled & ENGINE_FEATURE_CQE_SKIP))
+                f |= ENGINE_FEATURE_CQE_SKIP;
+        e->features = f;
+}
+
+static void ring_register(Engine *e, Uring *u) {
+        /* Saves the fd lookup on every io_uring_enter. */
+        if (!(u->disabled & ENGINE_FEATURE_REGISTERED_RING) && io_uring_register_ring_fd(&u->ring) == 1)
+                e->features |= ENGINE_FEATURE_REGISTERED_RING;
+        else
+                e->features &= ~(unsigned)ENGINE_FEATURE_REGISTERED_RING;
+}
+
+/* Multishot poll and poll update arrived together (5.13); try them on the probe epoll fd,
+ * which is never ready. */
+static void probe_poll_ops(Engine *e, Uring *u) {
+        struct io_uring_sqe *sqe;
+        struct io_uring_cqe *cqe;
+        int poll_res = 0, update_res = -EINVAL;
+
+        if (!(sqe = uring_get_sqe(e, u)))
+                return;
+        io_uring_prep_poll_multishot(sqe, u->probe_fd, POLLIN);
+        io_uring_sqe_set_data64(sqe, UDATA_PROBE_POLL);
+        if (!(sqe = uring_get_sqe(e, u)))
+                return;
+        io_uring_prep_poll_update(sqe, UDATA_PROBE_POLL, UDATA_PROBE_POLL, POLLIN | POLLOUT,
+                                  IORING_POLL_UPDATE_EVENTS | IORING_POLL_ADD_MULTI);
+        io_uring_sqe_set_data64(sqe, UDATA_PROBE_UPDATE);
+        if (!(sqe = uring_get_sqe(e, u)))
+                return;
+        io_uring_prep_poll_remove(sqe, UDATA_PROBE_POLL);
+        io_uring_sqe_set_data64(sqe, UDATA_PROBE_REMOVE);
+        if (io_uring_submit_and_wait(&u->ring, 3) < 0)
+                return;
+        /* Three CQEs: the poll (cancelled, or refused), the update, the remove. */
+        for (int seen = 0; seen < 3 && io_uring_peek_cqe(&u->ring, &cqe) == 0; seen++) {
+                if (cqe->user_data == UDATA_PROBE_POLL)
+                        poll_res = cqe->res;
+                else if (cqe->user_data == UDATA_PROBE_UPDATE)
+                        update_res = cqe->res;
+                io_uring_cqe_seen(&u->ring, cqe);
+        }
+        if (poll_res == -ECANCELED || poll_res >= 0) {
+                if (!(u->disabled & ENGINE_FEATURE_POLL_MULTISHOT))
+                        e->features |= ENGINE_FEATURE_POLL_MULTISHOT;
+                if (update_res == 0 && !(u->disabled & ENGINE_FEATURE_POLL_UPDATE))
+                        e->features |= ENGINE_FEATURE_POLL_UPDATE;
+        }
+}
+
+static int uring_init(Engine *e, const EngineOptions *opts) {
+        _cleanup_free_ Uring *u = calloc(1, sizeof(*u));
+        int r;
+
+        if (!u)
+                return -ENOMEM;
+        u->disabled = opts->disable_features;
+        u->fixed = opts->fixed_ring;
+        u->probe_fd = epoll_create1(EPOLL_CLOEXEC);
+        if (u->probe_fd < 0)
+                return -errno;
+        r = ring_setup(e, u, &u->ring, opts->sq_entries ? opts->sq_entries : SQ_ENTRIES_DEFAULT,
+                       opts->cq_entries ? opts->cq_entries : CQ_ENTRIES_DEFAULT);
+        if (r < 0) {
+                (void)safe_close(u->probe_fd);
+                return r;
+        }
+        u->ring_ready = true;
+        probe_poll_ops(e, u);
+        features_from_ring(e, u);
+        ring_register(e, u);
+        e->stats.sq_entries = u->sq_entries;
+        e->stats.cq_entries = u->cq_entries;
+        e->backend_data = TAKE_PTR(u);
+        return 0;
+}
+
+/* Cancel every request on the ring and reap until no poll holds a source. Returns false
+ * if the kernel cannot cancel by "any" (before 5.19). */
+static bool ring_drain(Engine *e, Uring *u) {
+        struct io_uring_sqe *sqe;
+        int cancel_res = INT_MIN; /* not seen yet */
+
+        if (uring_flush(e, u) < 0)
+                return false;
+        sqe = io_uring_get_sqe(&u->ring);
+        if (!sqe)
+                return false;
+        io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+        io_uring_sqe_set_data64(sqe, UDATA_GROW_CANCEL);
+        while (u->live_polls > 0 || cancel_res == INT_MIN) {
+                /* Bounded: a poll that will not die must not wedge the loop. */
+                struct __kernel_timespec ts = { .tv_sec = 1 };
+                struct io_uring_cqe *cqe;
+                int r = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
+
+                e->stats.syscalls++;
+                if (r < 0 && r != -EINTR)
+                        return false;
+                reap(e, u, false, UINT_MAX, &cancel_res);
+                if (cancel_res < 0 && cancel_res != -ENOENT && cancel_res != INT_MIN)
+                        return false;
+        }
+        return true;
+}
+
+static void rearm_on_new_ring(Engine *e, EngineSource *s, void *data) {
+        if (s->enabled && s->io.polls == 0)
+                (void)uring_io_start(e, s);
+}
+
+/* See the top of the file: a bigger ring means a new ring. On any failure, keep the old
+ * one and stop trying (events still flow, through the overflow list if need be). */
+static void ring_grow(Engine *e, Uring *u) {
+        struct io_uring bigger;
+        unsigned cq = round_pow2(MAX(u->live_polls * 2, u->cq_entries * 2));
+
+        unsigned old_cq = u->cq_entries;
+
+        if (ring_setup(e, u, &bigger, u->sq_entries, cq) < 0) {
+                u->fixed = true;
+                return;
+        }
+        if (ring_drain(e, u)) {
+                io_uring_queue_exit(&u->ring);
+                u->ring = bigger;
+                ring_register(e, u);
+                e->stats.ring_resizes++;
+        } else {
+                io_uring_queue_exit(&bigger);
+                u->cq_entries = old_cq;
+                u->fixed = true;
+        }
+        e->stats.cq_entries = u->cq_entries;
+        /* Whatever the drain cancelled is armed again, on whichever ring is now current. */
+        engine_for_each_io(e, rearm_on_new_ring, NULL);
+}
+
+static void uring_done(Engine *e) {
+        Uring *u = uring_of(e);
+
+        if (!u)
+                return;
+        if (u->ring_ready) {
+                (void)ring_drain(e, u);
+                io_uring_queue_exit(&u->ring);
+        }
+        (void)safe_close(u->probe_fd);
+        free(u);
+        e->backend_data = NULL;
+}
+
+static int uring_wait(Engine *e, int64_t timeout_ns) {
+        Uring *u = uring_of(e);
+        struct io_uring_cqe *cqe;
+        unsigned queued;
+        int r;
+
+        if (!u->fixed && u->cq_entries < CQ_ENTRIES_MAX && (u->overflowed || u->live_polls > u->cq_entries))
+                ring_grow(e, u);
+        u->overflowed = false;
+
+        queued = io_uring_sq_ready(&u->ring);
+        if (timeout_ns == 0)
+                r = io_uring_submit_and_get_events(&u->ring);
+        else if (timeout_ns < 0)
+                r = io_uring_submit_and_wait(&u->ring, 1);
+        else {
+                struct __kernel_timespec ts = {
+                        .tv_sec = timeout_ns / (int64_t)NSEC_PER_SEC,
+                        .tv_nsec = timeout_ns % (int64_t)NSEC_PER_SEC,
+                };
+                r = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
+        }
+        e->stats.syscalls++;
+        engine_update_now(e);
+        if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY)
+                return r;
+        e->stats.submissions += queued - io_uring_sq_ready(&u->ring);
+        reap(e, u, true, MAX(u->cq_entries * 4, 4096u), NULL);
+        return 0;
+}
+
+const EngineBackendOps engine_backend_uring = {
+        .name = "io_uring",
+        .init = uring_init,
+        .done = uring_done,
+        .io_validate = uring_io_validate,
+        .io_start = uring_io_start,
+        .io_update = uring_io_update,
+        .io_stop = uring_io_stop,
+        .wait = uring_wait,
+};

@@ -1,0 +1,47 @@
+#pragma once
+/* timer-heap.h - a 4-ary min-heap of deadlines with O(log n) insert, remove and update */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TIMER_HEAP_INVALID UINT32_MAX
+
+/* Embedded in the owner; the heap keeps `index` current so removal needs no search. */
+typedef struct TimerHeapItem {
+        uint32_t index;
+} TimerHeapItem;
+#define TIMER_HEAP_ITEM_NULL ((TimerHeapItem){ .index = TIMER_HEAP_INVALID })
+
+/* The deadline is copied into the node so that sifting never touches the owners. */
+typedef struct TimerHeapNode {
+        uint64_t at;
+        TimerHeapItem *item;
+} TimerHeapNode;
+
+typedef struct TimerHeap {
+        TimerHeapNode *nodes;
+        uint32_t n;
+        uint32_t capacity;
+} TimerHeap;
+#define TIMER_HEAP_NULL ((TimerHeap){ 0 })
+
+void timer_heap_deinit(TimerHeap *h);
+/** timer_heap_push() - insert @item (not in a heap) at @at. Return: 0 or -ENOMEM. */
+int timer_heap_push(TimerHeap *h, TimerHeapItem *item, uint64_t at);
+/** timer_heap_remove() - remove @item; a no-op if it is not in the heap. */
+void timer_heap_remove(TimerHeap *h, TimerHeapItem *item);
+/** timer_heap_update() - move @item (in the heap) to @at. */
+void timer_heap_update(TimerHeap *h, TimerHeapItem *item, uint64_t at);
+
+static inline bool timer_heap_item_queued(const TimerHeapItem *item) {
+        return item->index != TIMER_HEAP_INVALID;
+}
+
+/* The earliest item, or NULL; its deadline in *ret_at. */
+static inline TimerHeapItem *timer_heap_peek(const TimerHeap *h, uint64_t *ret_at) {
+        if (h->n == 0)
+                return NULL;
+        *ret_at = h->nodes[0].at;
+        return h->nodes[0].item;
+}
