@@ -84,7 +84,7 @@ typedef struct IoContender {
         int (*setup)(const char **ret_why);
         /** run() - dispatch until bench_pipes_readable() reports the round complete. */
         int (*run)(void);
-        /** waits() - loop iterations (kernel waits) so far, or -1 if the library hides it. */
+        /** waits() - loop iterations so far, or -1 if the library hides it. */
         int64_t (*waits)(void);
         /** syscalls() - loop syscalls so far, or NULL if the library hides it. */
         int64_t (*syscalls)(void);
@@ -98,6 +98,7 @@ extern const IoContender contender_libev_iouring;
 extern const IoContender contender_libuv;
 extern const IoContender contender_libevent;
 extern const IoContender contender_raw_epoll;
+extern const IoContender contender_floor;
 
 /* A timer contender; the driver times each call, which does @n operations. */
 typedef struct TimerContender {

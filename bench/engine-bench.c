@@ -42,7 +42,7 @@ BenchPipes bench_pipes;
 static const IoContender *const io_contenders[] = {
         &contender_engine_uring, &contender_engine_epoll, &contender_libev_epoll,
         &contender_libev_iouring, &contender_libuv,       &contender_libevent,
-        &contender_raw_epoll,
+        &contender_raw_epoll,     &contender_floor,
 };
 #define IO_N ELEMENTSOF(io_contenders)
 #define IO_BASELINE 2     /* libev-epoll */
@@ -56,8 +56,8 @@ static const TimerContender *const timer_contenders[] = {
 #define TIMER_N ELEMENTSOF(timer_contenders)
 #define TIMER_BASELINE 2
 
-static unsigned arg_reps = 5;
-static unsigned arg_rounds; /* 0: 200,000 reads per block, at least 10 rounds */
+static unsigned arg_reps = 7;
+static unsigned arg_rounds; /* 0: 100,000 reads per block, at least 10 rounds */
 static unsigned arg_n[MAX_LIST] = { 1000, 0 }; /* 0: the largest N */
 static unsigned arg_n_count = 2;
 static unsigned arg_a[MAX_LIST] = { 100, 0 }; /* 0: N / 10 */
@@ -207,6 +207,7 @@ typedef struct IoResult {
         size_t samples_n;
         uint64_t rep_median[64];
         uint64_t setup[64];
+        uint64_t teardown[64];
         unsigned reps_done;
         uint64_t waits, syscalls;
         bool has_waits, has_syscalls;
@@ -214,6 +215,7 @@ typedef struct IoResult {
         uint64_t rounds_done;
         double median_ns;
         double setup_ns;
+        double teardown_ns;
 } IoResult;
 
 typedef struct IoConfig {
@@ -330,7 +332,9 @@ static int io_run_block(IoConfig *cfg, size_t c, unsigned rep) {
         res->rep_median[res->reps_done++] = (uint64_t)median(samples, cfg->rounds);
         res->samples_n += cfg->rounds;
         res->spurious += bench_pipes.empty;
+        t0 = bench_now_ns();
         k->teardown();
+        res->teardown[rep] = bench_now_ns() - t0;
         (void)alarm(0);
         if (bench_pipes.failures) {
                 fprintf(stderr, "engine-bench: %s: %" PRIu64 " read/write failures\n", k->name,
@@ -383,11 +387,13 @@ static void io_config_run(IoConfig *cfg) {
         fprintf(stderr, "\n");
         for (size_t c = 0; c < IO_N; c++) {
                 IoResult *res = &cfg->results[c];
-                uint64_t setup[64];
+                uint64_t tmp[64];
 
-                memcpy(setup, res->setup, sizeof(setup));
                 res->median_ns = median(res->samples, res->samples_n);
-                res->setup_ns = median(setup, res->reps_done);
+                memcpy(tmp, res->setup, sizeof(tmp));
+                res->setup_ns = median(tmp, res->reps_done);
+                memcpy(tmp, res->teardown, sizeof(tmp));
+                res->teardown_ns = median(tmp, res->reps_done);
         }
 }
 
@@ -405,8 +411,8 @@ static void io_config_print(const IoConfig *cfg) {
         printf("\n== pipes N=%u A=%u W=%" PRIu64 ": %u reps x %u rounds; median over all rounds "
                "==\n",
                cfg->n, cfg->active, cfg->target, cfg->reps, cfg->rounds);
-        printf("%-17s %10s %8s %21s %9s %8s %8s %9s\n", "contender", "us/round", "ns/read",
-               "rep medians (us)", "setup ms", "waits/r", "sys/r", "/libev-ep");
+        printf("%-17s %9s %7s %19s %8s %8s %7s %6s %9s\n", "contender", "us/round", "ns/read",
+               "rep medians (us)", "setup ms", "free ms", "iter/r", "sys/r", "/libev-ep");
         for (size_t c = 0; c < IO_N; c++) {
                 const IoResult *res = &cfg->results[c];
                 uint64_t lo = UINT64_MAX, hi = 0;
@@ -432,9 +438,10 @@ static void io_config_print(const IoConfig *cfg) {
                 if (res->has_syscalls)
                         (void)snprintf(sys, sizeof(sys), "%.1f",
                                        (double)res->syscalls / (double)res->rounds_done);
-                printf("%-17s %10.1f %8.1f %21s %9.2f %8s %8s %8.2fx", io_contenders[c]->name,
+                printf("%-17s %9.1f %7.1f %19s %8.2f %8.2f %7s %6s %8.2fx", io_contenders[c]->name,
                        res->median_ns / 1e3, res->median_ns / (double)cfg->target, range,
-                       res->setup_ns / 1e6, waits, sys, io_ratio(cfg, c, IO_BASELINE));
+                       res->setup_ns / 1e6, res->teardown_ns / 1e6, waits, sys,
+                       io_ratio(cfg, c, IO_BASELINE));
                 if (res->spurious)
                         printf("  (%" PRIu64 " empty wakeups)", res->spurious);
                 printf("\n");
@@ -446,9 +453,9 @@ static void io_config_print(const IoConfig *cfg) {
 /* timers bench */
 
 enum {
-        T_INSERT,      /* random deadlines 1..1000 s */
+        T_INSERT,      /* random deadlines 1..1000 s, into a fresh loop */
         T_CANCEL,
-        T_INSERT_NEAR, /* deadlines 0..100 ms */
+        T_INSERT_NEAR, /* deadlines 0..100 ms, into the loop the cancel emptied */
         T_FIRE,        /* all due, run until all fired */
         T_LIVE_CPU,    /* the loop running while 0..100 ms deadlines come due: CPU time */
         T_LIVE_WALL,
@@ -456,7 +463,7 @@ enum {
 };
 
 static const char *const t_names[_T_MAX] = {
-        "insert 1..1000s", "cancel", "insert 0..100ms", "fire (all due)", "fire live (cpu)",
+        "insert cold 1..1000s", "cancel", "insert warm 0..100ms", "fire (all due)", "fire live (cpu)",
         "fire live (wall)",
 };
 
@@ -465,8 +472,10 @@ typedef struct TimerResult {
         bool failed;
         const char *why;
         uint64_t ns[_T_MAX][64];
+        uint64_t faults[_T_MAX][64];
         unsigned reps_done;
-        double median[_T_MAX]; /* ns per timer */
+        double median[_T_MAX];        /* ns per timer (live wall: ns in all) */
+        double median_faults[_T_MAX]; /* minor page faults in the phase */
 } TimerResult;
 
 static void sleep_ns(uint64_t ns) {
@@ -477,13 +486,37 @@ static void sleep_ns(uint64_t ns) {
                 ;
 }
 
+static uint64_t minor_faults(void) {
+        struct rusage ru;
+
+        if (getrusage(RUSAGE_SELF, &ru) < 0)
+                return 0;
+        return (uint64_t)ru.ru_minflt;
+}
+
+/* A timed phase: wall time, CPU time and minor page faults between begin and end. */
+typedef struct Phase {
+        uint64_t wall, cpu, faults;
+} Phase;
+
+static Phase phase_begin(void) {
+        return (Phase){ .faults = minor_faults(), .cpu = bench_cpu_ns(), .wall = bench_now_ns() };
+}
+
+static void phase_end(const Phase *p, TimerResult *res, unsigned t, unsigned rep) {
+        uint64_t wall = bench_now_ns(), cpu = bench_cpu_ns();
+
+        res->ns[t][rep] = t == T_LIVE_CPU ? cpu - p->cpu : wall - p->wall;
+        res->faults[t][rep] = minor_faults() - p->faults;
+}
+
 static int timer_run_block(TimerResult *res, const TimerContender *k, size_t n,
                            const uint64_t *far_ns, const double *far_s, const uint64_t *near_ns,
                            const double *near_s) {
         unsigned rep = res->reps_done;
-        uint64_t t0, c0;
         const char *why = NULL;
         int64_t fired;
+        Phase p;
         int r;
 
         watchdog_what = k->name;
@@ -498,30 +531,29 @@ static int timer_run_block(TimerResult *res, const TimerContender *k, size_t n,
         }
         if (r < 0)
                 goto fail;
-#define AT(t) res->ns[t][rep]
 
         k->now_update();
-        t0 = bench_now_ns();
+        p = phase_begin();
         r = k->insert(n, far_ns, far_s);
-        AT(T_INSERT) = bench_now_ns() - t0;
+        phase_end(&p, res, T_INSERT, rep);
         if (r < 0)
                 goto fail;
-        t0 = bench_now_ns();
+        p = phase_begin();
         r = k->cancel(n);
-        AT(T_CANCEL) = bench_now_ns() - t0;
+        phase_end(&p, res, T_CANCEL, rep);
         if (r < 0)
                 goto fail;
 
         k->now_update();
-        t0 = bench_now_ns();
+        p = phase_begin();
         r = k->insert(n, near_ns, near_s);
-        AT(T_INSERT_NEAR) = bench_now_ns() - t0;
+        phase_end(&p, res, T_INSERT_NEAR, rep);
         if (r < 0)
                 goto fail;
-        sleep_ns(110 * 1000000u);
-        t0 = bench_now_ns();
+        sleep_ns(110 * 1000000u); /* past every deadline: the run below only dispatches */
+        p = phase_begin();
         fired = k->run(n);
-        AT(T_FIRE) = bench_now_ns() - t0;
+        phase_end(&p, res, T_FIRE, rep);
         if (fired != (int64_t)n) {
                 r = fired < 0 ? (int)fired : -EIO;
                 goto fail;
@@ -532,17 +564,15 @@ static int timer_run_block(TimerResult *res, const TimerContender *k, size_t n,
         r = k->insert(n, near_ns, near_s);
         if (r < 0)
                 goto fail;
-        c0 = bench_cpu_ns();
-        t0 = bench_now_ns();
+        p = phase_begin();
         fired = k->run(n);
-        AT(T_LIVE_WALL) = bench_now_ns() - t0;
-        AT(T_LIVE_CPU) = bench_cpu_ns() - c0;
+        phase_end(&p, res, T_LIVE_WALL, rep);
+        phase_end(&p, res, T_LIVE_CPU, rep);
         if (fired != (int64_t)n) {
                 r = fired < 0 ? (int)fired : -EIO;
                 goto fail;
         }
         k->release(n);
-#undef AT
         k->teardown();
         (void)alarm(0);
         res->reps_done++;
@@ -590,9 +620,13 @@ static int timers_run(TimerResult *results, size_t n) {
         }
         fprintf(stderr, "\n");
         for (size_t c = 0; c < TIMER_N; c++)
-                for (unsigned t = 0; t < _T_MAX; t++)
-                        results[c].median[t] = median(results[c].ns[t], results[c].reps_done) /
-                                               (t == T_LIVE_WALL ? 1 : (double)n);
+                for (unsigned t = 0; t < _T_MAX; t++) {
+                        TimerResult *res = &results[c];
+
+                        res->median[t] = median(res->ns[t], res->reps_done) /
+                                         (t == T_LIVE_WALL ? 1 : (double)n);
+                        res->median_faults[t] = median(res->faults[t], res->reps_done);
+                }
         return 0;
 }
 
@@ -603,34 +637,39 @@ static bool timer_ok(const TimerResult *r) {
 static void timers_print(const TimerResult *results, size_t n) {
         const TimerResult *base = &results[TIMER_BASELINE];
 
-        printf("\n== timers: %zu one-shot timers, %u reps; ns per timer (median of reps) ==\n", n,
-               arg_timer_reps);
-        printf("%-18s", "phase");
+        printf("\n== timers: %zu one-shot timers, %u reps; ns per timer (median of reps), "
+               "[minor page faults] ==\n",
+               n, arg_timer_reps);
+        printf("%-20s", "phase");
         for (size_t c = 0; c < TIMER_N; c++)
-                printf(" %17s", timer_contenders[c]->name);
+                printf(" %25s", timer_contenders[c]->name);
         for (size_t c = 0; c < TIMER_N; c++)
                 if (c != TIMER_BASELINE)
-                        printf(" %10s", c == 0 ? "uring/ev" : "epoll/ev");
+                        printf(" %9s", c == 0 ? "uring/ev" : "epoll/ev");
         printf("\n");
         for (unsigned t = 0; t < _T_MAX; t++) {
                 bool wall = t == T_LIVE_WALL;
 
-                printf("%-18s", wall ? "fire live (wall ms)" : t_names[t]);
+                printf("%-20s", wall ? "fire live (wall ms)" : t_names[t]);
                 for (size_t c = 0; c < TIMER_N; c++) {
-                        if (!timer_ok(&results[c]))
-                                printf(" %17s", results[c].failed ? "FAILED" : "unavailable");
+                        const TimerResult *res = &results[c];
+
+                        if (!timer_ok(res))
+                                printf(" %25s", res->failed ? "FAILED" : "unavailable");
                         else if (wall)
-                                printf(" %17.1f", results[c].median[t] / 1e6);
+                                printf(" %25.1f", res->median[t] / 1e6);
+                        else if (t == T_LIVE_CPU)
+                                printf(" %25.1f", res->median[t]);
                         else
-                                printf(" %17.1f", results[c].median[t]);
+                                printf(" %15.1f [%7.0f]", res->median[t], res->median_faults[t]);
                 }
                 for (size_t c = 0; c < TIMER_N; c++) {
                         if (c == TIMER_BASELINE)
                                 continue;
                         if (timer_ok(&results[c]) && timer_ok(base) && !wall)
-                                printf(" %9.2fx", results[c].median[t] / base->median[t]);
+                                printf(" %8.2fx", results[c].median[t] / base->median[t]);
                         else
-                                printf(" %10s", "-");
+                                printf(" %9s", "-");
                 }
                 printf("\n");
         }
@@ -667,14 +706,15 @@ static void json_write(FILE *f, const Facts *facts, const IoConfig *cfgs, size_t
                                 continue;
                         }
                         fprintf(f, "\"available\": true, \"median_round_ns\": %.0f, "
-                                   "\"setup_ns\": %.0f, \"ratio_libev_epoll\": %.4f, "
-                                   "\"rep_median_ns\": [",
-                                res->median_ns, res->setup_ns, io_ratio(cfg, c, IO_BASELINE));
+                                   "\"setup_ns\": %.0f, \"teardown_ns\": %.0f, "
+                                   "\"ratio_libev_epoll\": %.4f, \"rep_median_ns\": [",
+                                res->median_ns, res->setup_ns, res->teardown_ns,
+                                io_ratio(cfg, c, IO_BASELINE));
                         for (unsigned r = 0; r < res->reps_done; r++)
                                 fprintf(f, "%s%" PRIu64, r ? ", " : "", res->rep_median[r]);
                         fprintf(f, "]");
                         if (res->has_waits)
-                                fprintf(f, ", \"waits_per_round\": %.2f",
+                                fprintf(f, ", \"iterations_per_round\": %.2f",
                                         (double)res->waits / (double)res->rounds_done);
                         if (res->has_syscalls)
                                 fprintf(f, ", \"syscalls_per_round\": %.2f",
@@ -697,6 +737,9 @@ static void json_write(FILE *f, const Facts *facts, const IoConfig *cfgs, size_t
                         timer_contenders[c]->name, timer_ok(res) ? "true" : "false");
                 for (unsigned t = 0; timer_ok(res) && t < _T_MAX; t++) {
                         fprintf(f, ", \"%s\": %.2f", keys[t], res->median[t]);
+                        if (t != T_LIVE_WALL && t != T_LIVE_CPU)
+                                fprintf(f, ", \"%s_minor_faults\": %.0f", keys[t],
+                                        res->median_faults[t]);
                         if (t != T_LIVE_WALL && timer_ok(&timers[TIMER_BASELINE]))
                                 fprintf(f, ", \"%s_ratio_libev\": %.4f", keys[t],
                                         res->median[t] / timers[TIMER_BASELINE].median[t]);
@@ -748,8 +791,8 @@ static unsigned parse_unsigned(const char *s, const char *what) {
 static void help(void) {
         printf("engine-bench [OPTIONS]\n"
                "  --quick            ~10 s smoke run (2 reps, fewer rounds, 1 timer rep)\n"
-               "  --reps N           repetitions of every pipes contender (default 5)\n"
-               "  --rounds N         timed rounds per block (default: 200,000 reads' worth)\n"
+               "  --reps N           repetitions of every pipes contender (default 7)\n"
+               "  --rounds N         timed rounds per block (default: 100,000 reads' worth)\n"
                "  --n LIST           pipe counts, 'max' = as many as RLIMIT_NOFILE allows\n"
                "                     (default 1000,max)\n"
                "  --active LIST      active pipes, 'n/10' = N / 10 (default 100,n/10)\n"
@@ -866,7 +909,7 @@ static void parse_argv(int argc, char **argv) {
 }
 
 static unsigned rounds_for(uint64_t target) {
-        uint64_t reads = arg_quick ? 40000 : 200000;
+        uint64_t reads = arg_quick ? 20000 : 100000;
         uint64_t r = reads / target;
 
         return (unsigned)(r < 10 ? 10 : r);

@@ -15,7 +15,8 @@ typedef struct FdList {
         uint32_t taken;
 } FdList;
 
-#define FD_LIST_NULL { .n = 0, .taken = 0 }
+#define FD_LIST_NULL                                                                               \
+        { .n = 0, .taken = 0 }
 
 void fd_list_init(FdList *l);
 int fd_list_take(FdList *l, int64_t index, int *ret_fd);

@@ -110,7 +110,7 @@ int jsonrpc_parse(const void *buf, size_t len, json_t **ret, json_error_t *ret_e
  *         EVD_ERR_INVALID_PARAMS) and *@ret_why set.
  */
 int jsonrpc_request_check(json_t *msg, JsonRpcRequest *ret, int *ret_code, const char **ret_why) {
-        JsonRpcRequest req = { .id = NULL };
+        JsonRpcRequest req = {.id = NULL};
         int code = EVD_ERR_INVALID_REQUEST;
         const char *why, *key;
         json_t *v;
@@ -177,7 +177,7 @@ int jsonrpc_request_check(json_t *msg, JsonRpcRequest *ret, int *ret_code, const
         return 0;
 
 fail:
-        *ret = (JsonRpcRequest){ .id = req.id };
+        *ret = (JsonRpcRequest){.id = req.id};
         if (ret_code)
                 *ret_code = code;
         if (ret_why)
@@ -198,7 +198,7 @@ fail:
  * Return: 0, or -EBADMSG if @msg is neither.
  */
 int jsonrpc_response_check(json_t *msg, JsonRpcResponse *ret) {
-        JsonRpcResponse r = { .kind = _JSONRPC_KIND_MAX };
+        JsonRpcResponse r = {.kind = _JSONRPC_KIND_MAX};
         json_t *id, *result, *error, *method;
 
         if (!json_is_object(msg) || !jsonrpc_is_version(json_object_get(msg, "jsonrpc")))
@@ -465,7 +465,7 @@ int jsonrpc_encode_alloc(const json_t *v, char **ret, size_t *ret_len) {
                 return -EINVAL;
         buf[n] = '\0';
 
-        *ret = __extension__ TAKE_PTR(buf);
+        *ret = TAKE_PTR(buf);
         *ret_len = n;
         return 0;
 }

@@ -32,13 +32,13 @@ typedef enum JsonRpcKind {
 /* One classified message as a client receives it; every pointer borrows from the message. */
 typedef struct JsonRpcResponse {
         JsonRpcKind kind;
-        json_t *id;             /* RESULT, ERROR: string, integer or null */
-        json_t *result;         /* RESULT: any value */
-        int code;               /* ERROR */
-        const char *message;    /* ERROR */
-        json_t *data;           /* ERROR: NULL if absent */
-        const char *method;     /* NOTIFICATION */
-        json_t *params;         /* NOTIFICATION: NULL if absent, else object or array */
+        json_t *id;          /* RESULT, ERROR: string, integer or null */
+        json_t *result;      /* RESULT: any value */
+        int code;            /* ERROR */
+        const char *message; /* ERROR */
+        json_t *data;        /* ERROR: NULL if absent */
+        const char *method;  /* NOTIFICATION */
+        json_t *params;      /* NOTIFICATION: NULL if absent, else object or array */
 } JsonRpcResponse;
 
 /* @buf borrowed; *@ret a new reference (object or array). */

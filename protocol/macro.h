@@ -2,6 +2,7 @@
 /* macro.h - cleanup attributes and ownership hand-off helpers shared by every evd target */
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -51,6 +52,11 @@ static inline void freep(void *p) {
         free(*(void **)p);
 }
 #define _cleanup_free_ _cleanup_(freep)
+
+static inline void fclosep(FILE **f) {
+        if (*f)
+                (void)fclose(*f);
+}
 
 /* Define foo_freep() for a foo_free() that returns NULL, for use with _cleanup_(). */
 #define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)  \

@@ -12,7 +12,10 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "macro.h"
 #include "protocol.h"
@@ -29,20 +32,20 @@ static const struct {
         int code;
         const char *message;
 } error_table[] = {
-        { EVD_ERR_PARSE, "Parse error" },
-        { EVD_ERR_INVALID_REQUEST, "Invalid Request" },
-        { EVD_ERR_METHOD_NOT_FOUND, "Method not found" },
-        { EVD_ERR_INVALID_PARAMS, "Invalid params" },
-        { EVD_ERR_INTERNAL, "Internal error" },
-        { EVD_ERR_NO_SUCH_WATCH, "No such watch" },
-        { EVD_ERR_NO_SUCH_TIMER, "No such timer" },
-        { EVD_ERR_BAD_FD, "Bad file descriptor" },
-        { EVD_ERR_QUOTA, "Quota exceeded" },
-        { EVD_ERR_PERMISSION, "Permission denied" },
-        { EVD_ERR_FDS_TRUNCATED, "Too many file descriptors" },
-        { EVD_ERR_TOO_LARGE, "Message too large" },
-        { EVD_ERR_SHUTTING_DOWN, "Shutting down" },
-        { EVD_ERR_NO_FDS, "Out of file descriptors" },
+        {EVD_ERR_PARSE, "Parse error"},
+        {EVD_ERR_INVALID_REQUEST, "Invalid Request"},
+        {EVD_ERR_METHOD_NOT_FOUND, "Method not found"},
+        {EVD_ERR_INVALID_PARAMS, "Invalid params"},
+        {EVD_ERR_INTERNAL, "Internal error"},
+        {EVD_ERR_NO_SUCH_WATCH, "No such watch"},
+        {EVD_ERR_NO_SUCH_TIMER, "No such timer"},
+        {EVD_ERR_BAD_FD, "Bad file descriptor"},
+        {EVD_ERR_QUOTA, "Quota exceeded"},
+        {EVD_ERR_PERMISSION, "Permission denied"},
+        {EVD_ERR_FDS_TRUNCATED, "Too many file descriptors"},
+        {EVD_ERR_TOO_LARGE, "Message too large"},
+        {EVD_ERR_SHUTTING_DOWN, "Shutting down"},
+        {EVD_ERR_NO_FDS, "Out of file descriptors"},
 };
 
 /* Table order is the order protocol_events_to_json() emits: stable for tests and humans. */
@@ -50,8 +53,8 @@ static const struct {
         uint32_t bit;
         const char *name;
 } event_table[] = {
-        { EVD_EVENT_IN, "in" },   { EVD_EVENT_PRI, "pri" }, { EVD_EVENT_OUT, "out" },
-        { EVD_EVENT_ERR, "err" }, { EVD_EVENT_HUP, "hup" }, { EVD_EVENT_RDHUP, "rdhup" },
+        {EVD_EVENT_IN, "in"},   {EVD_EVENT_PRI, "pri"}, {EVD_EVENT_OUT, "out"},
+        {EVD_EVENT_ERR, "err"}, {EVD_EVENT_HUP, "hup"}, {EVD_EVENT_RDHUP, "rdhup"},
 };
 
 /**
@@ -196,5 +199,26 @@ int protocol_tag_check(const json_t *tag) {
                 return -EINVAL;
         if (size > EVD_MAX_TAG)
                 return -EMSGSIZE;
+        return 0;
+}
+
+int protocol_default_socket_path(char **ret) {
+        const char *env = getenv("EVD_SOCKET"), *runtime;
+        char *path = NULL;
+
+        if (env && *env)
+                path = strdup(env);
+        else if (geteuid() == 0)
+                path = strdup(EVD_SYSTEM_SOCKET);
+        else {
+                runtime = getenv("XDG_RUNTIME_DIR");
+                if (!runtime || runtime[0] != '/')
+                        return -ENXIO;
+                if (asprintf(&path, "%s/evd/evd.sock", runtime) < 0)
+                        path = NULL;
+        }
+        if (!path)
+                return -ENOMEM;
+        *ret = path;
         return 0;
 }

@@ -25,12 +25,12 @@ enum {
         EVD_ERR_NO_SUCH_WATCH = -32001,
         EVD_ERR_NO_SUCH_TIMER = -32002,
         EVD_ERR_BAD_FD = -32003,
-        EVD_ERR_QUOTA = -32004,         /* a per-client or per-uid limit */
+        EVD_ERR_QUOTA = -32004, /* a per-client or per-uid limit */
         EVD_ERR_PERMISSION = -32005,
         EVD_ERR_FDS_TRUNCATED = -32006, /* MSG_CTRUNC: more fds than EVD_MAX_FDS */
         EVD_ERR_TOO_LARGE = -32007,     /* MSG_TRUNC, or a reply larger than EVD_MAX_PACKET */
         EVD_ERR_SHUTTING_DOWN = -32008,
-        EVD_ERR_NO_FDS = -32009,        /* the daemon itself is out of file descriptors */
+        EVD_ERR_NO_FDS = -32009, /* the daemon itself is out of file descriptors */
 };
 
 /* Event bits: the poll(2) values on Linux, so they pass straight to poll/epoll/io_uring. */
@@ -53,3 +53,11 @@ int protocol_events_from_json(const json_t *array, uint32_t requestable_mask, ui
 json_t *protocol_events_to_json(uint32_t events);
 
 int protocol_tag_check(const json_t *tag);
+
+/* The system instance's socket; socket activation (systemd/evd.socket) uses the same. */
+#define EVD_SYSTEM_SOCKET "/run/evd/evd.sock"
+
+/** protocol_default_socket_path() - where daemon and clients meet unless told otherwise:
+ * $EVD_SOCKET, else EVD_SYSTEM_SOCKET for root, else $XDG_RUNTIME_DIR/evd/evd.sock.
+ * Return: 0 with a malloc()ed path, -ENXIO if no rule applies (no XDG_RUNTIME_DIR). */
+int protocol_default_socket_path(char **ret);

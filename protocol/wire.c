@@ -49,7 +49,7 @@ typedef union WireControl {
 
 /* 1 if the peer has hung up and no packet with bytes is left to read, 0 if not, -errno. */
 static int wire_peer_gone(int sock) {
-        struct pollfd p = { .fd = sock, .events = POLLIN | POLLRDHUP };
+        struct pollfd p = {.fd = sock, .events = POLLIN | POLLRDHUP};
         int queued = 0;
 
         if (poll(&p, 1, 0) < 0)
@@ -112,7 +112,7 @@ static int wire_collect_fds(struct msghdr *mh, FdList *fds) {
  */
 int wire_recv(int sock, void *buf, size_t size, FdList *ret_fds, WirePacket *ret) {
         WireControl control;
-        struct iovec iov = { .iov_base = buf, .iov_len = size };
+        struct iovec iov = {.iov_base = buf, .iov_len = size};
         struct msghdr mh = {
                 .msg_iov = &iov,
                 .msg_iovlen = 1,
@@ -179,7 +179,7 @@ int wire_recv_blocking(int sock, void *buf, size_t size, FdList *ret_fds, WirePa
         int64_t deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : -1;
 
         for (;;) {
-                struct pollfd p = { .fd = sock, .events = POLLIN };
+                struct pollfd p = {.fd = sock, .events = POLLIN};
                 int r, wait = -1;
 
                 r = wire_recv(sock, buf, size, ret_fds, ret);
@@ -199,8 +199,8 @@ int wire_recv_blocking(int sock, void *buf, size_t size, FdList *ret_fds, WirePa
 
 static int wire_sendmsg(int sock, const void *buf, size_t len, const int *fds, size_t n_fds) {
         WireControl control;
-        struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 
         if (len > EVD_MAX_PACKET || n_fds > EVD_MAX_FDS)
                 return -EMSGSIZE;
@@ -255,7 +255,7 @@ int wire_send(int sock, const void *buf, size_t len, const int *fds, size_t n_fd
  */
 int wire_send_blocking(int sock, const void *buf, size_t len, const int *fds, size_t n_fds) {
         for (;;) {
-                struct pollfd p = { .fd = sock, .events = POLLOUT };
+                struct pollfd p = {.fd = sock, .events = POLLOUT};
                 int r;
 
                 r = wire_sendmsg(sock, buf, len, fds, n_fds);

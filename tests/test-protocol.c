@@ -68,8 +68,8 @@ static int raw_send(int sock, const void *buf, size_t len, int fd, size_t n_fds)
                 struct cmsghdr align;
                 uint8_t buf[CMSG_SPACE(sizeof(int) * 300)];
         } control;
-        struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
         struct cmsghdr *c;
 
         ck_assert_uint_le(n_fds, 300);
@@ -209,7 +209,7 @@ START_TEST(test_events_to_json) {
 
         /* Every non-empty requestable set survives a round trip. */
         for (uint32_t set = 1; set < 16; set++) {
-                static const uint32_t bits[] = { POLLIN, POLLPRI, POLLOUT, POLLRDHUP };
+                static const uint32_t bits[] = {POLLIN, POLLPRI, POLLOUT, POLLRDHUP};
                 uint32_t events = 0, back = 0;
 
                 for (unsigned i = 0; i < 4; i++)
@@ -672,7 +672,7 @@ START_TEST(test_wire_no_fd_list) {
         fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         ck_assert_int_ge(fd, 0);
         base = count_fds();
-        ck_assert_int_eq(wire_send(sv[0], "x", 1, (int[]){ fd, fd, fd }, 3), 0);
+        ck_assert_int_eq(wire_send(sv[0], "x", 1, (int[]){fd, fd, fd}, 3), 0);
         ck_assert_int_eq(wire_recv(sv[1], rbuf, sizeof(rbuf), NULL, &p), 0);
         ck_assert_uint_eq(p.len, 1);
         ck_assert(!p.fds_truncated);
@@ -856,10 +856,10 @@ START_TEST(test_parse_utf8_nul) {
 
         ck_assert_int_eq(parse_s("[\"\xff\"]", &e), -EBADMSG);
         ck_assert_int_eq(json_error_code(&e), json_error_invalid_utf8);
-        ck_assert_int_eq(parse_s("[\"\xc0\xaf\"]", &e), -EBADMSG);       /* overlong '/' */
-        ck_assert_int_eq(parse_s("[\"\xed\xa0\x80\"]", &e), -EBADMSG);   /* a surrogate */
-        ck_assert_int_eq(parse_s("[\"\xc3\"]", &e), -EBADMSG);           /* cut short */
-        ck_assert_int_eq(parse_s("{\"\xfe\":1}", &e), -EBADMSG);         /* in a key */
+        ck_assert_int_eq(parse_s("[\"\xc0\xaf\"]", &e), -EBADMSG);     /* overlong '/' */
+        ck_assert_int_eq(parse_s("[\"\xed\xa0\x80\"]", &e), -EBADMSG); /* a surrogate */
+        ck_assert_int_eq(parse_s("[\"\xc3\"]", &e), -EBADMSG);         /* cut short */
+        ck_assert_int_eq(parse_s("{\"\xfe\":1}", &e), -EBADMSG);       /* in a key */
 
         ck_assert_int_eq(parse_s("[\"a\\u0000b\"]", &e), -EBADMSG);
         ck_assert_int_eq(json_error_code(&e), json_error_null_character);
@@ -1095,7 +1095,7 @@ START_TEST(test_request_huge_id) {
 END_TEST
 
 START_TEST(test_params_known) {
-        static const char *const known[] = { "fd", "events", "mode", "tag", NULL };
+        static const char *const known[] = {"fd", "events", "mode", "tag", NULL};
         const char *key = NULL;
         json_t *p;
 
@@ -1176,7 +1176,7 @@ START_TEST(test_build_notification_request) {
         json_t *m;
 
         m = jsonrpc_notification("ready", json_pack("{s:i,s:n,s:[s],s:i}", "watch", 3, "tag",
-                                                     "events", "in", "count", 1));
+                                                    "events", "in", "count", 1));
         assert_encodes(m, "{\"jsonrpc\":\"2.0\",\"method\":\"ready\",\"params\":{\"watch\":3,"
                           "\"tag\":null,\"events\":[\"in\"],\"count\":1}}");
         json_decref(m);
@@ -1273,9 +1273,8 @@ START_TEST(test_response_check) {
         JsonRpcResponse r;
         json_t *msg;
 
-        ck_assert_int_eq(check_resp("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"watch\":4}}", &r,
-                                    &msg),
-                         0);
+        ck_assert_int_eq(
+                check_resp("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"watch\":4}}", &r, &msg), 0);
         ck_assert_int_eq(r.kind, JSONRPC_RESULT);
         ck_assert_int_eq(json_integer_value(r.id), 1);
         ck_assert_int_eq(json_integer_value(json_object_get(r.result, "watch")), 4);

@@ -1,0 +1,476 @@
+/* conn.c - one client connection
+ *
+ * Input: the socket is an edge-mode source; each wakeup reads up to CONN_READ_BUDGET
+ * packets (fairness between clients) and stops early while the client's unsent output
+ * exceeds CONN_PAUSE_BYTES (back-pressure: a client that pipelines requests without
+ * reading replies is paused, not fed memory). Left-over input is picked up by the
+ * daemon's work pass, since an edge source will not report it again.
+ *
+ * Output: a reply is sent at once when nothing is queued before it, else appended to `out`
+ * (replies keep request order); notifications are queued structured and sent by the work
+ * pass, once per iteration. Every fd of a packet is owned by its FdList until a request
+ * takes it; whatever is left is closed when the packet is done.
+ *
+ * Closing is deferred to the end of the work pass of the same iteration (conn_close()), so
+ * that no callback, list walk or batch ever sees a freed connection.
+ */
+
+#include "conn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "engine.h"
+#include "jsonrpc.h"
+#include "macro.h"
+#include "methods.h"
+#include "notify.h"
+#include "watch.h"
+#include "wire.h"
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
+/* Larger batches are refused whole: each request costs a reply, and the replies of a
+ * batch must come back in (at most a few) packets. */
+#define MAX_BATCH 1024
+#define MAX_GROUPS 256
+
+LogContext conn_log_context(const Conn *c) {
+        return (LogContext){ .client_id = c->id, .pid = c->pid, .uid = c->uid, .has_peer = true };
+}
+
+bool conn_has_output(const Conn *c) {
+        return list_first(&c->out) || list_first(&c->notices);
+}
+
+void conn_mark_dirty(Conn *c) {
+        if (!list_node_linked(&c->dirty_link))
+                list_append(&c->daemon->dirty, &c->dirty_link);
+        daemon_schedule(c->daemon);
+}
+
+static void set_want_out(Conn *c, bool on) {
+        if (c->want_out == on || c->closing)
+                return;
+        c->want_out = on;
+        (void)source_io_modify(c->source, ENGINE_IN | ENGINE_RDHUP | (on ? ENGINE_OUT : 0), ENGINE_EDGE);
+}
+
+int conn_queue_packet(Conn *c, const void *data, size_t len) {
+        Daemon *d = c->daemon;
+        OutPacket *p;
+
+        if (c->closing)
+                return -ECONNRESET;
+        if (c->queued_bytes + len > d->config.limits.queued_bytes) {
+                conn_close(c, "output limit exceeded: the client does not read its replies", true);
+                return -ENOBUFS;
+        }
+        p = malloc(sizeof(*p) + len);
+        if (!p) {
+                conn_close(c, "out of memory queueing a reply", true);
+                return -ENOMEM;
+        }
+        p->len = len;
+        memcpy(p->data, data, len);
+        list_append(&c->out, &p->link);
+        c->queued_bytes += len;
+        conn_mark_dirty(c);
+        return 0;
+}
+
+static int conn_send_or_queue(Conn *c, const void *data, size_t len) {
+        Daemon *d = c->daemon;
+        int r;
+
+        if (c->closing)
+                return -ECONNRESET;
+        if (list_first(&c->out) || c->want_out)
+                return conn_queue_packet(c, data, len);
+        r = wire_send(c->fd, data, len, NULL, 0);
+        if (r == -EAGAIN)
+                return conn_queue_packet(c, data, len);
+        if (r < 0) {
+                conn_close(c, "send failed", r != -EPIPE && r != -ECONNRESET);
+                return r;
+        }
+        d->stats.packets_out++;
+        d->stats.bytes_out += len;
+        return 0;
+}
+
+static json_t *error_reply(Conn *c, json_t *id, int code, const char *param, const char *why) {
+        c->daemon->stats.errors++;
+        return jsonrpc_error(id, code, NULL, why || param ? jsonrpc_error_data(param, why) : NULL);
+}
+
+/* The id of a reply object, for replacing it with an error (borrowed). */
+static json_t *reply_id(json_t *reply) {
+        json_t *id = json_is_object(reply) ? json_object_get(reply, "id") : NULL;
+        return id;
+}
+
+int conn_queue_json(Conn *c, json_t *v, json_t *id) {
+        Daemon *d = c->daemon;
+        size_t len;
+        int r;
+
+        r = jsonrpc_encode(v, d->encode_buf, sizeof(d->encode_buf), &len);
+        if (r == -EMSGSIZE && json_is_array(v) && json_array_size(v) > 1) {
+                /* A batch reply too big for one packet goes out as several arrays, in order. */
+                size_t n = json_array_size(v), half = n / 2;
+                json_auto_t *first = json_array(), *second = json_array();
+
+                if (!first || !second)
+                        return -ENOMEM;
+                for (size_t i = 0; i < n; i++)
+                        (void)json_array_append(i < half ? first : second, json_array_get(v, i));
+                r = conn_queue_json(c, first, NULL);
+                if (r < 0)
+                        return r;
+                return conn_queue_json(c, second, NULL);
+        }
+        if (r == -EMSGSIZE) {
+                json_auto_t *err = NULL;
+
+                if (json_is_array(v))
+                        v = json_array_get(v, 0);
+                err = error_reply(c, id ? id : reply_id(v), EVD_ERR_TOO_LARGE, NULL,
+                                  "the reply does not fit in one packet");
+                if (!err)
+                        return -ENOMEM;
+                r = jsonrpc_encode(err, d->encode_buf, sizeof(d->encode_buf), &len);
+        }
+        if (r < 0)
+                return r;
+        return conn_send_or_queue(c, d->encode_buf, len);
+}
+
+/* One request object of a packet. Returns the reply or NULL (notification). */
+static json_t *handle_request(Conn *c, json_t *msg, FdList *fds, bool fds_truncated) {
+        Daemon *d = c->daemon;
+        JsonRpcRequest req = { 0 };
+        const char *why = NULL;
+        int code = EVD_ERR_INVALID_REQUEST;
+
+        if (jsonrpc_request_check(msg, &req, &code, &why) < 0)
+                return error_reply(c, req.id, code, NULL, why);
+        c->requests++;
+        d->stats.requests++;
+        if (fds_truncated)
+                /* The kernel dropped fds: running the request could act on the wrong ones. */
+                return req.id ? error_reply(c, req.id, EVD_ERR_FDS_TRUNCATED, NULL,
+                                            "more than 32 fds on the packet; none was kept")
+                              : NULL;
+        if (d->shutting_down)
+                return req.id ? error_reply(c, req.id, EVD_ERR_SHUTTING_DOWN, NULL, NULL) : NULL;
+        return methods_call(c, &req, fds);
+}
+
+static void handle_packet(Conn *c, const WirePacket *pkt, FdList *fds) {
+        Daemon *d = c->daemon;
+        json_auto_t *msg = NULL, *reply = NULL;
+        json_error_t jerr;
+        int r;
+
+        d->stats.packets_in++;
+        d->stats.bytes_in += pkt->len;
+        d->stats.fds_in += fds->n;
+        if (pkt->truncated) {
+                reply = error_reply(c, NULL, EVD_ERR_TOO_LARGE, NULL, "packet larger than 65536 bytes");
+                goto out;
+        }
+        if (pkt->len == 0)
+                return; /* an empty packet carries no request (PROTOCOL.md 1.1) */
+        r = jsonrpc_parse(d->recv_buf, pkt->len, &msg, &jerr);
+        if (r == -EINVAL) {
+                reply = error_reply(c, NULL, EVD_ERR_INVALID_REQUEST, NULL, "not an object or an array");
+                goto out;
+        }
+        if (r < 0) {
+                reply = error_reply(c, NULL, pkt->fds_truncated ? EVD_ERR_FDS_TRUNCATED : EVD_ERR_PARSE, NULL,
+                                    r == -EBADMSG ? jerr.text : "cannot parse");
+                goto out;
+        }
+        if (json_is_object(msg)) {
+                reply = handle_request(c, msg, fds, pkt->fds_truncated);
+                goto out;
+        }
+        if (json_array_size(msg) == 0) {
+                reply = error_reply(c, NULL, EVD_ERR_INVALID_REQUEST, NULL, "empty batch");
+                goto out;
+        }
+        if (json_array_size(msg) > MAX_BATCH) {
+                reply = error_reply(c, NULL, EVD_ERR_INVALID_REQUEST, NULL, "batch of more than 1024 requests");
+                goto out;
+        }
+        reply = json_array();
+        if (!reply)
+                goto out;
+        for (size_t i = 0; i < json_array_size(msg) && !c->closing; i++) {
+                json_t *one = handle_request(c, json_array_get(msg, i), fds, pkt->fds_truncated);
+                if (one && json_array_append_new(reply, one) < 0)
+                        break;
+        }
+        if (json_array_size(reply) == 0)
+                return;
+out:
+        if (reply && !c->closing)
+                (void)conn_queue_json(c, reply, NULL);
+}
+
+void conn_read(Conn *c) {
+        Daemon *d = c->daemon;
+
+        for (int i = 0; i < CONN_READ_BUDGET; i++) {
+                _cleanup_fd_list_ FdList fds = FD_LIST_NULL;
+                WirePacket pkt;
+                int r;
+
+                if (c->closing || c->eof)
+                        return;
+                if (c->queued_bytes >= CONN_PAUSE_BYTES) {
+                        c->input_pending = true; /* resumed by conn_flush() */
+                        return;
+                }
+                r = wire_recv(c->fd, d->recv_buf, sizeof(d->recv_buf) - 1, &fds, &pkt);
+                if (r == -EAGAIN) {
+                        c->input_pending = false;
+                        return;
+                }
+                if (r < 0) {
+                        conn_close(c, "receive failed", r != -ECONNRESET);
+                        return;
+                }
+                if (pkt.eof) {
+                        c->eof = true;
+                        c->input_pending = false;
+                        if (!conn_has_output(c))
+                                conn_close(c, "disconnected", false);
+                        return;
+                }
+                handle_packet(c, &pkt, &fds);
+        }
+        c->input_pending = true;
+        conn_mark_dirty(c);
+}
+
+void conn_flush(Conn *c) {
+        Daemon *d = c->daemon;
+        ListNode *node;
+        int r;
+
+        if (c->closing)
+                return;
+        while ((node = list_first(&c->out))) {
+                OutPacket *p = container_of(node, OutPacket, link);
+
+                r = wire_send(c->fd, p->data, p->len, NULL, 0);
+                if (r == -EAGAIN) {
+                        set_want_out(c, true);
+                        return;
+                }
+                if (r < 0) {
+                        conn_close(c, "send failed", r != -EPIPE && r != -ECONNRESET);
+                        return;
+                }
+                d->stats.packets_out++;
+                d->stats.bytes_out += p->len;
+                list_remove(&c->out, node);
+                c->queued_bytes -= p->len;
+                free(p);
+        }
+        if (list_first(&c->notices)) {
+                r = notify_flush(c);
+                if (r == -EAGAIN) {
+                        set_want_out(c, true);
+                        return;
+                }
+                if (r < 0) {
+                        if (!c->closing)
+                                conn_close(c, "send failed", r != -EPIPE && r != -ECONNRESET);
+                        return;
+                }
+        }
+        set_want_out(c, false);
+        if (c->eof)
+                conn_close(c, "disconnected", false);
+        else if (c->input_pending)
+                conn_mark_dirty(c); /* paused or over budget: the work pass reads on */
+}
+
+static int conn_io_cb(EngineSource *s, int fd, uint32_t revents, void *userdata) {
+        Conn *c = userdata;
+
+        if (c->closing)
+                return 0;
+        if (revents & ENGINE_OUT)
+                conn_flush(c);
+        if (revents & (ENGINE_IN | ENGINE_HUP | ENGINE_ERR | ENGINE_RDHUP))
+                conn_read(c);
+        return 0;
+}
+
+/* Race-free pid where the kernel has SO_PEERPIDFD (6.5): the pidfd pins the process, and
+ * its fdinfo says which pid it has in our namespace (-1 once it exited). */
+static pid_t peer_pid_from_pidfd(int fd, pid_t fallback) {
+        _cleanup_close_ int pidfd = -1;
+        _cleanup_(fclosep) FILE *f = NULL;
+        socklen_t len = sizeof(pidfd);
+        char path[64], line[128];
+        int pid;
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0 || pidfd < 0)
+                return fallback;
+        snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
+        f = fopen(path, "re");
+        if (!f)
+                return fallback;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "Pid: %d", &pid) == 1)
+                        return pid > 0 ? pid : fallback;
+        return fallback;
+}
+
+static void refuse(Daemon *d, int fd, int code, const char *why) {
+        json_auto_t *err = jsonrpc_error(NULL, code, NULL, jsonrpc_error_data(NULL, why));
+        size_t len;
+
+        d->stats.refused++;
+        if (err && jsonrpc_encode(err, d->encode_buf, sizeof(d->encode_buf), &len) >= 0)
+                (void)wire_send(fd, d->encode_buf, len, NULL, 0);
+}
+
+int conn_new(Daemon *d, int fd_consumed, Conn **ret) {
+        _cleanup_close_ int fd = fd_consumed;
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        gid_t groups[MAX_GROUPS];
+        socklen_t glen = sizeof(groups);
+        size_t n_groups = 0;
+        UidUsage *usage;
+        Conn *c;
+        int r;
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+                return -errno;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0)
+                n_groups = glen / sizeof(gid_t);
+        if (d->conns.n >= d->config.limits.clients) {
+                refuse(d, fd, EVD_ERR_QUOTA, "too many clients");
+                log_full(LOG_WARNING, 0, &(LogContext){ .pid = cred.pid, .uid = cred.uid, .has_peer = true },
+                         "Refusing a client: %u clients connected (max-clients)", d->config.limits.clients);
+                return -EDQUOT;
+        }
+        usage = daemon_usage(d, cred.uid);
+        if (!usage)
+                return -ENOMEM;
+        if (usage->clients >= d->config.limits.clients_per_uid) {
+                refuse(d, fd, EVD_ERR_QUOTA, "too many clients for this user");
+                log_full(LOG_WARNING, 0, &(LogContext){ .pid = cred.pid, .uid = cred.uid, .has_peer = true },
+                         "Refusing a client: its user has %u connections (max-clients-per-uid)", usage->clients);
+                daemon_usage_put(d, usage);
+                return -EDQUOT;
+        }
+
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                daemon_usage_put(d, usage);
+                return -ENOMEM;
+        }
+        c->daemon = d;
+        c->fd = -1;
+        c->id = ++d->next_client_id;
+        c->pid = peer_pid_from_pidfd(fd, cred.pid);
+        c->uid = cred.uid;
+        c->gid = cred.gid;
+        c->usage = usage;
+        usage->clients++;
+        c->connected_at = engine_now(d->engine, ENGINE_CLOCK_MONOTONIC);
+        list_init(&c->watches);
+        list_init(&c->timers);
+        list_init(&c->out);
+        list_init(&c->notices);
+        list_append(&d->conns, &c->link);
+        if (n_groups > 0) {
+                c->groups = malloc(n_groups * sizeof(gid_t));
+                if (c->groups) {
+                        memcpy(c->groups, groups, n_groups * sizeof(gid_t));
+                        c->n_groups = n_groups;
+                }
+        }
+        c->admin = daemon_is_admin(d, c->uid, c->gid, c->groups, c->n_groups);
+        r = engine_add_io(d->engine, &c->source, fd, ENGINE_IN | ENGINE_RDHUP, ENGINE_EDGE, conn_io_cb, c);
+        if (r < 0) {
+                (void)conn_free(c);
+                return r;
+        }
+        c->fd = TAKE_FD(fd);
+        d->stats.accepted++;
+        daemon_counts_changed(d);
+        log_full(LOG_DEBUG, 0, &(LogContext){ .client_id = c->id, .pid = c->pid, .uid = c->uid, .has_peer = true },
+                 "Client connected%s", c->admin ? " (admin)" : "");
+        if (ret)
+                *ret = c;
+        return 0;
+}
+
+void conn_close(Conn *c, const char *reason, bool abnormal) {
+        Daemon *d = c->daemon;
+        LogContext ctx = conn_log_context(c);
+
+        if (c->closing)
+                return;
+        c->closing = true;
+        c->close_reason = reason;
+        if (abnormal) {
+                d->stats.disconnected++;
+                log_full(LOG_NOTICE, 0, &ctx, "Dropping client: %s", reason);
+        } else
+                log_full(LOG_DEBUG, 0, &ctx, "Client %s", reason);
+        /* No more wakeups; the watches' callbacks check `closing` until the work pass. */
+        (void)source_set_enabled(c->source, false);
+        list_append(&d->doomed, &c->doomed_link);
+        daemon_schedule(d);
+}
+
+Conn *conn_free(Conn *c) {
+        Daemon *d;
+        ListNode *node;
+
+        if (!c)
+                return NULL;
+        d = c->daemon;
+        while ((node = list_first(&c->watches)))
+                (void)watch_free(container_of(node, Watch, link));
+        while ((node = list_first(&c->timers)))
+                (void)client_timer_free(container_of(node, ClientTimer, link));
+        notify_drop_all(c);
+        while ((node = list_first(&c->out))) {
+                list_remove(&c->out, node);
+                free(container_of(node, OutPacket, link));
+        }
+        (void)source_free(c->source);
+        (void)safe_close(c->fd);
+        list_remove(&d->conns, &c->link);
+        list_remove(&d->dirty, &c->dirty_link);
+        list_remove(&d->doomed, &c->doomed_link);
+        list_remove(&d->monitors, &c->monitor_link);
+        c->usage->clients--;
+        daemon_usage_put(d, c->usage);
+        idmap_deinit(&c->watch_map);
+        idmap_deinit(&c->timer_map);
+        daemon_counts_changed(d);
+        free(c->groups);
+        free(c->name);
+        free(c);
+        return NULL;
+}

@@ -1,0 +1,91 @@
+#pragma once
+/* conn.h - one client connection: credentials, input, output queue, its watches and timers */
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "idmap.h"
+#include "list.h"
+#include "log.h"
+
+typedef struct Daemon Daemon;
+typedef struct EngineSource EngineSource;
+typedef struct UidUsage UidUsage;
+
+/* An encoded packet waiting for the socket: replies, in request order, and monitor copies. */
+typedef struct OutPacket {
+        ListNode link;
+        size_t len;
+        char data[];
+} OutPacket;
+
+typedef struct Conn {
+        Daemon *daemon;
+        ListNode link;         /* daemon->conns */
+        ListNode dirty_link;   /* daemon->dirty */
+        ListNode doomed_link;  /* daemon->doomed, once closing */
+        ListNode monitor_link; /* daemon->monitors */
+        uint64_t id;
+        int fd;
+        EngineSource *source;
+
+        pid_t pid;
+        uid_t uid;
+        gid_t gid;
+        bool admin;
+        gid_t *groups; /* supplementary groups (SO_PEERGROUPS), to re-check admin on reload */
+        size_t n_groups;
+        char *name; /* from hello */
+        uint64_t connected_at; /* monotonic ns */
+        UidUsage *usage;
+
+        List watches; /* Watch.link */
+        IdMap watch_map;
+        List timers;  /* ClientTimer.link */
+        IdMap timer_map;
+
+        List out;     /* OutPacket */
+        List notices; /* Notice, oldest first */
+        size_t queued_bytes;
+        bool want_out;      /* a send hit EAGAIN: polling for POLLOUT */
+        bool input_pending; /* stopped reading before EAGAIN (bound or backpressure) */
+        bool closing;
+        bool eof;           /* the client shut down its side: close once output is sent */
+        bool monitor;
+        const char *close_reason;
+
+        uint64_t requests;
+        uint64_t notifications;
+        uint64_t monitor_dropped;
+} Conn;
+
+/* Stop reading a client's requests while this much output waits for it; resume at half. */
+#define CONN_PAUSE_BYTES (256u * 1024u)
+/* Packets read from one client per wakeup before others get their turn. */
+#define CONN_READ_BUDGET 32
+/* What a queued notice counts against the output limit (it is not encoded yet). */
+#define CONN_NOTICE_COST 128u
+
+/** conn_new() - a client on accepted socket @fd (consumed, even on failure).
+ * Return: 0, -EDQUOT (a client limit; reply already sent), or -errno. */
+int conn_new(Daemon *d, int fd, Conn **ret);
+/** conn_close() - drop the client at the end of this iteration's work pass (safe from any
+ * callback); logs @reason at notice level unless it is an ordinary disconnect. */
+void conn_close(Conn *c, const char *reason, bool abnormal);
+Conn *conn_free(Conn *c);
+/** conn_read() - read and answer up to CONN_READ_BUDGET packets. */
+void conn_read(Conn *c);
+/** conn_flush() - send what is queued until done or EAGAIN. */
+void conn_flush(Conn *c);
+/** conn_queue_packet() - queue an encoded packet (copied). Return: 0, -ENOBUFS over the
+ * limit (the client is then being closed), -ENOMEM. */
+int conn_queue_packet(Conn *c, const void *data, size_t len);
+/** conn_queue_json() - encode @v (borrowed) and queue it; a value too large for one packet
+ * becomes a TOO_LARGE error for @id (borrowed). */
+int conn_queue_json(Conn *c, json_t *v, json_t *id);
+void conn_mark_dirty(Conn *c);
+/** conn_has_output() */
+bool conn_has_output(const Conn *c);
+LogContext conn_log_context(const Conn *c);

@@ -1,0 +1,306 @@
+/* daemon.c - lifecycle, signals, service manager integration and the per-iteration work pass
+ *
+ * The work pass is one defer source: it runs after the io callbacks and timers of an
+ * iteration, reads input that a client left over (budget, back-pressure), flushes every
+ * dirty client's output in one go (so notifications of one iteration share packets), and
+ * frees the clients that closed during the iteration. It disables itself on entry; anything
+ * that needs it again re-enables it, which keeps the loop from blocking in between.
+ *
+ * systemd: READY=1 once listening; STATUS= with the counts, refreshed at most once a
+ * second; RELOADING=1/READY=1 around SIGHUP; STOPPING=1 at shutdown; WATCHDOG=1 from an
+ * engine timer at half the watchdog interval, so a wedged loop really stops the pings.
+ */
+
+#include "daemon.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+#include "macro.h"
+#include "notify.h"
+
+#define STATUS_INTERVAL_NS NSEC_PER_SEC
+#define SHUTDOWN_GRACE_NS (3 * NSEC_PER_SEC)
+
+UidUsage *daemon_usage(Daemon *d, uid_t uid) {
+        UidUsage *u = idmap_get(&d->uids, (uint64_t)uid + 1);
+
+        if (u)
+                return u;
+        u = calloc(1, sizeof(*u));
+        if (!u)
+                return NULL;
+        u->uid = uid;
+        if (idmap_put(&d->uids, (uint64_t)uid + 1, u) < 0) {
+                free(u);
+                return NULL;
+        }
+        return u;
+}
+
+/* Forget a uid's record once it holds nothing, so that many short-lived users do not
+ * leave records behind. */
+void daemon_usage_put(Daemon *d, UidUsage *u) {
+        if (u->clients == 0 && u->watches == 0 && u->timers == 0) {
+                (void)idmap_remove(&d->uids, (uint64_t)u->uid + 1);
+                free(u);
+        }
+}
+
+void daemon_schedule(Daemon *d) {
+        if (d->work)
+                (void)source_set_enabled(d->work, true);
+}
+
+void daemon_counts_changed(Daemon *d) {
+        d->status_dirty = true;
+}
+
+bool daemon_is_admin(Daemon *d, uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups) {
+        if (uid == 0 || uid == geteuid())
+                return true;
+        if (!d->config.has_admin_gid)
+                return false;
+        if (gid == d->config.admin_gid)
+                return true;
+        for (size_t i = 0; i < n_groups; i++)
+                if (groups[i] == d->config.admin_gid)
+                        return true;
+        return false;
+}
+
+uint64_t daemon_uptime_ns(Daemon *d) {
+        return engine_now(d->engine, ENGINE_CLOCK_MONOTONIC) - d->started_mono;
+}
+
+static void notify_status(Daemon *d) {
+        d->status_dirty = false;
+        (void)sd_notifyf(false, "STATUS=%s%u clients, %u watches, %u timers (%s)",
+                         d->shutting_down ? "Shutting down: " : "", (unsigned)(d->conns.n - d->doomed.n),
+                         d->n_watches, d->n_timers, engine_backend_name(d->engine));
+}
+
+static int status_cb(EngineSource *s, uint64_t expirations, void *userdata) {
+        Daemon *d = userdata;
+
+        if (d->status_dirty)
+                notify_status(d);
+        return 0;
+}
+
+static int watchdog_cb(EngineSource *s, uint64_t expirations, void *userdata) {
+        (void)sd_notify(false, "WATCHDOG=1");
+        return 0;
+}
+
+static bool all_flushed(Daemon *d) {
+        Conn *c;
+
+        LIST_FOREACH(Conn, link, c, &d->conns)
+                if (!c->closing && conn_has_output(c))
+                        return false;
+        return true;
+}
+
+static int work_cb(EngineSource *s, void *userdata) {
+        Daemon *d = userdata;
+        ListNode *node;
+        Conn *c;
+
+        List batch;
+
+        /* Clients made dirty while this pass runs wait for the next one (which the loop
+         * then does not block before): no client can keep the pass going forever. */
+        (void)source_set_enabled(s, false);
+        list_init(&batch);
+        list_splice(&batch, &d->dirty);
+        if (d->server.accept_pending)
+                server_accept(&d->server);
+        while ((node = list_first(&batch))) {
+                c = container_of(node, Conn, dirty_link);
+                list_remove(&batch, node);
+                if (c->closing)
+                        continue;
+                if (c->input_pending && c->queued_bytes < CONN_PAUSE_BYTES / 2)
+                        conn_read(c);
+                conn_flush(c);
+        }
+        while ((node = list_first(&d->doomed)))
+                (void)conn_free(container_of(node, Conn, doomed_link));
+        if (d->shutting_down && all_flushed(d))
+                engine_exit(d->engine, 0);
+        return 0;
+}
+
+static int shutdown_deadline_cb(EngineSource *s, uint64_t expirations, void *userdata) {
+        Daemon *d = userdata;
+
+        log_warning("Shutdown grace period over; %u clients did not read everything", (unsigned)d->conns.n);
+        engine_exit(d->engine, 0);
+        return 0;
+}
+
+void daemon_shutdown(Daemon *d, const char *reason) {
+        Conn *c;
+
+        if (d->shutting_down)
+                return;
+        d->shutting_down = true;
+        log_info("Shutting down (%s)", reason);
+        (void)sd_notify(false, "STOPPING=1");
+        notify_status(d);
+        server_stop_listening(&d->server);
+        LIST_FOREACH(Conn, link, c, &d->conns)
+                if (!c->closing)
+                        notify_shutdown(c, reason);
+        (void)engine_add_timer_after(d->engine, &d->shutdown_deadline, SHUTDOWN_GRACE_NS, 0, shutdown_deadline_cb, d);
+        daemon_schedule(d);
+}
+
+static void recompute_admins(Daemon *d) {
+        Conn *c;
+
+        LIST_FOREACH(Conn, link, c, &d->conns)
+                c->admin = daemon_is_admin(d, c->uid, c->gid, c->groups, c->n_groups);
+}
+
+static void daemon_reload(Daemon *d) {
+        struct timespec ts;
+        int r;
+
+        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+        (void)sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%llu",
+                         (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+        r = config_load(&d->config, d->config_path, d->cli, d->n_cli);
+        if (r < 0)
+                log_error("Reload failed; keeping the running configuration");
+        else {
+                log_set_max_level(d->config.log_level);
+                recompute_admins(d);
+                log_info("Configuration reloaded%s%s", d->config_path ? " from " : "",
+                         d->config_path ? d->config_path : "");
+        }
+        (void)sd_notify(false, "READY=1");
+        notify_status(d);
+}
+
+static int signal_cb(EngineSource *s, const struct signalfd_siginfo *si, void *userdata) {
+        Daemon *d = userdata;
+
+        if (si->ssi_signo == SIGHUP)
+                daemon_reload(d);
+        else
+                daemon_shutdown(d, "signal");
+        return 0;
+}
+
+/* Every watch costs the daemon an fd: take all that the hard limit allows. */
+static void raise_fd_limit(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+                return;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                log_warning_errno(-errno, "Cannot raise the fd limit to %llu", (unsigned long long)rl.rlim_max);
+}
+
+int daemon_new(Daemon **ret, const DaemonOptions *opts) {
+        Daemon *d;
+        EngineOptions eopts = { .backend = opts->backend };
+        uint64_t usec = 0;
+        int r;
+
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return -ENOMEM;
+        d->server = SERVER_NULL;
+        list_init(&d->conns);
+        list_init(&d->dirty);
+        list_init(&d->monitors);
+        list_init(&d->doomed);
+        config_init(&d->config);
+        if (opts->config_path && !(d->config_path = strdup(opts->config_path))) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        d->cli = opts->cli;
+        d->n_cli = opts->n_cli;
+        r = config_load(&d->config, d->config_path, d->cli, d->n_cli);
+        if (r < 0)
+                goto fail;
+        log_set_max_level(d->config.log_level);
+        raise_fd_limit();
+        (void)signal(SIGPIPE, SIG_IGN);
+
+        r = engine_new(&d->engine, &eopts);
+        if (r < 0) {
+                log_error_errno(r, "Cannot start the event engine");
+                goto fail;
+        }
+        d->started_mono = engine_now(d->engine, ENGINE_CLOCK_MONOTONIC);
+        d->started_real = engine_now(d->engine, ENGINE_CLOCK_REALTIME);
+        if ((r = engine_add_defer(d->engine, &d->work, work_cb, d)) < 0 ||
+            (r = engine_add_signal(d->engine, &d->sig_term, SIGTERM, signal_cb, d)) < 0 ||
+            (r = engine_add_signal(d->engine, &d->sig_int, SIGINT, signal_cb, d)) < 0 ||
+            (r = engine_add_signal(d->engine, &d->sig_hup, SIGHUP, signal_cb, d)) < 0 ||
+            (r = engine_add_timer_after(d->engine, NULL, STATUS_INTERVAL_NS, STATUS_INTERVAL_NS, status_cb, d)) < 0) {
+                log_error_errno(r, "Cannot set up the event loop");
+                goto fail;
+        }
+        (void)source_set_enabled(d->work, false);
+        if (sd_watchdog_enabled(false, &usec) > 0 && usec > 0) {
+                d->watchdog_usec = usec;
+                r = engine_add_timer_after(d->engine, &d->watchdog, 0, usec * NSEC_PER_USEC / 2, watchdog_cb, d);
+                if (r < 0)
+                        goto fail;
+        }
+        r = server_open(&d->server, d, opts->socket_path);
+        if (r < 0)
+                goto fail;
+        *ret = d;
+        return 0;
+fail:
+        (void)daemon_free(d);
+        return r;
+}
+
+Daemon *daemon_free(Daemon *d) {
+        ListNode *node;
+
+        if (!d)
+                return NULL;
+        while ((node = list_first(&d->conns)))
+                (void)conn_free(container_of(node, Conn, link));
+        server_close(&d->server);
+        /* The engine frees the sources still registered (work, signals, timers). */
+        d->engine = engine_free(d->engine);
+        idmap_deinit(&d->uids);
+        config_deinit(&d->config);
+        free(d->config_path);
+        free(d);
+        return NULL;
+}
+
+int daemon_run(Daemon *d) {
+        int r;
+
+        log_info("evd listening on %s (%s backend)", d->server.path ? d->server.path : "an activated socket",
+                 engine_backend_name(d->engine));
+        (void)sd_notify(false, "READY=1");
+        notify_status(d);
+        r = engine_run(d->engine);
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed");
+        return 0;
+}

@@ -1,0 +1,646 @@
+/* methods.c - one function per JSON-RPC method (protocol/PROTOCOL.md is the contract)
+ *
+ * Each method validates every parameter before it changes anything, so an error reply
+ * means nothing happened. A method reports failure by filling a MethodError (code, the
+ * parameter to blame, a static reason) and returning -1; methods_call() turns that into
+ * the error reply. Mutating methods act only on the caller's own objects, looked up in the
+ * caller's own maps: another client's id is indistinguishable from one that never existed.
+ */
+
+#include "methods.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "build-config.h"
+#include "config.h"
+#include "conn.h"
+#include "daemon.h"
+#include "macro.h"
+#include "watch.h"
+
+/* Values in seconds above this are refused: they would overflow nanosecond clocks' useful
+ * range and are certainly a mistake. */
+#define MAX_SECONDS 2147483648.0
+#define MIN_INTERVAL 0.001
+#define MAX_CLIENT_NAME 64
+#define LIST_DEFAULT_LIMIT 1000
+#define LIST_MAX_LIMIT 10000
+/* A listing stops before its reply would outgrow a packet; the rest comes with `offset`. */
+#define LIST_BYTE_BUDGET (EVD_MAX_PACKET - 1024)
+
+typedef struct MethodError {
+        int code;
+        const char *param;
+        const char *why;
+        json_t *data; /* extra members (limit), stolen */
+} MethodError;
+
+typedef int (*method_fn)(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err);
+
+static int fail(MethodError *err, int code, const char *param, const char *why) {
+        err->code = code;
+        err->param = param;
+        err->why = why;
+        return -1;
+}
+
+static int fail_errno(MethodError *err, int r) {
+        switch (r) {
+        case -ENOMEM:
+                return fail(err, EVD_ERR_INTERNAL, NULL, "out of memory");
+        case -EMFILE:
+        case -ENFILE:
+                return fail(err, EVD_ERR_NO_FDS, NULL, "the daemon is out of file descriptors");
+        default:
+                return fail(err, EVD_ERR_INTERNAL, NULL, strerror(-r));
+        }
+}
+
+static int fail_quota(MethodError *err, const char *why, unsigned limit) {
+        err->data = json_pack("{s:I}", "limit", (json_int_t)limit);
+        return fail(err, EVD_ERR_QUOTA, NULL, why);
+}
+
+static int check_known(json_t *params, const char *const *known, MethodError *err) {
+        const char *key = NULL;
+
+        if (params && jsonrpc_params_check_known(params, known, &key) < 0)
+                return fail(err, EVD_ERR_INVALID_PARAMS, key, "unknown parameter");
+        return 0;
+}
+
+/* A positive integer id: watch, timer or client. */
+static int get_id(json_t *params, const char *key, bool required, uint64_t *ret, MethodError *err) {
+        json_t *v = params ? json_object_get(params, key) : NULL;
+
+        if (!v) {
+                if (required)
+                        return fail(err, EVD_ERR_INVALID_PARAMS, key, "missing");
+                *ret = 0;
+                return 0;
+        }
+        if (!json_is_integer(v) || json_integer_value(v) <= 0)
+                return fail(err, EVD_ERR_INVALID_PARAMS, key, "expected a positive integer id");
+        *ret = (uint64_t)json_integer_value(v);
+        return 0;
+}
+
+/* Seconds as a JSON number (integer or real) in [min, MAX_SECONDS]; absent: *present false. */
+static int get_seconds(json_t *params, const char *key, double min, bool *present, uint64_t *ret_ns,
+                       MethodError *err) {
+        json_t *v = params ? json_object_get(params, key) : NULL;
+        double s;
+
+        *present = v != NULL;
+        if (!v)
+                return 0;
+        if (!json_is_number(v))
+                return fail(err, EVD_ERR_INVALID_PARAMS, key, "expected a number of seconds");
+        s = json_number_value(v);
+        if (!isfinite(s) || s < min)
+                return fail(err, EVD_ERR_INVALID_PARAMS, key,
+                            min > 0 ? "must be at least 0.001 seconds" : "must not be negative");
+        if (s > MAX_SECONDS)
+                return fail(err, EVD_ERR_INVALID_PARAMS, key, "larger than 2^31 seconds");
+        *ret_ns = (uint64_t)llround(s * 1e9);
+        return 0;
+}
+
+static int get_mode(json_t *params, bool required, EngineMode *ret, MethodError *err) {
+        json_t *v = params ? json_object_get(params, "mode") : NULL;
+        const char *s;
+
+        if (!v)
+                return required ? fail(err, EVD_ERR_INVALID_PARAMS, "mode", "missing") : 0;
+        s = json_string_value(v);
+        if (s && strcmp(s, "oneshot") == 0)
+                *ret = ENGINE_ONESHOT;
+        else if (s && strcmp(s, "edge") == 0)
+                *ret = ENGINE_EDGE;
+        else
+                return fail(err, EVD_ERR_INVALID_PARAMS, "mode", "expected \"oneshot\" or \"edge\"");
+        return 0;
+}
+
+static int get_events(json_t *params, bool required, uint32_t *ret, MethodError *err) {
+        json_t *v = params ? json_object_get(params, "events") : NULL;
+        const char *why = NULL;
+
+        if (!v)
+                return required ? fail(err, EVD_ERR_INVALID_PARAMS, "events", "missing") : 0;
+        if (protocol_events_from_json(v, EVD_EVENTS_REQUESTABLE, ret, &why) < 0)
+                return fail(err, EVD_ERR_INVALID_PARAMS, "events", why);
+        return 0;
+}
+
+static int get_tag(json_t *params, json_t **ret, MethodError *err) {
+        json_t *v = params ? json_object_get(params, "tag") : NULL;
+
+        if (v && protocol_tag_check(v) < 0)
+                return fail(err, EVD_ERR_INVALID_PARAMS, "tag", "larger than 1024 bytes encoded");
+        *ret = v; /* borrowed */
+        return 0;
+}
+
+static const char *mode_name(EngineMode m) {
+        return m == ENGINE_EDGE ? "edge" : "oneshot";
+}
+
+static json_t *features_json(Daemon *d) {
+        json_t *a = json_array();
+        unsigned f = engine_features(d->engine);
+
+        for (unsigned bit = 1; a && bit; bit <<= 1)
+                if ((f & bit) && engine_feature_name(bit))
+                        json_array_append_new(a, json_string(engine_feature_name(bit)));
+        return a;
+}
+
+/* ---- session --------------------------------------------------------------------- */
+
+static int m_hello(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err) {
+        static const char *const known[] = { "protocol", "client", NULL };
+        Daemon *d = c->daemon;
+        json_t *proto = params ? json_object_get(params, "protocol") : NULL;
+        json_t *name = params ? json_object_get(params, "client") : NULL;
+        const Limits *l = &d->config.limits;
+
+        if (check_known(params, known, err) < 0)
+                return -1;
+        if (!proto)
+                return fail(err, EVD_ERR_INVALID_PARAMS, "protocol", "missing");
+        if (!json_is_integer(proto) || json_integer_value(proto) != EVD_PROTOCOL_VERSION)
+                return fail(err, EVD_ERR_INVALID_PARAMS, "protocol", "unsupported protocol version (this daemon speaks 1)");
+        if (name) {
+                const char *s = json_string_value(name);
+                char *copy;
+
+                if (!s || json_string_length(name) > MAX_CLIENT_NAME)
+                        return fail(err, EVD_ERR_INVALID_PARAMS, "client", "expected a string of at most 64 bytes");
+                copy = strdup(s);
+                if (!copy)
+                        return fail_errno(err, -ENOMEM);
+                free(c->name);
+                c->name = copy;
+        }
+        *ret = json_pack("{s:s,s:s,s:i,s:s,s:o,s:{s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:f},s:I,s:b}",
+                         "server", "evd", "version", EVD_VERSION, "protocol", EVD_PROTOCOL_VERSION,
+                         "backend", engine_backend_name(d->engine), "features", features_json(d),
+                         "limits", "max_packet", EVD_MAX_PACKET, "max_fds", EVD_MAX_FDS, "max_tag", EVD_MAX_TAG,
+                         "max_batch", 1024, "max_watches", (json_int_t)l->watches_per_client,
+                         "max_timers", (json_int_t)l->timers_per_client, "max_queued_bytes",
+                         (json_int_t)l->queued_bytes, "min_interval", MIN_INTERVAL,
+                         "client_id", (json_int_t)c->id, "admin", c->admin);
+        return 0;
+}
+
+static int m_ping(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err) {
+        static const char *const known[] = { NULL };
+
+        if (check_known(params, known, err) < 0)
+                return -1;
+        *ret = json_object();
+        return 0;
+}
+
+/* ---- watches --------------------------------------------------------------------- */
+
+static Watch *own_watch(Conn *c, json_t *params, MethodError *err) {
+        uint64_t id;
+        Watch *w;
+
+        if (get_id(params, "watch", true, &id, err) < 0)
+                return NULL;
+        w = idmap_get(&c->watch_map, id);
+        if (!w)
+                (void)fail(err, EVD_ERR_NO_SUCH_WATCH, "watch", NULL);
+        return w;
+}
+
+/* Refuse what cannot sensibly be watched before the engine sees it, with a reason. */
+static int check_watchable(int fd, MethodError *err) {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return fail(err, EVD_ERR_BAD_FD, "fd", "cannot stat the fd");
+        if (S_ISREG(st.st_mode))
+                return fail(err, EVD_ERR_INVALID_PARAMS, "fd", "regular files are always ready and cannot be watched");
+        if (S_ISDIR(st.st_mode))
+                return fail(err, EVD_ERR_INVALID_PARAMS, "fd", "directories are always ready and cannot be watched");
+        if (S_ISSOCK(st.st_mode)) {
+                struct ucred cred;
+                socklen_t len = sizeof(cred);
+
+                /* A connection to evd itself would hold its own peer open: the client could
+                 * never be seen to go away (the SCM_RIGHTS cycle). */
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid == getpid())
+                        return fail(err, EVD_ERR_INVALID_PARAMS, "fd", "a connection to evd cannot be watched through evd");
+        }
+        return 0;
+}
+
+static int m_watch(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err) {
+        static const char *const known[] = { "fd", "events", "mode", "tag", NULL };
+        Daemon *d = c->daemon;
+        json_t *index = params ? json_object_get(params, "fd") : NULL;
+        const Limits *l = &d->config.limits;
+        uint32_t events = 0;
+        EngineMode mode = ENGINE_ONESHOT;
+        json_t *tag = NULL;
+        Watch *w;
+        int fd, r;
+
+        if (check_known(params, known, err) < 0 || get_events(params, true, &events, err) < 0 ||
+            get_mode(params, true, &mode, err) < 0 || get_tag(params, &tag, err) < 0)
+                return -1;
+        if (!index)
+                return fail(err, EVD_ERR_INVALID_PARAMS, "fd", "missing");
+        if (!json_is_integer(index))
+                return fail(err, EVD_ERR_INVALID_PARAMS, "fd", "expected the index of an fd on this packet");
+        r = fd_list_peek(fds, json_integer_value(index), &fd);
+        if (r == -EALREADY)
+                return fail(err, EVD_ERR_BAD_FD, "fd", "this fd was already taken by another request of the packet");
+        if (r < 0)
+                return fail(err, EVD_ERR_BAD_FD, "fd", "no fd with this index on the packet");
+        if (c->watches.n >= l->watches_per_client)
+                return fail_quota(err, "too many watches for this client (max-watches-per-client)", l->watches_per_client);
+        if (c->usage->watches >= l->watches_per_uid)
+                return fail_quota(err, "too many watches for this user (max-watches-per-uid)", l->watches_per_uid);
+        if (check_watchable(fd, err) < 0)
+                return -1;
+        r = watch_new(c, fd, events, mode, tag, &w);
+        if (r == -EPERM || r == -EINVAL)
+                return fail(err, EVD_ERR_BAD_FD, "fd", "the kernel cannot poll this kind of fd");
+        if (r == -EBADF)
+                return fail(err, EVD_ERR_BAD_FD, "fd", "bad file descriptor");
+        if (r < 0)
+                return fail_errno(err, r);
+        (void)fd_list_take(fds, json_integer_value(index), &fd); /* the watch owns it now */
+        *ret = json_pack("{s:I}", "watch", (json_int_t)w->id);
+        return 0;
+}
+
+static int m_modify(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err) {
+        static const char *const known[] = { "watch", "events", "mode", NULL };
+        Watch *w;
+        uint32_t events;
+        EngineMode mode;
+        int r;
+
+        if (check_known(params, known, err) < 0 || !(w = own_watch(c, params, err)))
+                return -1;
+        events = w->events;
+        mode = w->mode;
+        if (get_events(params, false, &events, err) < 0 || get_mode(params, false, &mode, err) < 0)
+                return -1;
+        if (!json_object_get(params, "events") && !json_object_get(params, "mode"))
+                return fail(err, EVD_ERR_INVALID_PARAMS, NULL, "nothing to modify: give events, mode or both");
+        r = watch_modify(w, events, mode);
+        if (r < 0)
+                return fail_errno(err, r);
+        *ret = json_object();
+        return 0;
+}
+
+static int m_arm(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err) {
+        static const char *const known[] = { "watch", NULL };
+        Watch *w;
+        int r;
+
+        if (check_known(params, known, err) < 0 || !(w = own_watch(c, params, err)))
+                return -1;
+        if (w->mode != ENGINE_ONESHOT)
+                return fail(err, EVD_ERR_INVALID_PARAMS, "watch", "only oneshot watches are armed; edge watches always are");
+        r = watch_arm(w);
+        if (r < 0)
+                return fail_errno(err, r);
+        *ret = json_object();
+        return 0;
+}
+
+static int m_unwatch(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err) {
+        static const char *const known[] = { "watch", NULL };
+        Watch *w;
+
+        if (check_known(params, known, err) < 0 || !(w = own_watch(c, params, err)))
+                return -1;
+        (void)watch_free(w);
+        *ret = json_object();
+        return 0;
+}
+
+/* ---- timers ---------------------------------------------------------------------- */
+
+static int m_timer(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err) {
+        static const char *const known[] = { "after", "at", "interval", "tag", NULL };
+        Daemon *d = c->daemon;
+        const Limits *l = &d->config.limits;
+        uint64_t after = 0, at = 0, interval = 0, deadline;
+        bool has_after, has_at, has_interval;
+        EngineClock clock = ENGINE_CLOCK_MONOTONIC;
+        json_t *tag = NULL;
+        ClientTimer *t;
+        int r;
+
+        if (check_known(params, known, err) < 0 || get_seconds(params, "after", 0, &has_after, &after, err) < 0 ||
+            get_seconds(params, "at", 0, &has_at, &at, err) < 0 ||
+            get_seconds(params, "interval", MIN_INTERVAL, &has_interval, &interval, err) < 0 ||
+            get_tag(params, &tag, err) < 0)
+                return -1;
+        if (has_after == has_at)
+                return fail(err, EVD_ERR_INVALID_PARAMS, has_after ? "at" : "after", "give exactly one of after and at");
+        if (c->timers.n >= l->timers_per_client)
+                return fail_quota(err, "too many timers for this client (max-timers-per-client)", l->timers_per_client);
+        if (c->usage->timers >= l->timers_per_uid)
+                return fail_quota(err, "too many timers for this user (max-timers-per-uid)", l->timers_per_uid);
+        if (has_at)
+                clock = ENGINE_CLOCK_REALTIME;
+        deadline = has_at ? at : engine_now(d->engine, ENGINE_CLOCK_MONOTONIC) + after;
+        r = client_timer_new(c, clock, deadline, has_interval ? interval : 0, tag, &t);
+        if (r < 0)
+                return fail_errno(err, r);
+        *ret = json_pack("{s:I}", "timer", (json_int_t)t->id);
+        return 0;
+}
+
+static int m_cancel(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err) {
+        static const char *const known[] = { "timer", NULL };
+        ClientTimer *t;
+        uint64_t id;
+
+        if (check_known(params, known, err) < 0 || get_id(params, "timer", true, &id, err) < 0)
+                return -1;
+        t = idmap_get(&c->timer_map, id);
+        if (!t)
+                return fail(err, EVD_ERR_NO_SUCH_TIMER, "timer", NULL);
+        (void)client_timer_free(t);
+        *ret = json_object();
+        return 0;
+}
+
+/* ---- inspection ------------------------------------------------------------------ */
+
+static int m_status(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err) {
+        static const char *const known[] = { NULL };
+        Daemon *d = c->daemon;
+
+        if (check_known(params, known, err) < 0)
+                return -1;
+        *ret = json_pack("{s:s,s:s,s:i,s:i,s:f,s:s,s:o,s:I,s:I,s:I,s:I,s:b}",
+                         "server", "evd", "version", EVD_VERSION, "protocol", EVD_PROTOCOL_VERSION,
+                         "pid", (int)getpid(), "uptime", (double)daemon_uptime_ns(d) / 1e9,
+                         "backend", engine_backend_name(d->engine), "features", features_json(d),
+                         "clients", (json_int_t)d->conns.n, "watches", (json_int_t)d->n_watches,
+                         "timers", (json_int_t)d->n_timers, "notifications", (json_int_t)d->stats.notifications,
+                         "shutting_down", d->shutting_down);
+        return 0;
+}
+
+static int m_stats(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err) {
+        static const char *const known[] = { NULL };
+        Daemon *d = c->daemon;
+        const DaemonStats *s = &d->stats;
+        EngineStats e;
+
+        if (check_known(params, known, err) < 0)
+                return -1;
+        engine_get_stats(d->engine, &e);
+        *ret = json_pack("{s:{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I},"
+                         "s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I},s:o}",
+                         "engine", "backend", engine_backend_name(d->engine),
+                         "iterations", (json_int_t)e.iterations, "events", (json_int_t)e.events,
+                         "timers", (json_int_t)e.timers, "submissions", (json_int_t)e.submissions,
+                         "syscalls", (json_int_t)e.syscalls, "overflows", (json_int_t)e.overflows,
+                         "ring_resizes", (json_int_t)e.ring_resizes, "sq_full", (json_int_t)e.sq_full,
+                         "sq_entries", (json_int_t)e.sq_entries, "cq_entries", (json_int_t)e.cq_entries,
+                         "daemon", "accepted", (json_int_t)s->accepted, "refused", (json_int_t)s->refused,
+                         "disconnected", (json_int_t)s->disconnected, "requests", (json_int_t)s->requests,
+                         "errors", (json_int_t)s->errors, "notifications", (json_int_t)s->notifications,
+                         "coalesced", (json_int_t)s->coalesced, "packets_in", (json_int_t)s->packets_in,
+                         "packets_out", (json_int_t)s->packets_out, "bytes_in", (json_int_t)s->bytes_in,
+                         "bytes_out", (json_int_t)s->bytes_out, "fds_received", (json_int_t)s->fds_in,
+                         "monitor_dropped", (json_int_t)s->monitor_dropped,
+                         "latency", histogram_to_json(&d->latency));
+        return 0;
+}
+
+/* Paging for listings: `offset` (items to skip) and `limit`; the reply says `total` and,
+ * when more remain (limit or packet size), `next` = the offset to ask for. */
+typedef struct Page {
+        size_t offset, limit, index, bytes;
+        json_t *items;
+} Page;
+
+static int page_init(Page *p, json_t *params, MethodError *err) {
+        json_t *o = params ? json_object_get(params, "offset") : NULL;
+        json_t *l = params ? json_object_get(params, "limit") : NULL;
+
+        *p = (Page){ .limit = LIST_DEFAULT_LIMIT };
+        if (o && (!json_is_integer(o) || json_integer_value(o) < 0))
+                return fail(err, EVD_ERR_INVALID_PARAMS, "offset", "expected a non-negative integer");
+        if (l && (!json_is_integer(l) || json_integer_value(l) < 1 || json_integer_value(l) > LIST_MAX_LIMIT))
+                return fail(err, EVD_ERR_INVALID_PARAMS, "limit", "expected an integer from 1 to 10000");
+        if (o)
+                p->offset = (size_t)json_integer_value(o);
+        if (l)
+                p->limit = (size_t)json_integer_value(l);
+        p->items = json_array();
+        return p->items ? 0 : fail_errno(err, -ENOMEM);
+}
+
+/* Offer one item (stolen). Returns false once the page is full: stop building items. */
+static bool page_add(Page *p, json_t *item) {
+        size_t i = p->index++;
+        size_t size;
+
+        if (i < p->offset) {
+                json_decref(item);
+                return true;
+        }
+        if (!item || json_array_size(p->items) >= p->limit) {
+                json_decref(item);
+                return false;
+        }
+        size = json_dumpb(item, NULL, 0, JSON_COMPACT) + 1;
+        if (p->bytes + size > LIST_BYTE_BUDGET) {
+                json_decref(item);
+                return false;
+        }
+        p->bytes += size;
+        json_array_append_new(p->items, item);
+        return true;
+}
+
+static json_t *page_result(Page *p, const char *key, size_t total) {
+        size_t next = p->offset + json_array_size(p->items);
+
+        return json_pack("{s:o,s:I,s:o}", key, p->items, "total", (json_int_t)total, "next",
+                         next < total ? json_integer((json_int_t)next) : json_null());
+}
+
+static double age_seconds(Daemon *d, uint64_t since) {
+        return (double)(engine_now(d->engine, ENGINE_CLOCK_MONOTONIC) - since) / 1e9;
+}
+
+/* The connection whose objects to list: the caller's own, or (admin only) any. A non-admin
+ * asking about another client is denied whether or not it exists. */
+static Conn *target_conn(Conn *c, json_t *params, MethodError *err) {
+        uint64_t id;
+        Conn *t;
+
+        if (get_id(params, "client", false, &id, err) < 0)
+                return NULL;
+        if (id == 0 || id == c->id)
+                return c;
+        if (!c->admin) {
+                (void)fail(err, EVD_ERR_PERMISSION, "client", "only admins may inspect other clients");
+                return NULL;
+        }
+        LIST_FOREACH(Conn, link, t, &c->daemon->conns)
+                if (t->id == id && !t->closing)
+                        return t;
+        (void)fail(err, EVD_ERR_INVALID_PARAMS, "client", "no such client");
+        return NULL;
+}
+
+static int m_watches(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err) {
+        static const char *const known[] = { "client", "offset", "limit", NULL };
+        Conn *t;
+        Watch *w;
+        Page p;
+
+        if (check_known(params, known, err) < 0 || !(t = target_conn(c, params, err)) || page_init(&p, params, err) < 0)
+                return -1;
+        LIST_FOREACH(Watch, link, w, &t->watches)
+                if (!page_add(&p, json_pack("{s:I,s:I,s:o,s:s,s:b,s:O?,s:I,s:s,s:f}", "watch", (json_int_t)w->id,
+                                            "client", (json_int_t)t->id, "events", protocol_events_to_json(w->events),
+                                            "mode", mode_name(w->mode), "armed", source_io_is_armed(w->source),
+                                            "tag", w->tag, "count", (json_int_t)w->wakeups, "fd_type",
+                                            watch_fd_kind(w->fd), "age", age_seconds(c->daemon, w->created))))
+                        break;
+        *ret = page_result(&p, "watches", t->watches.n);
+        return 0;
+}
+
+static int m_timers(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err) {
+        static const char *const known[] = { "client", "offset", "limit", NULL };
+        Daemon *d = c->daemon;
+        ClientTimer *t;
+        Conn *owner;
+        Page p;
+
+        if (check_known(params, known, err) < 0 || !(owner = target_conn(c, params, err)) ||
+            page_init(&p, params, err) < 0)
+                return -1;
+        LIST_FOREACH(ClientTimer, link, t, &owner->timers) {
+                uint64_t at = source_timer_get_at(t->source), now = engine_now(d->engine, t->clock);
+                uint64_t interval = source_timer_get_interval(t->source);
+
+                if (!page_add(&p, json_pack("{s:I,s:I,s:s,s:f,s:o,s:O?,s:I}", "timer", (json_int_t)t->id,
+                                            "client", (json_int_t)owner->id, "clock",
+                                            t->clock == ENGINE_CLOCK_REALTIME ? "realtime" : "monotonic",
+                                            ((double)at - (double)now) / 1e9, "interval",
+                                            interval ? json_real((double)interval / 1e9) : json_null(), "tag",
+                                            t->tag, "expirations", (json_int_t)t->expirations)))
+                        break;
+        }
+        *ret = page_result(&p, "timers", owner->timers.n);
+        return 0;
+}
+
+static int m_clients(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err) {
+        static const char *const known[] = { "offset", "limit", NULL };
+        Daemon *d = c->daemon;
+        Conn *t;
+        Page p;
+
+        if (check_known(params, known, err) < 0)
+                return -1;
+        if (!c->admin)
+                return fail(err, EVD_ERR_PERMISSION, NULL, "only admins may list clients");
+        if (page_init(&p, params, err) < 0)
+                return -1;
+        LIST_FOREACH(Conn, link, t, &d->conns) {
+                if (t->closing)
+                        continue;
+                if (!page_add(&p, json_pack("{s:I,s:i,s:i,s:i,s:s?,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:f}", "client",
+                                            (json_int_t)t->id, "pid", (int)t->pid, "uid", (int)t->uid, "gid",
+                                            (int)t->gid, "name", t->name, "admin", t->admin, "monitor", t->monitor,
+                                            "watches", (json_int_t)t->watches.n, "timers", (json_int_t)t->timers.n,
+                                            "queued_bytes", (json_int_t)t->queued_bytes, "requests",
+                                            (json_int_t)t->requests, "notifications", (json_int_t)t->notifications,
+                                            "connected", age_seconds(d, t->connected_at))))
+                        break;
+        }
+        *ret = page_result(&p, "clients", d->conns.n - d->doomed.n);
+        return 0;
+}
+
+static int m_monitor(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err) {
+        static const char *const known[] = { NULL };
+
+        if (check_known(params, known, err) < 0)
+                return -1;
+        if (!c->admin)
+                return fail(err, EVD_ERR_PERMISSION, NULL, "only admins may monitor");
+        if (!c->monitor) {
+                c->monitor = true;
+                list_append(&c->daemon->monitors, &c->monitor_link);
+        }
+        *ret = json_object();
+        return 0;
+}
+
+static const struct {
+        const char *name;
+        method_fn fn;
+} methods[] = {
+        { "hello", m_hello },     { "watch", m_watch },     { "modify", m_modify }, { "arm", m_arm },
+        { "unwatch", m_unwatch }, { "timer", m_timer },     { "cancel", m_cancel }, { "ping", m_ping },
+        { "status", m_status },   { "stats", m_stats },     { "clients", m_clients }, { "watches", m_watches },
+        { "timers", m_timers },   { "monitor", m_monitor },
+};
+
+json_t *methods_call(Conn *c, const JsonRpcRequest *req, FdList *fds) {
+        MethodError err = { 0 };
+        json_t *result = NULL;
+        method_fn fn = NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(methods); i++)
+                if (strcmp(methods[i].name, req->method) == 0) {
+                        fn = methods[i].fn;
+                        break;
+                }
+        if (!fn)
+                (void)fail(&err, EVD_ERR_METHOD_NOT_FOUND, NULL, NULL);
+        else if (fn(c, req->params, fds, &result, &err) >= 0 && !result)
+                (void)fail_errno(&err, -ENOMEM);
+
+        if (!req->id) {
+                /* A notification: done, reply or not. */
+                json_decref(result);
+                json_decref(err.data);
+                return NULL;
+        }
+        if (result)
+                return jsonrpc_reply(req->id, result);
+        c->daemon->stats.errors++;
+        {
+                json_t *data = err.param || err.why ? jsonrpc_error_data(err.param, err.why) : NULL;
+
+                if (err.data) {
+                        if (!data)
+                                data = json_object();
+                        if (data)
+                                json_object_update(data, err.data);
+                        json_decref(err.data);
+                }
+                return jsonrpc_error(req->id, err.code, NULL, data);
+        }
+}

@@ -1,0 +1,267 @@
+/* notify.c - notification queue per client
+ *
+ * Engine callbacks append a Notice (or merge into the watch's or timer's queued one); the
+ * work pass encodes them, oldest first, into as few packets as fit (a batch array when
+ * several), at most one packet ahead of the socket: what the socket does not take is
+ * parked as one OutPacket and the rest stays structured, so a client that reads slowly
+ * gets fewer, fuller notifications and never costs more than O(watches + timers) memory.
+ *
+ * A `ready` notice carries only the watch id; when it is encoded the watch is looked up,
+ * and a notice whose watch is gone is dropped (unwatch promises no notification after its
+ * reply). `timer` and `closed` notices carry their tag: their object may be gone by then.
+ */
+
+#include "notify.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conn.h"
+#include "daemon.h"
+#include "jsonrpc.h"
+#include "macro.h"
+#include "watch.h"
+#include "wire.h"
+
+static Notice *notice_new(Conn *c, NoticeKind kind, uint64_t id) {
+        Daemon *d = c->daemon;
+        Notice *n;
+
+        if (c->closing)
+                return NULL;
+        n = calloc(1, sizeof(*n));
+        if (!n) {
+                conn_close(c, "out of memory queueing a notification", true);
+                return NULL;
+        }
+        n->kind = (uint8_t)kind;
+        n->id = id;
+        n->since_ns = engine_now(d->engine, ENGINE_CLOCK_MONOTONIC);
+        list_append(&c->notices, &n->link);
+        c->queued_bytes += CONN_NOTICE_COST;
+        conn_mark_dirty(c);
+        if (c->queued_bytes > d->config.limits.queued_bytes)
+                conn_close(c, "output limit exceeded: the client does not read its notifications", true);
+        return n;
+}
+
+static Notice *notice_free(Notice *n) {
+        json_decref(n->tag);
+        free(n);
+        return NULL;
+}
+
+void notice_unqueue(Conn *c, Notice *n) {
+        list_remove(&c->notices, &n->link);
+        c->queued_bytes -= CONN_NOTICE_COST;
+        (void)notice_free(n);
+}
+
+void notify_drop_all(Conn *c) {
+        ListNode *node;
+
+        while ((node = list_first(&c->notices)))
+                notice_unqueue(c, container_of(node, Notice, link));
+}
+
+void notify_ready(Watch *w, uint32_t revents) {
+        Conn *c = w->conn;
+        Notice *n;
+
+        /* Only edge wakeups merge: oneshot promises one `ready` per arm. */
+        if (w->pending && w->mode == ENGINE_EDGE) {
+                w->pending->events |= revents;
+                w->pending->count++;
+                c->daemon->stats.coalesced++;
+                return;
+        }
+        n = notice_new(c, NOTICE_READY, w->id);
+        if (!n)
+                return;
+        n->events = revents;
+        n->count = 1;
+        w->pending = n;
+}
+
+void notify_timer(ClientTimer *t, uint64_t expirations, uint64_t late_ns) {
+        Notice *n;
+
+        if (t->pending) {
+                t->pending->count += expirations;
+                t->conn->daemon->stats.coalesced++;
+                return;
+        }
+        n = notice_new(t->conn, NOTICE_TIMER, t->id);
+        if (!n)
+                return;
+        n->count = expirations;
+        n->late_ns = late_ns;
+        n->tag = json_incref(t->tag);
+        t->pending = n;
+}
+
+void notify_closed(Watch *w, const char *reason) {
+        Notice *n = notice_new(w->conn, NOTICE_CLOSED, w->id);
+
+        if (!n)
+                return;
+        n->tag = json_incref(w->tag);
+        n->reason = reason;
+}
+
+void notify_shutdown(Conn *c, const char *reason) {
+        Notice *n = notice_new(c, NOTICE_SHUTDOWN, 0);
+
+        if (n)
+                n->reason = reason;
+}
+
+static json_t *tag_or_null(json_t *tag) {
+        return tag ? json_incref(tag) : json_null();
+}
+
+/* The notification for @n, or NULL when it is moot (its watch went away). Detaches @n
+ * from its watch or timer: from here on new events start a new notice. */
+static json_t *notice_to_json(Conn *c, Notice *n) {
+        Watch *w;
+        ClientTimer *t;
+
+        switch (n->kind) {
+        case NOTICE_READY:
+                w = idmap_get(&c->watch_map, n->id);
+                if (!w)
+                        return NULL;
+                if (w->pending == n)
+                        w->pending = NULL;
+                return jsonrpc_notification("ready", json_pack("{s:I,s:o,s:o,s:I}", "watch", (json_int_t)n->id,
+                                                               "tag", tag_or_null(w->tag), "events",
+                                                               protocol_events_to_json(n->events), "count",
+                                                               (json_int_t)n->count));
+        case NOTICE_TIMER:
+                t = idmap_get(&c->timer_map, n->id);
+                if (t && t->pending == n)
+                        t->pending = NULL;
+                return jsonrpc_notification("timer", json_pack("{s:I,s:o,s:I,s:f}", "timer", (json_int_t)n->id,
+                                                               "tag", tag_or_null(n->tag), "expirations",
+                                                               (json_int_t)n->count, "late",
+                                                               (double)n->late_ns / 1e9));
+        case NOTICE_CLOSED:
+                return jsonrpc_notification("closed", json_pack("{s:I,s:o,s:s}", "watch", (json_int_t)n->id, "tag",
+                                                                tag_or_null(n->tag), "reason", n->reason));
+        case NOTICE_SHUTDOWN:
+                return jsonrpc_notification("shutdown", json_pack("{s:s}", "reason", n->reason));
+        default:
+                return NULL;
+        }
+}
+
+/* Monitors get a wrapped copy of every notification. A monitor that falls behind loses
+ * copies (counted, and reported in the next one it gets), never the daemon's memory. */
+static void monitor_copy(Daemon *d, Conn *from, json_t *msg) {
+        Conn *m;
+
+        LIST_FOREACH(Conn, monitor_link, m, &d->monitors) {
+                json_t *copy;
+                char *buf = NULL;
+                size_t len;
+
+                if (m->closing || m == from)
+                        continue;
+                if (m->queued_bytes > d->config.limits.queued_bytes / 2) {
+                        m->monitor_dropped++;
+                        d->stats.monitor_dropped++;
+                        continue;
+                }
+                copy = jsonrpc_notification("monitor", json_pack("{s:I,s:O}", "client", (json_int_t)from->id,
+                                                                 "message", msg));
+                if (copy && m->monitor_dropped > 0 &&
+                    json_object_set_new(json_object_get(copy, "params"), "dropped",
+                                        json_integer((json_int_t)m->monitor_dropped)) == 0)
+                        m->monitor_dropped = 0;
+                if (copy && jsonrpc_encode_alloc(copy, &buf, &len) >= 0)
+                        (void)conn_queue_packet(m, buf, len);
+                free(buf);
+                json_decref(copy);
+        }
+}
+
+static uint64_t now_ns(void) {
+        struct timespec ts;
+
+        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Send one packet of @count notifications; park it on EAGAIN. Returns 0, -EAGAIN, -errno. */
+static int send_packet(Conn *c, char *buf, size_t len, unsigned count) {
+        Daemon *d = c->daemon;
+        const char *data = buf + 1; /* buf[0] is reserved for '[' */
+        int r;
+
+        if (count == 0)
+                return 0;
+        if (count > 1) {
+                buf[0] = '[';
+                buf[len++] = ']';
+                data = buf;
+        } else
+                len--;
+        d->stats.notifications += count;
+        c->notifications += count;
+        r = wire_send(c->fd, data, len, NULL, 0);
+        if (r == -EAGAIN)
+                return conn_queue_packet(c, data, len) < 0 ? -ENOBUFS : -EAGAIN;
+        if (r < 0)
+                return r;
+        d->stats.packets_out++;
+        d->stats.bytes_out += len;
+        return 0;
+}
+
+int notify_flush(Conn *c) {
+        Daemon *d = c->daemon;
+        char *buf = d->send_buf;
+        size_t len = 1; /* room for '[' */
+        unsigned count = 0;
+        uint64_t sent_at = now_ns();
+        ListNode *node;
+        int r;
+
+        while ((node = list_first(&c->notices))) {
+                Notice *n = container_of(node, Notice, link);
+                json_t *msg = notice_to_json(c, n);
+                char *item = d->encode_buf;
+                size_t item_len;
+
+                if (msg && list_first(&d->monitors))
+                        monitor_copy(d, c, msg);
+                r = msg ? jsonrpc_encode(msg, item, sizeof(d->encode_buf), &item_len) : -ENOENT;
+                json_decref(msg);
+                if (r >= 0 && n->kind != NOTICE_SHUTDOWN)
+                        histogram_add(&d->latency, sent_at > n->since_ns ? sent_at - n->since_ns : 0);
+                notice_unqueue(c, n);
+                if (r < 0)
+                        continue; /* moot, or cannot be encoded: nothing to send */
+
+                /* '[' + items joined by ',' + ']' must fit one packet. */
+                if (count > 0 && len + 1 + item_len + 1 > EVD_MAX_PACKET) {
+                        r = send_packet(c, buf, len, count);
+                        len = 1;
+                        count = 0;
+                        if (r < 0) {
+                                /* This item is encoded but not sent: keep it in order. */
+                                if (r == -EAGAIN && conn_queue_packet(c, item, item_len) < 0)
+                                        return -ENOBUFS;
+                                return r;
+                        }
+                }
+                if (count > 0)
+                        buf[len++] = ',';
+                memcpy(buf + len, item, item_len);
+                len += item_len;
+                count++;
+        }
+        return send_packet(c, buf, len, count);
+}

@@ -1,0 +1,47 @@
+#pragma once
+/* notify.h - notifications queued for a client, merged while queued, encoded on flush */
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "list.h"
+
+typedef struct Conn Conn;
+typedef struct Watch Watch;
+typedef struct ClientTimer ClientTimer;
+
+typedef enum NoticeKind {
+        NOTICE_READY,
+        NOTICE_TIMER,
+        NOTICE_CLOSED,
+        NOTICE_SHUTDOWN,
+        _NOTICE_KIND_MAX,
+} NoticeKind;
+
+/* Kept structured until sent, so that a slow reader's edge events merge into one notice
+ * per watch instead of piling up: memory stays O(watches), not O(events). */
+typedef struct Notice {
+        ListNode link; /* conn->notices */
+        uint8_t kind;
+        uint32_t events;   /* READY */
+        uint64_t id;       /* watch or timer */
+        uint64_t count;    /* READY: wakeups; TIMER: expirations */
+        uint64_t late_ns;  /* TIMER: of the first expiration in this notice */
+        uint64_t since_ns; /* monotonic: when the first event in this notice was seen */
+        json_t *tag;       /* CLOSED: the watch is gone, so the notice keeps its tag */
+        const char *reason;
+} Notice;
+
+void notify_ready(Watch *w, uint32_t revents);
+void notify_timer(ClientTimer *t, uint64_t expirations, uint64_t late_ns);
+/** notify_closed() - queue `closed` for @w, which the caller frees right after. */
+void notify_closed(Watch *w, const char *reason);
+void notify_shutdown(Conn *c, const char *reason);
+/** notice_unqueue() - drop a queued notice (its watch or timer went away). */
+void notice_unqueue(Conn *c, Notice *n);
+/** notify_flush() - encode queued notices into packets (a batch array when several fit)
+ * and send until EAGAIN. Return: 0 all sent, -EAGAIN blocked, other -errno: broken. */
+int notify_flush(Conn *c);
+/** notify_drop_all() - free every queued notice (client going away). */
+void notify_drop_all(Conn *c);

@@ -1,0 +1,297 @@
+/* server.c - the listening socket
+ *
+ * Socket activation first (sd_listen_fds_with_names(): an AF_UNIX SOCK_SEQPACKET listener
+ * is adopted, anything else is closed), else the daemon binds the path itself:
+ *  - the parent directory is created (0755 for root, 0700 otherwise) or, if it exists, must
+ *    be a real directory owned by us or root and not writable by others;
+ *  - the socket path is inspected with lstat(), never followed: a symlink or a non-socket
+ *    is refused; a socket that accepts a connection belongs to a live daemon and is
+ *    refused with a clear message; one that refuses (ECONNREFUSED) is stale and replaced;
+ *  - the socket is created with its final mode through umask (0666 for root, so that any
+ *    local user may connect; 0600 otherwise): there is no window with wider permissions.
+ * A reserve fd is held so that EMFILE at accept() can still take the pending connection
+ * off the queue and refuse it, instead of waking up for it again and again.
+ */
+
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "daemon.h"
+#include "jsonrpc.h"
+#include "log.h"
+#include "macro.h"
+#include "wire.h"
+
+#define ACCEPT_BUDGET 64
+
+static int make_address(const char *path, struct sockaddr_un *sa, socklen_t *ret_len) {
+        size_t len = strlen(path);
+
+        if (len == 0 || len >= sizeof(sa->sun_path))
+                return -ENAMETOOLONG;
+        *sa = (struct sockaddr_un){ .sun_family = AF_UNIX };
+        memcpy(sa->sun_path, path, len);
+        *ret_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
+        return 0;
+}
+
+static int ensure_directory(const char *path) {
+        _cleanup_free_ char *copy = strdup(path);
+        const char *dir;
+        struct stat st;
+
+        if (!copy)
+                return -ENOMEM;
+        dir = dirname(copy);
+        if (mkdir(dir, geteuid() == 0 ? 0755 : 0700) < 0 && errno != EEXIST)
+                return log_error_errno(-errno, "Cannot create socket directory %s", dir);
+        if (lstat(dir, &st) < 0)
+                return log_error_errno(-errno, "Cannot inspect socket directory %s", dir);
+        if (!S_ISDIR(st.st_mode)) {
+                log_error("Socket directory %s is not a directory (a symlink?); refusing to use it", dir);
+                return -ENOTDIR;
+        }
+        if (st.st_uid != geteuid() && st.st_uid != 0) {
+                log_error("Socket directory %s belongs to uid %u; refusing to use it", dir, (unsigned)st.st_uid);
+                return -EPERM;
+        }
+        if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+                log_error("Socket directory %s is writable by others; refusing to use it", dir);
+                return -EPERM;
+        }
+        return 0;
+}
+
+/* 0: nothing there (or a stale socket, now removed); negative: refuse, logged. */
+static int clear_stale(const char *path, const struct sockaddr_un *sa, socklen_t salen) {
+        _cleanup_close_ int probe = -1;
+        struct stat st;
+
+        if (lstat(path, &st) < 0)
+                return errno == ENOENT ? 0 : log_error_errno(-errno, "Cannot inspect %s", path);
+        if (S_ISLNK(st.st_mode)) {
+                log_error("%s is a symlink; refusing to follow or replace it", path);
+                return -ELOOP;
+        }
+        if (!S_ISSOCK(st.st_mode)) {
+                log_error("%s exists and is not a socket; refusing to replace it", path);
+                return -EEXIST;
+        }
+        probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (probe < 0)
+                return log_error_errno(-errno, "Cannot create a socket");
+        if (connect(probe, (const struct sockaddr *)sa, salen) == 0) {
+                log_error("Another evd is already listening on %s; stop it first, or pass --socket PATH", path);
+                return -EADDRINUSE;
+        }
+        if (errno != ECONNREFUSED)
+                return log_error_errno(-errno, "Cannot probe %s", path);
+        if (unlink(path) < 0 && errno != ENOENT)
+                return log_error_errno(-errno, "Cannot remove stale socket %s", path);
+        log_info("Replaced stale socket %s", path);
+        return 0;
+}
+
+static int bind_path(Server *s, const char *path) {
+        _cleanup_close_ int fd = -1;
+        struct sockaddr_un sa;
+        socklen_t salen;
+        mode_t old_umask;
+        int r;
+
+        r = make_address(path, &sa, &salen);
+        if (r < 0)
+                return log_error_errno(r, "Socket path %s is empty or too long (max %zu bytes)", path,
+                                       sizeof(sa.sun_path) - 1);
+        r = ensure_directory(path);
+        if (r < 0)
+                return r;
+        r = clear_stale(path, &sa, salen);
+        if (r < 0)
+                return r;
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return log_error_errno(-errno, "Cannot create a socket");
+        old_umask = umask(geteuid() == 0 ? 0111 : 0177);
+        r = bind(fd, (const struct sockaddr *)&sa, salen);
+        (void)umask(old_umask);
+        if (r < 0)
+                return log_error_errno(-errno, "Cannot bind %s", path);
+        s->owns_path = true;
+        if (listen(fd, SOMAXCONN) < 0)
+                return log_error_errno(-errno, "Cannot listen on %s", path);
+        s->fd = TAKE_FD(fd);
+        return 0;
+}
+
+static int adopt_activated(Server *s) {
+        char **names = NULL;
+        int n = sd_listen_fds_with_names(true, &names);
+
+        if (n < 0)
+                log_warning_errno(n, "Ignoring socket activation");
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+
+                if (s->fd < 0 && sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) > 0) {
+                        s->fd = fd;
+                        s->activated = true;
+                } else {
+                        log_warning("Closing activated fd %d (%s): not an AF_UNIX SOCK_SEQPACKET listener", fd,
+                                    names && names[i] ? names[i] : "unnamed");
+                        (void)close(fd);
+                }
+        }
+        for (int i = 0; names && names[i]; i++)
+                free(names[i]);
+        free(names);
+        if (n > 0 && s->fd < 0) {
+                log_error("Socket activation passed no AF_UNIX SOCK_SEQPACKET listening socket");
+                return -ENOTSOCK;
+        }
+        if (s->activated) {
+                struct sockaddr_un sa;
+                socklen_t len = sizeof(sa);
+                int flags = fcntl(s->fd, F_GETFL);
+
+                if (flags < 0 || fcntl(s->fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+                    fcntl(s->fd, F_SETFD, FD_CLOEXEC) < 0)
+                        return log_error_errno(-errno, "Cannot set up the activated socket");
+                if (getsockname(s->fd, (struct sockaddr *)&sa, &len) == 0 && len > offsetof(struct sockaddr_un, sun_path) &&
+                    sa.sun_path[0])
+                        s->path = strndup(sa.sun_path, len - offsetof(struct sockaddr_un, sun_path));
+        }
+        return 0;
+}
+
+static void refuse_for_fds(Server *s) {
+        static uint64_t last_log;
+        Daemon *d = s->daemon;
+        uint64_t now = engine_now(d->engine, ENGINE_CLOCK_MONOTONIC);
+        int fd;
+
+        /* Give the reserve fd back for a moment: enough to accept and tell the client. */
+        s->reserve_fd = safe_close(s->reserve_fd);
+        fd = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd >= 0) {
+                json_t *err = jsonrpc_error(NULL, EVD_ERR_NO_FDS, NULL,
+                                            jsonrpc_error_data(NULL, "the daemon is out of file descriptors"));
+                size_t len;
+
+                if (err && jsonrpc_encode(err, d->encode_buf, sizeof(d->encode_buf), &len) >= 0)
+                        (void)wire_send(fd, d->encode_buf, len, NULL, 0);
+                json_decref(err);
+                (void)close(fd);
+                d->stats.refused++;
+        }
+        s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (now - last_log > NSEC_PER_SEC || !last_log) {
+                last_log = now;
+                log_warning("Out of file descriptors: refusing new clients (%u connected)", (unsigned)d->conns.n);
+        }
+}
+
+void server_accept(Server *s) {
+        Daemon *d = s->daemon;
+
+        if (s->fd < 0)
+                return;
+        for (int i = 0; i < ACCEPT_BUDGET; i++) {
+                int fd = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                int r;
+
+                if (fd < 0) {
+                        switch (errno) {
+                        case EAGAIN:
+                                s->accept_pending = false;
+                                return;
+                        case EINTR:
+                        case ECONNABORTED:
+                                continue;
+                        case EMFILE:
+                        case ENFILE:
+                                refuse_for_fds(s);
+                                continue;
+                        default:
+                                log_warning_errno(-errno, "accept() failed");
+                                s->accept_pending = false;
+                                return;
+                        }
+                }
+                r = conn_new(d, fd, NULL);
+                if (r < 0 && r != -EDQUOT)
+                        log_warning_errno(r, "Cannot set up a new client");
+        }
+        /* More may be waiting: the listener is an edge source, so the work pass goes on. */
+        s->accept_pending = true;
+        daemon_schedule(d);
+}
+
+static int listen_cb(EngineSource *source, int fd, uint32_t revents, void *userdata) {
+        server_accept(userdata);
+        return 0;
+}
+
+int server_open(Server *s, Daemon *d, const char *path) {
+        _cleanup_free_ char *default_path = NULL;
+        int r;
+
+        *s = SERVER_NULL;
+        s->daemon = d;
+        r = adopt_activated(s);
+        if (r < 0)
+                return r;
+        if (!s->activated) {
+                if (!path) {
+                        r = protocol_default_socket_path(&default_path);
+                        if (r == -ENXIO) {
+                                log_error("No socket path: pass --socket PATH, or set EVD_SOCKET or XDG_RUNTIME_DIR");
+                                return r;
+                        }
+                        if (r < 0)
+                                return log_error_errno(r, "Cannot determine the socket path");
+                        path = default_path;
+                }
+                s->path = strdup(path);
+                if (!s->path)
+                        return -ENOMEM;
+                r = bind_path(s, path);
+                if (r < 0)
+                        return r;
+        }
+        s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (s->reserve_fd < 0)
+                return log_error_errno(-errno, "Cannot open /dev/null");
+        r = engine_add_io(d->engine, &s->source, s->fd, ENGINE_IN, ENGINE_EDGE, listen_cb, s);
+        if (r < 0)
+                return log_error_errno(r, "Cannot watch the listening socket");
+        return 0;
+}
+
+void server_stop_listening(Server *s) {
+        s->source = source_free(s->source);
+        s->fd = safe_close(s->fd);
+        s->accept_pending = false;
+        if (s->owns_path && s->path) {
+                (void)unlink(s->path);
+                s->owns_path = false;
+        }
+}
+
+void server_close(Server *s) {
+        server_stop_listening(s);
+        s->reserve_fd = safe_close(s->reserve_fd);
+        free(s->path);
+        s->path = NULL;
+}

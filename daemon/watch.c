@@ -1,0 +1,203 @@
+/* watch.c - watches and timers owned by a client
+ *
+ * A Watch owns the daemon's copy of the client's fd and an engine io source on it; a
+ * ClientTimer owns an engine timer. Both are listed on their connection (for cleanup and
+ * listing) and indexed by id (for the methods). Engine callbacks only queue notifications:
+ * encoding and sending happen once per iteration, in the work pass.
+ */
+
+#include "watch.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
+
+#include "conn.h"
+#include "daemon.h"
+#include "macro.h"
+#include "notify.h"
+
+static int watch_io_cb(EngineSource *s, int fd, uint32_t revents, void *userdata) {
+        Watch *w = userdata;
+
+        if (w->conn->closing)
+                return 0;
+        if (revents & ENGINE_NVAL) {
+                /* The kernel gave up polling this fd: tell the client, drop the watch. */
+                notify_closed(w, "error");
+                (void)watch_free(w);
+                return 0;
+        }
+        w->wakeups++;
+        notify_ready(w, revents);
+        return 0;
+}
+
+int watch_new(Conn *conn, int fd, uint32_t events, EngineMode mode, json_t *tag, Watch **ret) {
+        Daemon *d = conn->daemon;
+        Watch *w;
+        int r;
+
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        w->conn = conn;
+        w->id = ++d->next_watch_id;
+        w->fd = fd;
+        w->events = events;
+        w->mode = mode;
+        w->created = engine_now(d->engine, ENGINE_CLOCK_MONOTONIC);
+        r = idmap_put(&conn->watch_map, w->id, w);
+        if (r < 0)
+                goto fail;
+        r = engine_add_io(d->engine, &w->source, fd, events, mode, watch_io_cb, w);
+        if (r < 0) {
+                (void)idmap_remove(&conn->watch_map, w->id);
+                goto fail;
+        }
+        w->tag = json_incref(tag);
+        list_append(&conn->watches, &w->link);
+        conn->usage->watches++;
+        d->n_watches++;
+        daemon_counts_changed(d);
+        *ret = w;
+        return 0;
+fail:
+        free(w);
+        return r;
+}
+
+Watch *watch_free(Watch *w) {
+        Conn *c;
+        Daemon *d;
+
+        if (!w)
+                return NULL;
+        c = w->conn;
+        d = c->daemon;
+        if (w->pending)
+                notice_unqueue(c, w->pending);
+        (void)source_free(w->source);
+        (void)safe_close(w->fd);
+        (void)idmap_remove(&c->watch_map, w->id);
+        list_remove(&c->watches, &w->link);
+        c->usage->watches--;
+        d->n_watches--;
+        daemon_counts_changed(d);
+        json_decref(w->tag);
+        free(w);
+        return NULL;
+}
+
+int watch_modify(Watch *w, uint32_t events, EngineMode mode) {
+        int r = source_io_modify(w->source, events, mode);
+
+        if (r < 0)
+                return r;
+        w->events = events;
+        w->mode = mode;
+        return 0;
+}
+
+int watch_arm(Watch *w) {
+        return source_io_arm(w->source);
+}
+
+const char *watch_fd_kind(int fd) {
+        struct stat st;
+        struct statfs fs;
+
+        if (fstat(fd, &st) < 0)
+                return "unknown";
+        switch (st.st_mode & S_IFMT) {
+        case S_IFIFO:
+                return "pipe";
+        case S_IFSOCK:
+                return "socket";
+        case S_IFCHR:
+                return "char-device";
+        case S_IFBLK:
+                return "block-device";
+        case S_IFREG:
+                return "file";
+        case S_IFDIR:
+                return "directory";
+        default:
+                break;
+        }
+        /* Anonymous inodes (eventfd, timerfd, signalfd, epoll, io_uring, ...) and pidfds. */
+        if (fstatfs(fd, &fs) == 0 && fs.f_type == 0x50494446 /* PID_FS_MAGIC */)
+                return "pidfd";
+        return "anon";
+}
+
+static int client_timer_cb(EngineSource *s, uint64_t expirations, void *userdata) {
+        ClientTimer *t = userdata;
+        uint64_t at = source_timer_get_at(s), now = engine_now(source_get_engine(s), t->clock);
+
+        if (t->conn->closing)
+                return 0;
+        t->expirations += expirations;
+        notify_timer(t, expirations, now > at ? now - at : 0);
+        if (source_timer_get_interval(s) == 0) {
+                /* A fired one-shot timer is done: its id goes away, its notice stays queued. */
+                t->pending = NULL;
+                (void)client_timer_free(t);
+        }
+        return 0;
+}
+
+int client_timer_new(Conn *conn, EngineClock clock, uint64_t at_ns, uint64_t interval_ns, json_t *tag,
+                     ClientTimer **ret) {
+        Daemon *d = conn->daemon;
+        ClientTimer *t;
+        int r;
+
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        t->conn = conn;
+        t->id = ++d->next_timer_id;
+        t->clock = clock;
+        r = idmap_put(&conn->timer_map, t->id, t);
+        if (r < 0)
+                goto fail;
+        r = engine_add_timer(d->engine, &t->source, clock, at_ns, interval_ns, client_timer_cb, t);
+        if (r < 0) {
+                (void)idmap_remove(&conn->timer_map, t->id);
+                goto fail;
+        }
+        t->tag = json_incref(tag);
+        list_append(&conn->timers, &t->link);
+        conn->usage->timers++;
+        d->n_timers++;
+        daemon_counts_changed(d);
+        *ret = t;
+        return 0;
+fail:
+        free(t);
+        return r;
+}
+
+ClientTimer *client_timer_free(ClientTimer *t) {
+        Conn *c;
+        Daemon *d;
+
+        if (!t)
+                return NULL;
+        c = t->conn;
+        d = c->daemon;
+        if (t->pending)
+                notice_unqueue(c, t->pending);
+        (void)source_free(t->source);
+        (void)idmap_remove(&c->timer_map, t->id);
+        list_remove(&c->timers, &t->link);
+        c->usage->timers--;
+        d->n_timers--;
+        daemon_counts_changed(d);
+        json_decref(t->tag);
+        free(t);
+        return NULL;
+}
