@@ -790,7 +790,7 @@ static unsigned parse_unsigned(const char *s, const char *what) {
 
 static void help(void) {
         printf("engine-bench [OPTIONS]\n"
-               "  --quick            ~10 s smoke run (2 reps, fewer rounds, 1 timer rep)\n"
+               "  --quick            ~10 s smoke run (2 reps, fewer rounds, 250k timers once)\n"
                "  --reps N           repetitions of every pipes contender (default 7)\n"
                "  --rounds N         timed rounds per block (default: 100,000 reads' worth)\n"
                "  --n LIST           pipe counts, 'max' = as many as RLIMIT_NOFILE allows\n"
@@ -828,7 +828,7 @@ static void parse_argv(int argc, char **argv) {
                 { "json", required_argument, NULL, OPT_JSON },
                 { NULL, 0, NULL, 0 },
         };
-        bool quick = false, reps_set = false, timer_reps_set = false;
+        bool quick = false, reps_set = false, timer_reps_set = false, timers_set = false;
         int c;
 
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
@@ -860,6 +860,7 @@ static void parse_argv(int argc, char **argv) {
                         break;
                 case OPT_TIMERS:
                         arg_timers = parse_unsigned(optarg, "--timers");
+                        timers_set = true;
                         break;
                 case OPT_TIMER_REPS:
                         arg_timer_reps = parse_unsigned(optarg, "--timer-reps");
@@ -896,6 +897,8 @@ static void parse_argv(int argc, char **argv) {
                         arg_reps = 2;
                 if (!timer_reps_set)
                         arg_timer_reps = 1;
+                if (!timers_set)
+                        arg_timers = 250000;
         }
         if (arg_reps < 1 || arg_reps > 64 || arg_timer_reps < 1 || arg_timer_reps > 64) {
                 fprintf(stderr, "engine-bench: --reps and --timer-reps take 1..64\n");
@@ -909,10 +912,10 @@ static void parse_argv(int argc, char **argv) {
 }
 
 static unsigned rounds_for(uint64_t target) {
-        uint64_t reads = arg_quick ? 20000 : 100000;
-        uint64_t r = reads / target;
+        uint64_t reads = arg_quick ? 10000 : 100000;
+        uint64_t r = reads / target, min = arg_quick ? 3 : 10;
 
-        return (unsigned)(r < 10 ? 10 : r);
+        return (unsigned)(r < min ? min : r);
 }
 
 int main(int argc, char **argv) {

@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "build-config.h"
@@ -597,6 +599,27 @@ static int m_monitor(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodE
         return 0;
 }
 
+/* Debug only ($EVD_DEBUG=1 in the daemon's environment): block the event loop for
+ * `seconds`, so that tests can see the service manager's watchdog fire. Not part of the
+ * protocol. */
+static int m_debug_wedge(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err) {
+        static const char *const known[] = { "seconds", NULL };
+        uint64_t ns = 0;
+        bool present;
+        struct timespec ts;
+
+        if (!getenv("EVD_DEBUG") || strcmp(getenv("EVD_DEBUG"), "1") != 0)
+                return fail(err, EVD_ERR_METHOD_NOT_FOUND, NULL, NULL);
+        if (check_known(params, known, err) < 0 || get_seconds(params, "seconds", 0, &present, &ns, err) < 0)
+                return -1;
+        ts.tv_sec = (time_t)(ns / NSEC_PER_SEC);
+        ts.tv_nsec = (long)(ns % NSEC_PER_SEC);
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+        *ret = json_object();
+        return 0;
+}
+
 static const struct {
         const char *name;
         method_fn fn;
@@ -604,7 +627,7 @@ static const struct {
         { "hello", m_hello },     { "watch", m_watch },     { "modify", m_modify }, { "arm", m_arm },
         { "unwatch", m_unwatch }, { "timer", m_timer },     { "cancel", m_cancel }, { "ping", m_ping },
         { "status", m_status },   { "stats", m_stats },     { "clients", m_clients }, { "watches", m_watches },
-        { "timers", m_timers },   { "monitor", m_monitor },
+        { "timers", m_timers },   { "monitor", m_monitor }, { "debug-wedge", m_debug_wedge },
 };
 
 json_t *methods_call(Conn *c, const JsonRpcRequest *req, FdList *fds) {

@@ -1,0 +1,351 @@
+/* util-daemon.c - see util-daemon.h
+ *
+ * Helpers abort the test (check's ck_assert) on anything unexpected, so that test bodies
+ * read as the behaviour they check. Waiting is always bounded: poll() with a deadline.
+ */
+
+#include "util-daemon.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "jsonrpc.h"
+#include "macro.h"
+#include "wire.h"
+
+static long long now_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void test_daemon_start(TestDaemon *d, const char *const *extra_args) {
+        const char *bin = getenv("EVD_TEST_DAEMON");
+        const char *backend = getenv("EVD_TEST_BACKEND");
+        const char *argv[64];
+        size_t n = 0;
+        long long deadline;
+
+        ck_assert_msg(bin && *bin, "EVD_TEST_DAEMON is not set");
+        memset(d, 0, sizeof(*d));
+        snprintf(d->dir, sizeof(d->dir), "/tmp/evd-test-XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(d->dir));
+        snprintf(d->socket, sizeof(d->socket), "%s/evd.sock", d->dir);
+        snprintf(d->log, sizeof(d->log), "%s/evd.log", d->dir);
+
+        argv[n++] = bin;
+        argv[n++] = "--socket";
+        argv[n++] = d->socket;
+        argv[n++] = "--log-level";
+        argv[n++] = "debug";
+        if (backend && *backend) {
+                argv[n++] = "--backend";
+                argv[n++] = backend;
+        }
+        for (size_t i = 0; extra_args && extra_args[i] && n < ELEMENTSOF(argv) - 1; i++)
+                argv[n++] = extra_args[i];
+        argv[n] = NULL;
+
+        d->pid = fork();
+        ck_assert_int_ge(d->pid, 0);
+        if (d->pid == 0) {
+                int log = open(d->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+                if (log >= 0)
+                        (void)dup2(log, STDERR_FILENO);
+                /* The daemon must not inherit the test's notify socket or activation. */
+                unsetenv("NOTIFY_SOCKET");
+                unsetenv("LISTEN_FDS");
+                unsetenv("LISTEN_PID");
+                execv(bin, (char *const *)argv);
+                _exit(127);
+        }
+
+        deadline = now_ms() + TEST_TIMEOUT_MS;
+        for (;;) {
+                TestClient probe;
+                int status;
+
+                if (test_client_connect(&probe, d->socket) == 0) {
+                        test_client_close(&probe);
+                        return;
+                }
+                ck_assert_msg(waitpid(d->pid, &status, WNOHANG) == 0, "evd exited during start-up (see %s)", d->log);
+                ck_assert_msg(now_ms() < deadline, "evd did not start listening within 5 s");
+                (void)poll(NULL, 0, 5);
+        }
+}
+
+static void remove_dir(TestDaemon *d) {
+        DIR *dir = opendir(d->dir);
+        struct dirent *de;
+
+        if (!dir)
+                return;
+        while ((de = readdir(dir)))
+                if (de->d_name[0] != '.')
+                        (void)unlinkat(dirfd(dir), de->d_name, 0);
+        closedir(dir);
+        (void)rmdir(d->dir);
+}
+
+static int reap(pid_t pid, int timeout_ms) {
+        long long deadline = now_ms() + timeout_ms;
+        int status;
+
+        for (;;) {
+                pid_t r = waitpid(pid, &status, WNOHANG);
+                if (r == pid)
+                        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+                if (r < 0 || now_ms() >= deadline)
+                        return -1;
+                (void)poll(NULL, 0, 5);
+        }
+}
+
+int test_daemon_stop(TestDaemon *d) {
+        int status = 0;
+
+        if (d->pid > 0) {
+                (void)kill(d->pid, SIGTERM);
+                status = reap(d->pid, 10000);
+                if (status < 0) {
+                        (void)kill(d->pid, SIGKILL);
+                        status = reap(d->pid, 10000);
+                        ck_abort_msg("evd did not exit within 10 s of SIGTERM");
+                }
+                d->pid = 0;
+        }
+        remove_dir(d);
+        return status;
+}
+
+void test_daemon_kill(TestDaemon *d) {
+        if (d->pid > 0) {
+                (void)kill(d->pid, SIGKILL);
+                (void)reap(d->pid, 10000);
+                d->pid = 0;
+        }
+}
+
+int test_daemon_fd_count(const TestDaemon *d) {
+        char path[64];
+        struct dirent *de;
+        DIR *dir;
+        int n = 0;
+
+        snprintf(path, sizeof(path), "/proc/%d/fd", (int)d->pid);
+        dir = opendir(path);
+        ck_assert_ptr_nonnull(dir);
+        while ((de = readdir(dir)))
+                if (de->d_name[0] != '.')
+                        n++;
+        closedir(dir);
+        return n;
+}
+
+long test_daemon_rss_kb(const TestDaemon *d) {
+        char path[64], line[256];
+        long kb = -1;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)d->pid);
+        f = fopen(path, "re");
+        ck_assert_ptr_nonnull(f);
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+                        break;
+        fclose(f);
+        return kb;
+}
+
+bool test_daemon_log_contains(const TestDaemon *d, const char *needle) {
+        char buf[1 << 16];
+        ssize_t n;
+        int fd = open(d->log, O_RDONLY | O_CLOEXEC);
+        bool found = false;
+        size_t len = 0;
+
+        if (fd < 0)
+                return false;
+        /* The log may be larger than the buffer: keep the tail of each read for overlaps. */
+        while ((n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0) {
+                len += (size_t)n;
+                buf[len] = 0;
+                if (strstr(buf, needle)) {
+                        found = true;
+                        break;
+                }
+                if (len > sizeof(buf) / 2) {
+                        size_t keep = strlen(needle);
+                        memmove(buf, buf + len - keep, keep);
+                        len = keep;
+                }
+        }
+        close(fd);
+        return found;
+}
+
+int test_client_connect(TestClient *c, const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd;
+
+        memset(c, 0, sizeof(*c));
+        c->fd = -1;
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        c->fd = fd;
+        c->next_id = 1;
+        c->backlog = json_array();
+        return 0;
+}
+
+void test_client_close(TestClient *c) {
+        c->fd = safe_close(c->fd);
+        json_decref(c->backlog);
+        c->backlog = NULL;
+}
+
+void test_client_send_raw(TestClient *c, const void *data, size_t len, const int *fds, size_t n_fds) {
+        int r = wire_send_blocking(c->fd, data, len, fds, n_fds);
+
+        ck_assert_msg(r >= 0, "send failed: %s", strerror(-r));
+}
+
+void test_client_send(TestClient *c, json_t *msg, const int *fds, size_t n_fds) {
+        char *buf = NULL;
+        size_t len;
+
+        ck_assert_ptr_nonnull(msg);
+        ck_assert_int_ge(jsonrpc_encode_alloc(msg, &buf, &len), 0);
+        test_client_send_raw(c, buf, len, fds, n_fds);
+        free(buf);
+        json_decref(msg);
+}
+
+json_t *test_client_recv(TestClient *c, int timeout_ms) {
+        static char buf[EVD_MAX_PACKET + 1];
+        FdList fds = FD_LIST_NULL;
+        WirePacket pkt;
+        json_t *v = NULL;
+        int r;
+
+        r = wire_recv_blocking(c->fd, buf, sizeof(buf), &fds, &pkt, timeout_ms);
+        fd_list_close(&fds);
+        if (r < 0 || pkt.eof)
+                return NULL;
+        ck_assert_msg(!pkt.truncated, "daemon sent an oversize packet");
+        ck_assert_int_ge(jsonrpc_parse(buf, pkt.len, &v, NULL), 0);
+        return v;
+}
+
+/* Split a packet into messages: replies are returned via @ret_reply when their id is @id,
+ * everything else goes to the backlog. */
+static bool take_packet(TestClient *c, json_t *v, long long id, json_t **ret_reply) {
+        bool found = false;
+        size_t n = json_is_array(v) ? json_array_size(v) : 1;
+
+        for (size_t i = 0; i < n; i++) {
+                json_t *m = json_is_array(v) ? json_array_get(v, i) : v;
+                json_t *mid = json_object_get(m, "id");
+
+                if (!found && mid && json_is_integer(mid) && json_integer_value(mid) == id &&
+                    !json_object_get(m, "method")) {
+                        *ret_reply = json_incref(m);
+                        found = true;
+                } else
+                        json_array_append(c->backlog, m);
+        }
+        return found;
+}
+
+json_t *test_client_call(TestClient *c, const char *method, json_t *params, const int *fds, size_t n_fds) {
+        long long id = c->next_id++;
+        long long deadline = now_ms() + TEST_TIMEOUT_MS;
+        json_t *reply = NULL;
+
+        test_client_send(c, jsonrpc_request_new(id, method, params), fds, n_fds);
+        while (!reply) {
+                long long left = deadline - now_ms();
+                json_t *v;
+
+                ck_assert_msg(left > 0, "no reply to %s within 5 s", method);
+                v = test_client_recv(c, (int)left);
+                ck_assert_msg(v, "connection closed or timed out waiting for the reply to %s", method);
+                (void)take_packet(c, v, id, &reply);
+                json_decref(v);
+        }
+        return reply;
+}
+
+json_t *test_client_result(TestClient *c, const char *method, json_t *params, const int *fds, size_t n_fds) {
+        json_t *reply = test_client_call(c, method, params, fds, n_fds);
+        json_t *result = json_object_get(reply, "result");
+        char *text;
+
+        if (!result) {
+                text = json_dumps(reply, JSON_COMPACT);
+                ck_abort_msg("%s failed: %s", method, text);
+        }
+        json_incref(result);
+        json_decref(reply);
+        return result;
+}
+
+int test_client_error_code(TestClient *c, const char *method, json_t *params, const int *fds, size_t n_fds) {
+        json_t *reply = test_client_call(c, method, params, fds, n_fds);
+        json_t *code = json_object_get(json_object_get(reply, "error"), "code");
+        int r;
+
+        ck_assert_msg(json_is_integer(code), "%s did not fail", method);
+        r = (int)json_integer_value(code);
+        json_decref(reply);
+        return r;
+}
+
+json_t *test_client_notification(TestClient *c, const char *method, int timeout_ms) {
+        long long deadline = now_ms() + timeout_ms;
+
+        for (;;) {
+                size_t i;
+                json_t *m, *v, *none = NULL;
+
+                json_array_foreach(c->backlog, i, m) {
+                        const char *name = json_string_value(json_object_get(m, "method"));
+                        if (name && (!method || strcmp(name, method) == 0)) {
+                                json_incref(m);
+                                json_array_remove(c->backlog, i);
+                                return m;
+                        }
+                }
+                if (now_ms() >= deadline)
+                        return NULL;
+                v = test_client_recv(c, (int)(deadline - now_ms()));
+                if (!v)
+                        return NULL;
+                /* Id 0 is never one the client used: everything goes to the backlog. */
+                (void)take_packet(c, v, 0, &none);
+                json_decref(v);
+        }
+}

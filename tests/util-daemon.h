@@ -1,0 +1,67 @@
+#pragma once
+/* util-daemon.h - tests: start the built evd in a private directory, and a blocking client */
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/*
+ * The daemon binary comes from $EVD_TEST_DAEMON (meson passes evd.full_path()), its
+ * backend from $EVD_TEST_BACKEND ("io_uring" or "epoll"; unset: the daemon's default).
+ * Every daemon gets its own mkdtemp() directory, so tests run in parallel safely.
+ */
+typedef struct TestDaemon {
+        pid_t pid;
+        char dir[64];     /* mkdtemp() directory, removed by test_daemon_stop() */
+        char socket[128]; /* dir/evd.sock */
+        char log[128];    /* dir/evd.log: the daemon's stderr */
+} TestDaemon;
+
+/** test_daemon_start() - start evd with @extra_args (NULL-terminated, may be NULL) and wait
+ * (at most 5 s) until it accepts connections. Aborts the test on failure. */
+void test_daemon_start(TestDaemon *d, const char *const *extra_args);
+/** test_daemon_stop() - SIGTERM, wait (at most 10 s, then SIGKILL), clean up the directory.
+ * Return: the exit status (0..255), or 128 + signal number if it was killed. */
+int test_daemon_stop(TestDaemon *d);
+/** test_daemon_kill() - SIGKILL and reap (for restart tests); the directory is kept. */
+void test_daemon_kill(TestDaemon *d);
+/** test_daemon_fd_count() - open fds of the daemon (from /proc/PID/fd). */
+int test_daemon_fd_count(const TestDaemon *d);
+/** test_daemon_rss_kb() - the daemon's VmRSS in KiB. */
+long test_daemon_rss_kb(const TestDaemon *d);
+/** test_daemon_log_contains() - whether the daemon's stderr so far contains @needle. */
+bool test_daemon_log_contains(const TestDaemon *d, const char *needle);
+
+typedef struct TestClient {
+        int fd;
+        long long next_id;
+        json_t *backlog; /* notifications that arrived while waiting for a reply, oldest first */
+} TestClient;
+
+#define TEST_TIMEOUT_MS 5000
+
+/** test_client_connect() - connect to @path. Return: 0 or -errno (no abort: tests of
+ * refusals use it). */
+int test_client_connect(TestClient *c, const char *path);
+void test_client_close(TestClient *c);
+/** test_client_send_raw() - send @len bytes with @fds (borrowed). Aborts on failure. */
+void test_client_send_raw(TestClient *c, const void *data, size_t len, const int *fds, size_t n_fds);
+/** test_client_send() - encode @msg (stolen) and send it with @fds. */
+void test_client_send(TestClient *c, json_t *msg, const int *fds, size_t n_fds);
+/** test_client_recv() - the next packet, parsed (a new reference), or NULL on timeout or EOF.
+ * Ignores the backlog. */
+json_t *test_client_recv(TestClient *c, int timeout_ms);
+/** test_client_call() - send a request for @method with @params (stolen, may be NULL) and
+ * @fds, and return the whole reply object (result or error; a new reference). Notifications
+ * arriving meanwhile go to the backlog. Aborts on timeout. */
+json_t *test_client_call(TestClient *c, const char *method, json_t *params, const int *fds, size_t n_fds);
+/** test_client_result() - test_client_call() that asserts success and returns a new
+ * reference to `result`. */
+json_t *test_client_result(TestClient *c, const char *method, json_t *params, const int *fds, size_t n_fds);
+/** test_client_error_code() - test_client_call() that asserts an error and returns its code. */
+int test_client_error_code(TestClient *c, const char *method, json_t *params, const int *fds, size_t n_fds);
+/** test_client_notification() - the next notification named @method (NULL: any), from the
+ * backlog first, then the socket; others met on the way stay in the backlog. A new
+ * reference to the whole message, or NULL after @timeout_ms. */
+json_t *test_client_notification(TestClient *c, const char *method, int timeout_ms);
