@@ -265,9 +265,11 @@ int daemon_new(Daemon **ret, const DaemonOptions *opts) {
                 if (r < 0)
                         goto fail;
         }
-        r = server_open(&d->server, d, opts->socket_path);
-        if (r < 0)
-                goto fail;
+        if (!opts->no_listen) {
+                r = server_open(&d->server, d, opts->socket_path);
+                if (r < 0)
+                        goto fail;
+        }
         *ret = d;
         return 0;
 fail:
@@ -290,6 +292,10 @@ Daemon *daemon_free(Daemon *d) {
         free(d->config_path);
         free(d);
         return NULL;
+}
+
+int daemon_add_client(Daemon *d, int fd) {
+        return conn_new(d, fd, NULL);
 }
 
 int daemon_run(Daemon *d) {

@@ -29,6 +29,7 @@ typedef struct DaemonOptions {
         const ConfigSetting *cli; /* command-line settings, re-applied on every reload */
         size_t n_cli;
         EngineBackend backend;
+        bool no_listen; /* no listening socket: clients come from daemon_add_client() (fuzzing) */
 } DaemonOptions;
 
 typedef struct Daemon {
@@ -71,6 +72,10 @@ int daemon_new(Daemon **ret, const DaemonOptions *opts);
 Daemon *daemon_free(Daemon *d);
 /** daemon_run() - serve until SIGTERM/SIGINT. Return: exit status (0) or -errno. */
 int daemon_run(Daemon *d);
+
+/** daemon_add_client() - serve a client on connected socket @fd (consumed). For callers
+ * that bring their own connections (the dispatcher fuzzer). Return: 0 or -errno. */
+int daemon_add_client(Daemon *d, int fd);
 
 /** daemon_usage() - the uid's usage record, created on first use. Return: NULL on OOM. */
 UidUsage *daemon_usage(Daemon *d, uid_t uid);
