@@ -15,12 +15,14 @@ typedef enum SourceType {
 } SourceType;
 
 /*
+ * Aligned to 16 so that io_uring's user_data has 4 free low bits for a poll generation.
+ *
  * Lifetime: `refs` counts the user's handle (until source_free()), an in-flight io_uring
  * poll (until its last CQE) and a running callback. Memory is released at zero, so a CQE,
  * or the rest of a batch, may still look at a source the user already freed: `dead` tells
  * them to drop it.
  */
-struct EngineSource {
+struct __attribute__((aligned(16))) EngineSource {
         Engine *engine;
         void *userdata;
         uint16_t refs;
@@ -34,9 +36,15 @@ struct EngineSource {
                         uint32_t events;
                         uint32_t generation; /* epoll: tells a stale event from a reused fd */
                         uint8_t mode;
-                        uint8_t polls;      /* io_uring: poll requests live, each holding a ref */
+                        /* io_uring: each poll request carries a 4-bit generation in the low
+                         * bits of user_data; bit g of poll_mask is set while the poll of
+                         * generation g is live (each holds a ref). Only the current one
+                         * (poll_gen) may report: a superseded poll's late CQE is dropped. */
+                        uint16_t poll_mask;
+                        uint8_t poll_gen;
+                        bool rearm_queued;  /* io_uring: waiting in the re-arm queue */
                         bool registered;    /* epoll: in the interest list */
-                        bool kernel_armed;  /* epoll: registered and not spent by EPOLLONESHOT */
+                        bool kernel_armed;  /* epoll: not spent by EPOLLONESHOT; io_uring: multishot */
                 } io;
                 struct {
                         engine_timer_cb cb;
@@ -114,8 +122,12 @@ struct Engine {
 
         EngineSource *defer_head, *defer_tail;
 
-        /* Free list of source structs: timers by the million must not pay malloc each. */
+        /* Free list of source structs: timers by the million must not pay malloc each.
+         * Without the pool (sanitizers, valgrind) each source is malloc()ed behind a link
+         * in `malloced`, so that engine_free() can release those the user still holds
+         * (disabled timers and defers are reachable from nowhere else). */
         bool pool_enabled;
+        struct SourceLink *malloced;
         EngineSource *free_sources;
         SourcePoolChunk *chunks;
 };

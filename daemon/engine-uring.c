@@ -5,12 +5,23 @@
  * iteration goes to the kernel with the next wait, in one io_uring_enter, and a wait with a
  * deadline passes it as EXT_ARG: no timerfd and no extra syscall for the loop timeout.
  *
- * user_data is the source pointer. Each poll request holds a reference on its source until
- * its last CQE (the first without IORING_CQE_F_MORE; a cancel ends with -ECANCELED), so a
- * late CQE for a freed source finds valid memory marked dead and is dropped. A live source
- * whose poll ended (CQ overflow, update race, oneshot fallback) is re-armed transparently.
+ * user_data is the source pointer plus a 4-bit poll generation (sources are 16-aligned).
+ * Each poll request holds a reference on its source until its last CQE (the first without
+ * IORING_CQE_F_MORE; a cancel ends with -ECANCELED), so a late CQE for a freed source finds
+ * valid memory marked dead and is dropped, and a CQE from a superseded poll (a mode change
+ * is a remove plus an add, which may both complete) is dropped by its generation.
  * Requests whose CQE we never want (update, remove) carry user_data 0 and, where the
  * kernel has it, IOSQE_CQE_SKIP_SUCCESS.
+ *
+ * A live edge source whose multishot poll ended (the kernel ends multishot polls it cannot
+ * post a CQE for when the CQ is full) must be re-armed, and a fresh poll reports the fd's
+ * current readiness at once, including data the callback chose to leave unread. Re-arms
+ * therefore go through a queue drained at most half a CQ per iteration: the reports they
+ * cause fit in the CQ, the multishot polls survive, and a ring that is too small cannot
+ * turn into a loop re-reporting the same unread data.
+ *
+ * Multishot poll (5.13) and IORING_FEAT_NODROP (5.5) are required: without them edge
+ * semantics or "no event is lost" cannot be kept, and engine_new() falls back to epoll.
  *
  * The ring starts small and grows with the number of live polls: io_uring rings cannot be
  * resized with liburing 2.3, so growing means a new ring, every poll cancelled on the old
@@ -31,6 +42,8 @@
 
 #include "macro.h"
 
+#define GEN_BITS 4
+#define GEN_MASK ((1u << GEN_BITS) - 1)
 #define SQ_ENTRIES_DEFAULT 256
 #define CQ_ENTRIES_DEFAULT 1024
 #define CQ_ENTRIES_MAX 65536
@@ -52,6 +65,8 @@ typedef struct Uring {
         bool fixed;
         bool overflowed; /* since the last wait: grow before the next */
         unsigned live_polls;
+        EngineSource **rearm; /* each holds a ref; see the top of the file */
+        size_t n_rearm, rearm_capacity;
         /* An empty epoll set: asking it to ADD an fd tells whether the fd can be polled at
          * all (io_uring would report an unpollable file ready forever). */
         int probe_fd;
@@ -103,41 +118,60 @@ static void prep_quiet(Uring *u, struct io_uring_sqe *sqe) {
                 io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
 }
 
-static bool use_multishot(Engine *e, EngineSource *s) {
-        return s->io.mode == ENGINE_EDGE && (e->features & ENGINE_FEATURE_POLL_MULTISHOT);
+static inline uint64_t poll_udata(EngineSource *s, unsigned gen) {
+        return (uint64_t)(uintptr_t)s | gen;
 }
 
 /* Queue a POLL_REMOVE for every poll of @s still in the kernel. Those already ending fail
- * with ENOENT, quietly; the new poll that may follow is queued after, so never matched. */
+ * with ENOENT, quietly; a new poll queued after them is never matched (other generation). */
 static int uring_cancel_polls(Engine *e, Uring *u, EngineSource *s) {
-        for (unsigned i = 0; i < s->io.polls; i++) {
-                struct io_uring_sqe *sqe = uring_get_sqe(e, u);
+        for (unsigned gen = 0; gen <= GEN_MASK; gen++) {
+                struct io_uring_sqe *sqe;
+
+                if (!(s->io.poll_mask & (1u << gen)))
+                        continue;
+                sqe = uring_get_sqe(e, u);
                 if (!sqe)
                         return -EBUSY;
-                io_uring_prep_poll_remove(sqe, (uint64_t)(uintptr_t)s);
+                io_uring_prep_poll_remove(sqe, poll_udata(s, gen));
                 prep_quiet(u, sqe);
         }
         return 0;
 }
 
+/* The kernel reports PRI (urgent data) only to a poll that also asks for RDBAND. */
+static unsigned kernel_mask(EngineSource *s) {
+        return s->io.events | ((s->io.events & ENGINE_PRI) ? POLLRDBAND : 0);
+}
+
 static int uring_io_start(Engine *e, EngineSource *s) {
         Uring *u = uring_of(e);
         struct io_uring_sqe *sqe;
+        unsigned gen = s->io.poll_gen;
         int r;
 
         r = uring_cancel_polls(e, u, s);
         if (r < 0)
                 return r;
+        /* Next generation whose poll is not still live (it may be ending after a cancel). */
+        for (unsigned tries = 0;; tries++) {
+                if (tries > GEN_MASK)
+                        return -EBUSY;
+                gen = (gen + 1) & GEN_MASK;
+                if (!(s->io.poll_mask & (1u << gen)))
+                        break;
+        }
         sqe = uring_get_sqe(e, u);
         if (!sqe)
                 return -EBUSY;
-        if (use_multishot(e, s))
-                io_uring_prep_poll_multishot(sqe, s->io.fd, s->io.events);
+        if (s->io.mode == ENGINE_EDGE)
+                io_uring_prep_poll_multishot(sqe, s->io.fd, kernel_mask(s));
         else
-                io_uring_prep_poll_add(sqe, s->io.fd, s->io.events);
-        io_uring_sqe_set_data(sqe, s);
-        s->io.kernel_armed = use_multishot(e, s); /* the live poll's mode */
-        s->io.polls++;
+                io_uring_prep_poll_add(sqe, s->io.fd, kernel_mask(s));
+        io_uring_sqe_set_data64(sqe, poll_udata(s, gen));
+        s->io.poll_gen = (uint8_t)gen;
+        s->io.poll_mask |= (uint16_t)(1u << gen);
+        s->io.kernel_armed = s->io.mode == ENGINE_EDGE; /* the live poll's mode */
         u->live_polls++;
         engine_source_ref(s);
         return 0;
@@ -146,15 +180,16 @@ static int uring_io_start(Engine *e, EngineSource *s) {
 static int uring_io_update(Engine *e, EngineSource *s) {
         Uring *u = uring_of(e);
         struct io_uring_sqe *sqe;
+        uint64_t ud = poll_udata(s, s->io.poll_gen);
 
-        /* The kernel updates a poll's event mask but not its oneshot/multishot mode. */
-        if (s->io.polls != 1 || s->io.kernel_armed != use_multishot(e, s) ||
+        /* The kernel updates a poll's event mask, not its oneshot/multishot mode. */
+        if (s->io.poll_mask != (1u << s->io.poll_gen) || s->io.kernel_armed != (s->io.mode == ENGINE_EDGE) ||
             !(e->features & ENGINE_FEATURE_POLL_UPDATE))
                 return uring_io_start(e, s);
         sqe = uring_get_sqe(e, u);
         if (!sqe)
                 return -EBUSY;
-        io_uring_prep_poll_update(sqe, (uint64_t)(uintptr_t)s, (uint64_t)(uintptr_t)s, s->io.events,
+        io_uring_prep_poll_update(sqe, ud, ud, kernel_mask(s),
                                   IORING_POLL_UPDATE_EVENTS | (s->io.kernel_armed ? IORING_POLL_ADD_MULTI : 0));
         prep_quiet(u, sqe);
         return 0;
@@ -164,6 +199,41 @@ static void uring_io_stop(Engine *e, EngineSource *s) {
         /* If no SQE can be had even after a flush, the poll stays: its events are dropped
          * (dead or disabled) and its last CQE still releases the source. */
         (void)uring_cancel_polls(e, uring_of(e), s);
+}
+
+static void rearm_queue(Engine *e, Uring *u, EngineSource *s) {
+        if (s->io.rearm_queued)
+                return;
+        if (u->n_rearm == u->rearm_capacity) {
+                size_t capacity = u->rearm_capacity ? u->rearm_capacity * 2 : 64;
+                EngineSource **q = realloc(u->rearm, capacity * sizeof(*q));
+                if (!q) {
+                        /* No memory to defer it: re-arm now, as the kernel allows. */
+                        (void)uring_io_start(e, s);
+                        return;
+                }
+                u->rearm = q;
+                u->rearm_capacity = capacity;
+        }
+        engine_source_ref(s);
+        s->io.rearm_queued = true;
+        u->rearm[u->n_rearm++] = s;
+}
+
+/* Re-arm queued sources, at most half a CQ's worth: see the top of the file. */
+static void rearm_run(Engine *e, Uring *u, bool all) {
+        size_t budget = all ? u->n_rearm : MIN(u->n_rearm, (size_t)MAX(u->cq_entries / 2, 1u));
+
+        for (size_t i = 0; i < budget; i++) {
+                EngineSource *s = u->rearm[i];
+
+                s->io.rearm_queued = false;
+                if (!s->dead && s->enabled && !(s->io.poll_mask & (1u << s->io.poll_gen)))
+                        (void)uring_io_start(e, s);
+                engine_source_unref(s);
+        }
+        memmove(u->rearm, u->rearm + budget, (u->n_rearm - budget) * sizeof(*u->rearm));
+        u->n_rearm -= budget;
 }
 
 static int uring_io_validate(Engine *e, int fd) {
@@ -183,15 +253,18 @@ static int uring_io_validate(Engine *e, int fd) {
         return 0;
 }
 
-/* A poll's CQE. @u_polls counts down live polls of the ring it came from. */
-static void handle_poll_cqe(Engine *e, Uring *u, EngineSource *s, int res, unsigned flags, bool dispatch) {
+/* A poll's CQE. With @dispatch false (draining a ring), only the bookkeeping. */
+static void handle_poll_cqe(Engine *e, Uring *u, uint64_t ud, int res, unsigned flags, bool dispatch) {
+        EngineSource *s = (EngineSource *)(uintptr_t)(ud & ~(uint64_t)GEN_MASK);
+        unsigned gen = (unsigned)(ud & GEN_MASK);
         bool last = !(flags & IORING_CQE_F_MORE);
+        bool current = gen == s->io.poll_gen;
 
         if (last) {
-                s->io.polls--;
+                s->io.poll_mask &= (uint16_t)~(1u << gen);
                 u->live_polls--;
         }
-        if (dispatch) {
+        if (dispatch && current) {
                 if (res > 0)
                         engine_io_event(e, s, (uint32_t)res);
                 else if (res < 0 && res != -ECANCELED && !s->dead && s->enabled) {
@@ -201,8 +274,9 @@ static void handle_poll_cqe(Engine *e, Uring *u, EngineSource *s, int res, unsig
                         if (!s->dead && s->enabled)
                                 (void)source_set_enabled(s, false);
                 }
-                if (last && !s->dead && s->enabled && s->io.polls == 0)
-                        (void)uring_io_start(e, s);
+                /* Still wanted, and no newer poll was started from the callback. */
+                if (last && !s->dead && s->enabled && !(s->io.poll_mask & (1u << s->io.poll_gen)))
+                        rearm_queue(e, u, s);
         }
         if (last)
                 engine_source_unref(s);
@@ -258,8 +332,7 @@ static void reap(Engine *e, Uring *u, bool dispatch, unsigned budget, int *ret_c
                         }
                         if (ud <= UDATA_PROBE_REMOVE || ud == LIBURING_UDATA_TIMEOUT)
                                 continue;
-                        handle_poll_cqe(e, u, (EngineSource *)(uintptr_t)ud, done[i].res, done[i].flags,
-                                        dispatch);
+                        handle_poll_cqe(e, u, ud, done[i].res, done[i].flags, dispatch);
                 }
                 if (budget == 0)
                         break;
@@ -281,8 +354,10 @@ static int ring_setup(Engine *e, Uring *u, struct io_uring *ring, unsigned sq, u
         for (size_t i = 0; i < ELEMENTSOF(bases); i++) {
                 unsigned base = bases[i];
 
-                if (((base & IORING_SETUP_DEFER_TASKRUN) && (u->disabled & (ENGINE_FEATURE_DEFER_TASKRUN | ENGINE_FEATURE_SINGLE_ISSUER))) ||
-                    ((base & IORING_SETUP_COOP_TASKRUN) && (u->disabled & (ENGINE_FEATURE_COOP_TASKRUN | ENGINE_FEATURE_TASKRUN_FLAG))))
+                if (((base & IORING_SETUP_DEFER_TASKRUN) &&
+                     (u->disabled & (ENGINE_FEATURE_DEFER_TASKRUN | ENGINE_FEATURE_SINGLE_ISSUER))) ||
+                    ((base & IORING_SETUP_COOP_TASKRUN) && (u->disabled & ENGINE_FEATURE_COOP_TASKRUN)) ||
+                    ((base & IORING_SETUP_TASKRUN_FLAG) && (u->disabled & ENGINE_FEATURE_TASKRUN_FLAG)))
                         continue;
                 for (int submit_all = 1; submit_all >= 0; submit_all--) {
                         struct io_uring_params p = {
@@ -307,6 +382,15 @@ static int ring_setup(Engine *e, Uring *u, struct io_uring *ring, unsigned sq, u
                 }
         }
         return r;
+}
+
+/* Tests switch features off to exercise fallbacks; liburing reads the ring's feature bits
+ * to decide, for one, whether a wait timeout goes in EXT_ARG or in a timeout SQE. */
+static void ring_apply_disabled(Uring *u) {
+        if (u->disabled & ENGINE_FEATURE_EXT_ARG)
+                u->ring.features &= ~(unsigned)IORING_FEAT_EXT_ARG;
+        if (u->disabled & ENGINE_FEATURE_NODROP)
+                u->ring.features &= ~(unsigned)IORING_FEAT_NODROP;
 }
 
 static void features_from_ring(Engine *e, Uring *u) {
@@ -396,8 +480,16 @@ static int uring_init(Engine *e, const EngineOptions *opts) {
                 return r;
         }
         u->ring_ready = true;
+        ring_apply_disabled(u);
         probe_poll_ops(e, u);
         features_from_ring(e, u);
+        if (!(e->features & ENGINE_FEATURE_POLL_MULTISHOT) || !(e->features & ENGINE_FEATURE_NODROP)) {
+                /* See the top of the file: the epoll backend keeps the contract instead. */
+                io_uring_queue_exit(&u->ring);
+                (void)safe_close(u->probe_fd);
+                e->features = 0;
+                return -EOPNOTSUPP;
+        }
         ring_register(e, u);
         e->stats.sq_entries = u->sq_entries;
         e->stats.cq_entries = u->cq_entries;
@@ -435,7 +527,7 @@ static bool ring_drain(Engine *e, Uring *u) {
 }
 
 static void rearm_on_new_ring(Engine *e, EngineSource *s, void *data) {
-        if (s->enabled && s->io.polls == 0)
+        if (s->enabled && !(s->io.poll_mask & (1u << s->io.poll_gen)))
                 (void)uring_io_start(e, s);
 }
 
@@ -454,6 +546,7 @@ static void ring_grow(Engine *e, Uring *u) {
         if (ring_drain(e, u)) {
                 io_uring_queue_exit(&u->ring);
                 u->ring = bigger;
+                ring_apply_disabled(u);
                 ring_register(e, u);
                 e->stats.ring_resizes++;
         } else {
@@ -471,6 +564,11 @@ static void uring_done(Engine *e) {
 
         if (!u)
                 return;
+        for (size_t i = 0; i < u->n_rearm; i++) {
+                u->rearm[i]->io.rearm_queued = false;
+                engine_source_unref(u->rearm[i]);
+        }
+        free(u->rearm);
         if (u->ring_ready) {
                 (void)ring_drain(e, u);
                 io_uring_queue_exit(&u->ring);
@@ -489,6 +587,11 @@ static int uring_wait(Engine *e, int64_t timeout_ns) {
         if (!u->fixed && u->cq_entries < CQ_ENTRIES_MAX && (u->overflowed || u->live_polls > u->cq_entries))
                 ring_grow(e, u);
         u->overflowed = false;
+        if (u->n_rearm > 0) {
+                rearm_run(e, u, false);
+                if (u->n_rearm > 0)
+                        timeout_ns = 0; /* more to re-arm next iteration: do not sleep on them */
+        }
 
         queued = io_uring_sq_ready(&u->ring);
         if (timeout_ns == 0)

@@ -30,6 +30,10 @@ struct SourcePoolChunk {
         EngineSource sources[SOURCE_POOL_CHUNK];
 };
 
+typedef struct __attribute__((aligned(16))) SourceLink {
+        struct SourceLink *prev, *next;
+} SourceLink;
+
 static const char *const feature_names[_ENGINE_FEATURE_COUNT] = {
         "single-issuer", "defer-taskrun", "coop-taskrun", "taskrun-flag",
         "multishot-poll", "poll-update", "ext-arg", "nodrop",
@@ -47,9 +51,15 @@ static EngineSource *source_alloc(Engine *e, SourceType type) {
         EngineSource *s;
 
         if (!e->pool_enabled) {
-                s = malloc(sizeof(*s));
-                if (!s)
+                SourceLink *l = malloc(sizeof(SourceLink) + sizeof(*s));
+                if (!l)
                         return NULL;
+                l->prev = NULL;
+                l->next = e->malloced;
+                if (l->next)
+                        l->next->prev = l;
+                e->malloced = l;
+                s = (EngineSource *)(l + 1);
         } else {
                 if (!e->free_sources) {
                         SourcePoolChunk *c = malloc(sizeof(*c));
@@ -78,8 +88,16 @@ static void source_release(EngineSource *s) {
         if (e->pool_enabled) {
                 s->userdata = e->free_sources;
                 e->free_sources = s;
-        } else
-                free(s);
+        } else {
+                SourceLink *l = (SourceLink *)s - 1;
+                if (l->prev)
+                        l->prev->next = l->next;
+                else
+                        e->malloced = l->next;
+                if (l->next)
+                        l->next->prev = l->prev;
+                free(l);
+        }
 }
 
 void engine_source_unref(EngineSource *s) {
@@ -763,8 +781,6 @@ static void free_all_sources(Engine *e) {
 Engine *engine_free(Engine *e) {
         if (!e)
                 return NULL;
-        /* Disabled timers and defers are not reachable from here: like any source, the
-         * user frees them (engine_free() before its sources is a caller bug). */
         free_all_sources(e);
         e->realtime_fd = safe_close(e->realtime_fd);
         e->signal_fd = safe_close(e->signal_fd);
@@ -773,6 +789,12 @@ Engine *engine_free(Engine *e) {
         for (int c = 0; c < _ENGINE_CLOCK_MAX; c++)
                 timer_heap_deinit(&e->timers[c]);
         free(e->fd_table);
+        /* Disabled timers and defers, reachable only through the user's handles. */
+        while (e->malloced) {
+                SourceLink *l = e->malloced;
+                e->malloced = l->next;
+                free(l);
+        }
         while (e->chunks) {
                 SourcePoolChunk *c = e->chunks;
                 e->chunks = c->next;

@@ -16,6 +16,10 @@
  * does not call back again for data it left unread (read to EAGAIN); a oneshot source calls
  * back once and stays quiet until source_io_arm(). The engine never spins on a level that a
  * callback did not consume. The engine drains only its own internal fds (signalfd, timerfd).
+ * Spurious callbacks are possible and harmless to a callback that drains: on io_uring, when
+ * the kernel ends a multishot poll for lack of CQ space, the re-armed poll reports the
+ * current level once more (at most one extra callback per source and overflow), and a ring
+ * resize re-arms every poll the same way.
  *
  * Ownership: io sources borrow their fd: the caller keeps it open while the source exists
  * and closes it after source_free(). Closing it first is a caller bug that the engine
@@ -85,7 +89,10 @@ typedef struct EngineOptions {
         unsigned sq_entries;
         unsigned cq_entries;
         bool fixed_ring;          /* never grow the ring (tests use it to force CQ overflow) */
-        unsigned disable_features; /* ENGINE_FEATURE_* bits not to use (tests force fallbacks) */
+        /* ENGINE_FEATURE_* bits to act as if the kernel lacked (tests force fallbacks).
+         * io_uring requires POLL_MULTISHOT and NODROP: without either, an explicit
+         * ENGINE_BACKEND_IO_URING fails with -EOPNOTSUPP and AUTO picks epoll. */
+        unsigned disable_features;
 } EngineOptions;
 
 typedef struct EngineStats {

@@ -330,7 +330,8 @@ static int timer_rec_cb(EngineSource *s, uint64_t expirations, void *userdata) {
         TimerRec *t = userdata;
         Engine *e = source_get_engine(s);
         uint64_t at = source_timer_get_at(s);
-        uint64_t real = clock_ns(t->clock == ENGINE_CLOCK_REALTIME ? CLOCK_REALTIME : CLOCK_MONOTONIC);
+        uint64_t real = clock_ns(t->clock == ENGINE_CLOCK_REALTIME ? CLOCK_REALTIME
+                                                                   : CLOCK_MONOTONIC);
         uint64_t now = engine_now(e, t->clock);
         unsigned i = t->calls;
 
@@ -476,6 +477,13 @@ START_TEST(test_fd_pidfd) {
         }
         sync[0] = safe_close(sync[0]);
         pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (pidfd < 0 && errno == ENOSYS && getenv("EVD_UNDER_VALGRIND")) {
+                /* valgrind 3.19 does not know pidfd_open (434); the other runs cover it. */
+                printf("pidfd_open unsupported under valgrind: pidfd case not run\n");
+                sync[1] = safe_close(sync[1]);
+                ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+                return;
+        }
         ck_assert_int_ge(pidfd, 0);
 
         _cleanup_(engine_freep) Engine *e = test_engine_new(NULL);
@@ -771,7 +779,8 @@ START_TEST(test_edge_per_wakeup) {
         ck_assert_uint_eq(st1.events, st0.events);
         /* step_for() steps 10 ms at a time: a spinning engine returns at once, each time. */
         ck_assert_uint_le(st1.iterations - st0.iterations, 40);
-        ck_assert_msg(cpu < wall / 2, "idle loop used %" PRIu64 " ns CPU in %" PRIu64 " ns", cpu, wall);
+        ck_assert_msg(cpu < wall / 2, "idle loop used %" PRIu64 " ns CPU in %" PRIu64 " ns",
+                      cpu, wall);
 
         if (_i == 1)
                 p[1] = -1; /* one fd, closed once */
@@ -965,6 +974,55 @@ START_TEST(test_free_other_in_batch) {
 }
 END_TEST
 
+/* An io event and a due timer in one iteration: whichever callback runs first frees the
+ * other source, which then must not run. */
+typedef struct Cross {
+        EngineSource *io, *timer;
+        unsigned io_calls, timer_calls;
+} Cross;
+
+static int cross_io_cb(EngineSource *s, int fd, uint32_t revents, void *userdata) {
+        Cross *c = userdata;
+
+        (void)s, (void)fd, (void)revents;
+        c->io_calls++;
+        c->timer = source_free(c->timer);
+        return 0;
+}
+
+static int cross_timer_cb(EngineSource *s, uint64_t expirations, void *userdata) {
+        Cross *c = userdata;
+
+        (void)s, (void)expirations;
+        c->timer_calls++;
+        c->io = source_free(c->io);
+        return 0;
+}
+
+START_TEST(test_free_cross_type_in_batch) {
+        _cleanup_pair_ int p[2] = PAIR_NULL;
+        Cross c = { 0 };
+        uint64_t at;
+
+        make_pipe(p);
+        _cleanup_(engine_freep) Engine *e = test_engine_new(NULL);
+        ck_assert_int_eq(engine_add_io(e, &c.io, p[0], ENGINE_IN, ENGINE_EDGE, cross_io_cb, &c), 0);
+        step_for(e, MSEC(20));
+        at = engine_now(e, ENGINE_CLOCK_MONOTONIC);
+        ck_assert_int_eq(engine_add_timer(e, &c.timer, ENGINE_CLOCK_MONOTONIC, at, MSEC(1),
+                                          cross_timer_cb, &c), 0);
+        write_byte(p[1]);
+        ck_assert_int_eq(engine_step(e, (int64_t)NSEC_PER_SEC), 0);
+        step_for(e, MSEC(30));
+        write_byte(p[1]);
+        step_for(e, MSEC(20));
+        /* One of them ran (and freed the other); the survivor may have run again. */
+        ck_assert((c.io == NULL) != (c.timer == NULL));
+        ck_assert_uint_eq(c.io ? c.timer_calls : c.io_calls, 0);
+        ck_assert_uint_ge(c.io ? c.io_calls : c.timer_calls, 1);
+}
+END_TEST
+
 /* Whichever callback runs first frees the other source, closes its fd, puts a new pipe
  * at the same fd number and watches it: the other's pending event (same batch) must reach
  * neither the freed source nor the new one. */
@@ -991,7 +1049,8 @@ static int swap_cb(EngineSource *s, int fd, uint32_t revents, void *userdata) {
         w->src[other] = source_free(w->src[other]);
         ck_assert_int_eq(close(w->fd[other]), 0);
         w->fresh_wfd = pipe_at(w->fd[other]);
-        w->fresh_src = add_io(source_get_engine(s), w->fd[other], ENGINE_IN, ENGINE_EDGE, &w->fresh);
+        w->fresh_src = add_io(source_get_engine(s), w->fd[other], ENGINE_IN, ENGINE_EDGE,
+                              &w->fresh);
         return 0;
 }
 
@@ -1166,7 +1225,8 @@ static void expect_add_fails(Engine *e, int fd, uint32_t events, EngineMode mode
         EngineSource *s = sentinel;
         int r = engine_add_io(e, &s, fd, events, mode, nop_io_cb, NULL);
 
-        ck_assert_msg(r == error, "engine_add_io(fd %d, events 0x%x, mode %d) = %d (%s), want %d (%s)",
+        ck_assert_msg(r == error,
+                      "engine_add_io(fd %d, events 0x%x, mode %d) = %d (%s), want %d (%s)",
                       fd, events, (int)mode, r, strerror(-r), error, strerror(-error));
         /* ret_ parameters are written only on success. */
         ck_assert_ptr_eq(s, sentinel);
@@ -1235,7 +1295,6 @@ typedef struct Many {
         int *fds;
         unsigned *counts;
         EngineSource **src;
-        unsigned total;
 } Many;
 
 static int many_cb(EngineSource *s, int fd, uint32_t revents, void *userdata) {
@@ -1250,7 +1309,6 @@ static int many_cb(EngineSource *s, int fd, uint32_t revents, void *userdata) {
 
 static void many_init(Many *m, unsigned n) {
         m->n = n;
-        m->total = 0;
         m->fds = malloc(sizeof(*m->fds) * n);
         m->counts = calloc(n, sizeof(*m->counts));
         m->src = calloc(n, sizeof(*m->src));
@@ -1261,7 +1319,8 @@ static void many_init(Many *m, unsigned n) {
 
 static void many_add(Many *m, Engine *e, EngineMode mode) {
         for (unsigned i = 0; i < m->n; i++) {
-                int r = engine_add_io(e, &m->src[i], m->fds[i], ENGINE_IN, mode, many_cb, &m->counts[i]);
+                int r = engine_add_io(e, &m->src[i], m->fds[i], ENGINE_IN, mode, many_cb,
+                                      &m->counts[i]);
                 if (r < 0)
                         ck_abort_msg("engine_add_io #%u: %s", i, strerror(-r));
         }
@@ -1290,6 +1349,22 @@ static void many_expect_each(Engine *e, Many *m, unsigned times) {
                 if (m->counts[i] != times)
                         ck_abort_msg("source #%u (fd %d) called back %u times, want %u", i,
                                      m->fds[i], m->counts[i], times);
+}
+
+/* Every source called back at least @lo and at most @hi times in total, and nothing more
+ * arrives while idle. */
+static void many_expect_between(Engine *e, Many *m, unsigned lo, unsigned hi) {
+        unsigned before;
+
+        STEP_UNTIL(e, many_sum(m) >= m->n * lo);
+        step_for(e, MSEC(50));
+        for (unsigned i = 0; i < m->n; i++)
+                if (m->counts[i] < lo || m->counts[i] > hi)
+                        ck_abort_msg("source #%u (fd %d) called back %u times, want %u..%u", i, m->fds[i],
+                                     m->counts[i], lo, hi);
+        before = many_sum(m);
+        step_for(e, MSEC(50));
+        ck_assert_uint_eq(many_sum(m), before);
 }
 
 static void many_done(Many *m, Engine *e) {
@@ -1678,7 +1753,8 @@ START_TEST(test_timer_million) {
 
                         million.deadline[i] = base + rng_next() % MSEC(1000);
                         r = engine_add_timer(e, &million.src[i], ENGINE_CLOCK_MONOTONIC,
-                                             million.deadline[i], 0, million_cb, (void *)(uintptr_t)i);
+                                             million.deadline[i], 0, million_cb,
+                                             (void *)(uintptr_t)i);
                         if (r < 0)
                                 ck_abort_msg("engine_add_timer #%u: %s", i, strerror(-r));
                 }
@@ -2030,6 +2106,20 @@ START_TEST(test_callback_failure) {
         }
         {
                 _cleanup_(engine_freep) Engine *e = test_engine_new(NULL);
+                uint64_t deadline = mono_ns() + watchdog_ns();
+                int ret = 0;
+
+                /* engine_step() reports it the same way. */
+                r = (IoRec){ .ret = -EPROTO, .drain = true };
+                add_io(e, p[0], ENGINE_IN, ENGINE_EDGE, &r);
+                write_byte(p[1]);
+                while (r.calls == 0 && ret == 0 && mono_ns() < deadline)
+                        ret = engine_step(e, (int64_t)MSEC(10));
+                ck_assert_uint_eq(r.calls, 1);
+                ck_assert_int_eq(ret, -EPROTO);
+        }
+        {
+                _cleanup_(engine_freep) Engine *e = test_engine_new(NULL);
 
                 s = add_timer_after(e, MSEC(5), 0, &t);
                 add_timer_after(e, watchdog_ns(), 0, &dog);
@@ -2161,6 +2251,43 @@ START_TEST(test_stats_and_names) {
 }
 END_TEST
 
+/* engine_free() frees every source still attached, whatever its state: armed, spent,
+ * disabled. Leaks show under ASan and valgrind; the signal is unblocked again. */
+START_TEST(test_engine_free_all) {
+        _cleanup_pair_ int p[2] = PAIR_NULL, q[2] = PAIR_NULL, w[2] = PAIR_NULL;
+        IoRec armed = { 0 }, spent = { 0 }, off = { 0 };
+        TimerRec pending = { 0 }, fired = { 0 }, disabled = { 0 };
+        DeferRec on = { 0 }, idle = { 0 };
+        SigRec sig = { 0 };
+        EngineSource *s;
+
+        make_pipe(p);
+        make_pipe(q);
+        make_pipe(w);
+        {
+                _cleanup_(engine_freep) Engine *e = test_engine_new(NULL);
+
+                add_io(e, p[0], ENGINE_IN, ENGINE_EDGE, &armed);
+                add_io(e, q[0], ENGINE_IN, ENGINE_ONESHOT, &spent);
+                s = add_io(e, w[0], ENGINE_IN, ENGINE_EDGE, &off);
+                ck_assert_int_eq(source_set_enabled(s, false), 0);
+                write_byte(p[1]);
+                write_byte(q[1]);
+                add_timer_after(e, 3600 * NSEC_PER_SEC, 0, &pending);
+                add_timer_after(e, 0, 0, &fired);
+                s = add_timer_after(e, MSEC(1), 0, &disabled);
+                ck_assert_int_eq(source_set_enabled(s, false), 0);
+                add_defer(e, &on);
+                s = add_defer(e, &idle);
+                ck_assert_int_eq(source_set_enabled(s, false), 0);
+                ck_assert_int_eq(engine_add_signal(e, &s, SIGUSR1, sig_rec_cb, &sig), 0);
+                STEP_UNTIL(e, armed.calls >= 1 && spent.calls >= 1 && fired.calls >= 1);
+                ck_assert(signal_blocked(SIGUSR1));
+        }
+        ck_assert(!signal_blocked(SIGUSR1));
+}
+END_TEST
+
 /* ---- io_uring specifics ---- */
 
 START_TEST(test_uring_sq_full) {
@@ -2218,15 +2345,20 @@ START_TEST(test_uring_cq_overflow) {
                 many_add(&m, e, ENGINE_EDGE);
                 step_for(e, MSEC(30));
                 ck_assert_uint_eq(many_sum(&m), 0);
-                /* 200 completions for a 4-entry CQ that may not grow. */
+                /* 200 completions for a 4-entry CQ that may not grow. No event is lost;
+                 * a multishot poll the kernel ended for lack of CQ space is re-armed, and
+                 * the new poll reports the (unread) level once more: at most one extra
+                 * callback per source and overflow, and none while idle (engine.h). */
                 many_bump(&m);
-                many_expect_each(e, &m, 1);
+                many_expect_between(e, &m, 1, 2);
                 st = get_stats(e);
                 ck_assert_uint_gt(st.overflows, 0);
                 ck_assert_uint_eq(st.ring_resizes, 0);
                 ck_assert_uint_eq(st.cq_entries, 4);
+                for (unsigned i = 0; i < m.n; i++)
+                        m.counts[i] = 0;
                 many_bump(&m);
-                many_expect_each(e, &m, 2);
+                many_expect_between(e, &m, 1, 2);
                 many_done(&m, e);
         }
 }
@@ -2277,6 +2409,9 @@ static const unsigned fallback_masks[] = {
         (1u << _ENGINE_FEATURE_COUNT) - 1,
 };
 
+/* What the io_uring backend cannot do without: it refuses to start (and AUTO picks epoll). */
+#define URING_REQUIRED (ENGINE_FEATURE_POLL_MULTISHOT | ENGINE_FEATURE_NODROP)
+
 START_TEST(test_uring_fallback) {
         EngineOptions o = { .disable_features = fallback_masks[_i] };
         _cleanup_pair_ int p[2] = PAIR_NULL, q[2] = PAIR_NULL;
@@ -2288,6 +2423,19 @@ START_TEST(test_uring_fallback) {
 
         make_pipe(p);
         make_socketpair(SOCK_STREAM, q);
+        if ((fallback_masks[_i] & URING_REQUIRED) && arg_backend == ENGINE_BACKEND_IO_URING) {
+                Engine *refused = NULL;
+
+                o.backend = ENGINE_BACKEND_IO_URING;
+                ck_assert_int_eq(engine_new(&refused, &o), -EOPNOTSUPP);
+                ck_assert_ptr_null(refused);
+                o.backend = ENGINE_BACKEND_AUTO;
+                unsetenv("EVD_BACKEND");
+                ck_assert_int_eq(engine_new(&refused, &o), 0);
+                ck_assert_str_eq(engine_backend_name(refused), "epoll");
+                (void)engine_free(refused);
+                return;
+        }
         _cleanup_(engine_freep) Engine *e = test_engine_new(&o);
         if (!is_uring(e))
                 return;
@@ -2449,6 +2597,7 @@ static Suite *engine_suite(void) {
         tcase_set_timeout(tc, 30);
         tcase_add_test(tc, test_free_in_own_callback);
         tcase_add_test(tc, test_free_other_in_batch);
+        tcase_add_test(tc, test_free_cross_type_in_batch);
         tcase_add_test(tc, test_free_reuse_fd_in_batch);
         tcase_add_loop_test(tc, test_free_reuse_fd, 0, 2);
         tcase_add_test(tc, test_free_readd_same_fd);
@@ -2501,6 +2650,7 @@ static Suite *engine_suite(void) {
         tcase_add_test(tc, test_callback_failure);
         tcase_add_test(tc, test_now);
         tcase_add_test(tc, test_stats_and_names);
+        tcase_add_test(tc, test_engine_free_all);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("io_uring");

@@ -12,10 +12,7 @@
 #include "timer-heap.h"
 
 #include <check.h>
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #define ARITY 4
 
@@ -95,8 +92,11 @@ static void model_set(Model *m, uint32_t i, bool queued, uint64_t at) {
         m->queued[i] = queued;
         m->at[i] = at;
         m->tree[t] = queued ? at : UINT64_MAX;
-        for (t /= 2; t >= 1; t /= 2)
-                m->tree[t] = m->tree[2 * t] < m->tree[2 * t + 1] ? m->tree[2 * t] : m->tree[2 * t + 1];
+        for (t /= 2; t >= 1; t /= 2) {
+                uint64_t l = m->tree[2 * t], r = m->tree[2 * t + 1];
+
+                m->tree[t] = l < r ? l : r;
+        }
 }
 
 static uint32_t model_id(const Model *m, const TimerHeapItem *item) {
