@@ -248,6 +248,8 @@ int daemon_new(Daemon **ret, const DaemonOptions *opts) {
                 log_error_errno(r, "Cannot start the event engine");
                 goto fail;
         }
+        if (engine_fallback_reason(d->engine) < 0)
+                log_notice_errno(engine_fallback_reason(d->engine), "io_uring is not available, using epoll");
         d->started_mono = engine_now(d->engine, ENGINE_CLOCK_MONOTONIC);
         d->started_real = engine_now(d->engine, ENGINE_CLOCK_REALTIME);
         if ((r = engine_add_defer(d->engine, &d->work, work_cb, d)) < 0 ||
@@ -285,6 +287,11 @@ Daemon *daemon_free(Daemon *d) {
         while ((node = list_first(&d->conns)))
                 (void)conn_free(container_of(node, Conn, link));
         server_close(&d->server);
+        /* Freeing the engine unblocks the signals it handled: one arriving now (a second
+         * SIGTERM while we exit) must not kill the process with its default action. */
+        (void)signal(SIGTERM, SIG_IGN);
+        (void)signal(SIGINT, SIG_IGN);
+        (void)signal(SIGHUP, SIG_IGN);
         /* The engine frees the sources still registered (work, signals, timers). */
         d->engine = engine_free(d->engine);
         idmap_deinit(&d->uids);

@@ -100,6 +100,7 @@ struct Engine {
         bool realtime_dirty; /* the wall-clock heap's top changed: re-arm realtime_fd */
         uint32_t defer_phase;
         int failure;      /* first negative callback return */
+        int fallback_reason; /* why AUTO did not get io_uring (-errno), or 0 */
 
         uint64_t now[_ENGINE_CLOCK_MAX];
         EngineStats stats;

@@ -752,6 +752,7 @@ int engine_new(Engine **ret, const EngineOptions *opts) {
                 e->backend = NULL;
                 if (backend == ENGINE_BACKEND_IO_URING || !backend_unavailable(r))
                         return r;
+                e->fallback_reason = r;
         }
         e->backend = &engine_backend_epoll;
         r = e->backend->init(e, opts);
@@ -880,6 +881,10 @@ void engine_get_stats(Engine *e, EngineStats *ret) {
 
 const char *engine_backend_name(Engine *e) {
         return e && e->backend ? e->backend->name : NULL;
+}
+
+int engine_fallback_reason(Engine *e) {
+        return e ? e->fallback_reason : 0;
 }
 
 unsigned engine_features(Engine *e) {

@@ -123,7 +123,8 @@ typedef int (*engine_defer_cb)(EngineSource *s, void *userdata);
 
 /** engine_new() - create an engine. @opts may be NULL. Return: 0 or -errno. */
 int engine_new(Engine **ret, const EngineOptions *opts);
-/** engine_free() - free every source still attached and the engine. NULL-safe; returns NULL. */
+/** engine_free() - free every source still attached and the engine; signals are unblocked
+ * as by source_free(). NULL-safe; returns NULL. */
 Engine *engine_free(Engine *e);
 
 /** engine_run() - run until engine_exit() or a callback fails.
@@ -140,6 +141,9 @@ uint64_t engine_now(Engine *e, EngineClock clock);
 void engine_get_stats(Engine *e, EngineStats *ret);
 const char *engine_backend_name(Engine *e);
 unsigned engine_features(Engine *e);
+/** engine_fallback_reason() - with ENGINE_BACKEND_AUTO, why io_uring was not used
+ * (-ENOSYS, -EPERM, -EOPNOTSUPP, ...), or 0. */
+int engine_fallback_reason(Engine *e);
 /** engine_feature_name() - a bit's name ("multishot-poll", ...), NULL for unknown bits. */
 const char *engine_feature_name(unsigned feature_bit);
 

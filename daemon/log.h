@@ -48,3 +48,4 @@ int log_full(int level, int error, const LogContext *ctx, const char *format, ..
 /* log_error_errno(r, ...) logs with strerror(-r) appended and returns r (negative). */
 #define log_error_errno(r, ...) log_full(LOG_ERR, -(r), NULL, __VA_ARGS__)
 #define log_warning_errno(r, ...) log_full(LOG_WARNING, -(r), NULL, __VA_ARGS__)
+#define log_notice_errno(r, ...) log_full(LOG_NOTICE, -(r), NULL, __VA_ARGS__)

@@ -15,6 +15,7 @@
 #include <linux/magic.h>
 
 #include "conn.h"
+#include "log.h"
 #include "daemon.h"
 #include "macro.h"
 #include "notify.h"
@@ -26,6 +27,9 @@ static int watch_io_cb(EngineSource *s, int fd, uint32_t revents, void *userdata
                 return 0;
         if (revents & ENGINE_NVAL) {
                 /* The kernel gave up polling this fd: tell the client, drop the watch. */
+                LogContext ctx = conn_log_context(w->conn);
+                ctx.watch_id = w->id;
+                log_full(LOG_NOTICE, 0, &ctx, "Dropping a watch: the kernel stopped polling its fd");
                 notify_closed(w, "error");
                 (void)watch_free(w);
                 return 0;
@@ -59,6 +63,12 @@ int watch_new(Conn *conn, int fd, uint32_t events, EngineMode mode, json_t *tag,
         }
         w->tag = json_incref(tag);
         list_append(&conn->watches, &w->link);
+        {
+                LogContext ctx = conn_log_context(conn);
+                ctx.watch_id = w->id;
+                log_full(LOG_DEBUG, 0, &ctx, "Watching fd %d (%s, %s)", fd, watch_fd_kind(fd),
+                         mode == ENGINE_EDGE ? "edge" : "oneshot");
+        }
         conn->usage->watches++;
         d->n_watches++;
         daemon_counts_changed(d);
