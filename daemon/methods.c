@@ -520,7 +520,7 @@ static int m_watches(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodE
         if (check_known(params, known, err) < 0 || !(t = target_conn(c, params, err)) || page_init(&p, params, err) < 0)
                 return -1;
         LIST_FOREACH(Watch, link, w, &t->watches)
-                if (!page_add(&p, json_pack("{s:I,s:I,s:o,s:s,s:b,s:O?,s:I,s:s,s:f}", "watch", (json_int_t)w->id,
+                if (!page_add(&p, json_pack("{s:I,s:I,s:o,s:s,s:b,s:O*,s:I,s:s,s:f}", "watch", (json_int_t)w->id,
                                             "client", (json_int_t)t->id, "events", protocol_events_to_json(w->events),
                                             "mode", mode_name(w->mode), "armed", source_io_is_armed(w->source),
                                             "tag", w->tag, "count", (json_int_t)w->wakeups, "fd_type",
@@ -544,10 +544,10 @@ static int m_timers(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodEr
                 uint64_t at = source_timer_get_at(t->source), now = engine_now(d->engine, t->clock);
                 uint64_t interval = source_timer_get_interval(t->source);
 
-                if (!page_add(&p, json_pack("{s:I,s:I,s:s,s:f,s:o,s:O?,s:I}", "timer", (json_int_t)t->id,
+                if (!page_add(&p, json_pack("{s:I,s:I,s:s,s:f,s:o,s:O*,s:I}", "timer", (json_int_t)t->id,
                                             "client", (json_int_t)owner->id, "clock",
                                             t->clock == ENGINE_CLOCK_REALTIME ? "realtime" : "monotonic",
-                                            ((double)at - (double)now) / 1e9, "interval",
+                                            "next", ((double)at - (double)now) / 1e9, "interval",
                                             interval ? json_real((double)interval / 1e9) : json_null(), "tag",
                                             t->tag, "expirations", (json_int_t)t->expirations)))
                         break;
@@ -571,7 +571,7 @@ static int m_clients(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodE
         LIST_FOREACH(Conn, link, t, &d->conns) {
                 if (t->closing)
                         continue;
-                if (!page_add(&p, json_pack("{s:I,s:i,s:i,s:i,s:s?,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:f}", "client",
+                if (!page_add(&p, json_pack("{s:I,s:i,s:i,s:i,s:s*,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:f}", "client",
                                             (json_int_t)t->id, "pid", (int)t->pid, "uid", (int)t->uid, "gid",
                                             (int)t->gid, "name", t->name, "admin", t->admin, "monitor", t->monitor,
                                             "watches", (json_int_t)t->watches.n, "timers", (json_int_t)t->timers.n,

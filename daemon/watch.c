@@ -108,6 +108,10 @@ int watch_modify(Watch *w, uint32_t events, EngineMode mode) {
                 return r;
         w->events = events;
         w->mode = mode;
+        /* Unlike the engine's, an edge watch is armed by definition (PROTOCOL.md, modify):
+         * a spent oneshot switched to edge starts watching again. */
+        if (mode == ENGINE_EDGE && !source_io_is_armed(w->source))
+                return source_io_arm(w->source);
         return 0;
 }
 

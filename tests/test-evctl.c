@@ -1,0 +1,589 @@
+/*
+ * test-evctl.c - evctl against the real daemon: every command's --json output parsed, exit
+ * codes checked, human output spot-checked; `evctl wait` on a pipe the test writes, its
+ * timeout, a missing daemon, a non-admin user, and the daemon going away under `monitor`.
+ *
+ * evctl comes from $EVCTL; under the valgrind setup it runs under valgrind too (a leak or
+ * memory error makes it exit 99). The daemon's side of things (watches, timers to list,
+ * notifications to monitor) is made with the raw test client of util-daemon.h.
+ */
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util-daemon.h"
+
+static int arg_slow = 1;
+static bool arg_valgrind;
+
+#define WAIT_MS (TEST_TIMEOUT_MS * arg_slow)
+
+static TestDaemon daemon_;
+
+static long long now_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+typedef struct Run {
+        pid_t pid;
+        int out, err; /* read ends */
+} Run;
+
+typedef struct Options {
+        int fd3;      /* given to evctl as fd 3, or -1 */
+        uid_t uid;    /* 0: as ourselves */
+        bool no_sock; /* do not set EVD_SOCKET */
+} Options;
+
+/* Start evctl with @argv (NULL-terminated, without "evctl"). */
+static void evctl_start(Run *run, const Options *o, const char *const *argv) {
+        const char *bin = getenv("EVCTL");
+        int out[2], err[2];
+
+        ck_assert_msg(bin && *bin, "EVCTL is not set");
+        ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(err, O_CLOEXEC), 0);
+        run->pid = fork();
+        ck_assert_int_ge(run->pid, 0);
+        if (run->pid == 0) {
+                const char *args[64];
+                size_t n = 0;
+
+                if (arg_valgrind) {
+                        args[n++] = "valgrind";
+                        args[n++] = "-q";
+                        args[n++] = "--leak-check=full";
+                        args[n++] = "--errors-for-leak-kinds=definite,indirect";
+                        args[n++] = "--error-exitcode=99";
+                }
+                args[n++] = bin;
+                for (size_t i = 0; argv[i] && n < 63; i++)
+                        args[n++] = argv[i];
+                args[n] = NULL;
+                (void)dup2(out[1], STDOUT_FILENO);
+                (void)dup2(err[1], STDERR_FILENO);
+                if (o && o->fd3 >= 0)
+                        (void)dup2(o->fd3, 3); /* dup2 clears CLOEXEC on the copy */
+                if (!o || !o->no_sock)
+                        setenv("EVD_SOCKET", daemon_.socket, 1);
+                if (o && o->uid &&
+                    (setgroups(0, NULL) < 0 || setgid(o->uid) < 0 || setuid(o->uid) < 0))
+                        _exit(126);
+                execvp(args[0], (char *const *)args);
+                _exit(127);
+        }
+        close(out[1]);
+        close(err[1]);
+        run->out = out[0];
+        run->err = err[0];
+}
+
+/* Read @fd to EOF (bounded by @deadline) into a malloc()ed string. */
+static char *slurp(int fd, long long deadline) {
+        size_t len = 0, size = 4096;
+        char *buf = malloc(size);
+
+        ck_assert_ptr_nonnull(buf);
+        for (;;) {
+                struct pollfd p = {.fd = fd, .events = POLLIN};
+                ssize_t n;
+                long long left = deadline - now_ms();
+
+                ck_assert_msg(left > 0, "evctl did not finish in time");
+                if (poll(&p, 1, (int)left) <= 0)
+                        continue;
+                if (len + 1024 > size) {
+                        size *= 2;
+                        buf = realloc(buf, size);
+                        ck_assert_ptr_nonnull(buf);
+                }
+                n = read(fd, buf + len, size - len - 1);
+                if (n <= 0)
+                        break;
+                len += (size_t)n;
+        }
+        buf[len] = 0;
+        return buf;
+}
+
+/* Wait for evctl; its exit code (128 + signal if killed). Output into *@ret_out/@ret_err. */
+static int evctl_finish(Run *run, char **ret_out, char **ret_err) {
+        long long deadline = now_ms() + 3 * WAIT_MS;
+        char *out = slurp(run->out, deadline), *err = slurp(run->err, deadline);
+        int status;
+
+        close(run->out);
+        close(run->err);
+        ck_assert_int_eq(waitpid(run->pid, &status, 0), run->pid);
+        if (ret_out)
+                *ret_out = out;
+        else
+                free(out);
+        if (ret_err)
+                *ret_err = err;
+        else
+                free(err);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int evctl_o(const Options *o, char **ret_out, char **ret_err, const char *const *argv) {
+        Run run;
+
+        evctl_start(&run, o, argv);
+        return evctl_finish(&run, ret_out, ret_err);
+}
+
+#define EVCTL(out, err, ...) evctl_o(NULL, out, err, (const char *const[]){__VA_ARGS__, NULL})
+#define EVCTL_O(o, out, err, ...) evctl_o(o, out, err, (const char *const[]){__VA_ARGS__, NULL})
+
+/* evctl --json ... that must succeed; its single JSON document. */
+static json_t *evctl_json(const char *const *argv) {
+        char *out = NULL, *err = NULL;
+        json_error_t e;
+        json_t *v;
+        int r;
+
+        r = evctl_o(NULL, &out, &err, argv);
+        ck_assert_msg(r == 0, "evctl %s exited %d: %s", argv[1], r, err);
+        v = json_loads(out, 0, &e);
+        ck_assert_msg(v, "not one JSON document: %s (%s)", out, e.text);
+        free(out);
+        free(err);
+        return v;
+}
+
+#define EVCTL_JSON(...) evctl_json((const char *const[]){"--json", __VA_ARGS__, NULL})
+
+static void setup(void) {
+        test_daemon_start(&daemon_, NULL);
+}
+
+static void teardown(void) {
+        (void)test_daemon_stop(&daemon_);
+}
+
+START_TEST(test_status_version_stats_ping) {
+        json_t *v;
+        char *out = NULL;
+
+        v = EVCTL_JSON("status");
+        ck_assert_str_eq(json_string_value(json_object_get(v, "server")), "evd");
+        ck_assert_int_eq(json_integer_value(json_object_get(v, "protocol")), 1);
+        ck_assert(json_is_string(json_object_get(v, "backend")));
+        json_decref(v);
+
+        ck_assert_int_eq(EVCTL(&out, NULL, "status"), 0);
+        ck_assert_ptr_nonnull(strstr(out, "Backend:"));
+        ck_assert_ptr_nonnull(strstr(out, daemon_.socket));
+        free(out);
+
+        v = EVCTL_JSON("version");
+        ck_assert_str_eq(json_string_value(json_object_get(v, "evctl")), "0.1.0");
+        ck_assert_str_eq(json_string_value(json_object_get(json_object_get(v, "evd"), "version")),
+                         "0.1.0");
+        json_decref(v);
+        ck_assert_int_eq(EVCTL(&out, NULL, "--version"), 0);
+        ck_assert_ptr_nonnull(strstr(out, "evctl 0.1.0"));
+        free(out);
+
+        v = EVCTL_JSON("stats");
+        ck_assert(json_is_object(json_object_get(v, "engine")));
+        ck_assert(json_integer_value(json_object_get(json_object_get(v, "daemon"), "accepted")) >=
+                  1);
+        ck_assert(json_is_object(json_object_get(v, "latency")));
+        json_decref(v);
+        ck_assert_int_eq(EVCTL(&out, NULL, "stats"), 0);
+        ck_assert_ptr_nonnull(strstr(out, "latency"));
+        free(out);
+
+        v = EVCTL_JSON("ping", "-c", "3", "-i", "0");
+        ck_assert_int_eq(json_integer_value(json_object_get(v, "count")), 3);
+        ck_assert_uint_eq(json_array_size(json_object_get(v, "rtt_ms")), 3);
+        ck_assert(json_real_value(json_object_get(v, "min_ms")) <=
+                  json_real_value(json_object_get(v, "max_ms")));
+        json_decref(v);
+        ck_assert_int_eq(EVCTL(&out, NULL, "ping", "-c", "2", "-i", "10ms"), 0);
+        ck_assert_ptr_nonnull(strstr(out, "seq=2"));
+        free(out);
+}
+END_TEST
+
+START_TEST(test_listings) {
+        TestClient tc;
+        json_t *v, *r, *w;
+        char *out = NULL;
+        char id[32];
+        int p[2];
+
+        /* Another client with a watch and a timer, tagged. */
+        ck_assert_int_eq(test_client_connect(&tc, daemon_.socket), 0);
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        json_decref(test_client_result(
+                &tc, "hello", json_pack("{s:i,s:s}", "protocol", 1, "client", "lister"), NULL, 0));
+        json_decref(test_client_result(&tc, "watch",
+                                       json_pack("{s:i,s:[s],s:s,s:s}", "fd", 0, "events", "in",
+                                                 "mode", "edge", "tag", "my-pipe"),
+                                       &p[0], 1));
+        r = test_client_result(
+                &tc, "timer",
+                json_pack("{s:i,s:i,s:s}", "after", 60, "interval", 60, "tag", "tick"), NULL, 0);
+        json_decref(r);
+
+        v = EVCTL_JSON("clients");
+        ck_assert_int_ge(json_integer_value(json_object_get(v, "total")), 2);
+        {
+                size_t i;
+                json_t *c;
+                bool found = false;
+
+                json_array_foreach(json_object_get(v, "clients"), i,
+                                   c) if (json_is_string(json_object_get(c, "name")) &&
+                                          strcmp(json_string_value(json_object_get(c, "name")),
+                                                 "lister") == 0) {
+                        found = true;
+                        snprintf(id, sizeof(id), "%lld",
+                                 json_integer_value(json_object_get(c, "client")));
+                        ck_assert_int_eq(json_integer_value(json_object_get(c, "watches")), 1);
+                }
+                ck_assert(found);
+        }
+        json_decref(v);
+
+        /* Every client's watches (we are root: admin), and one client's. */
+        v = EVCTL_JSON("watches");
+        ck_assert_uint_eq(json_array_size(json_object_get(v, "watches")), 1);
+        w = json_array_get(json_object_get(v, "watches"), 0);
+        ck_assert_str_eq(json_string_value(json_object_get(w, "tag")), "my-pipe");
+        ck_assert_str_eq(json_string_value(json_object_get(w, "fd_type")), "pipe");
+        json_decref(v);
+        v = EVCTL_JSON("watches", "--client", id);
+        ck_assert_uint_eq(json_array_size(json_object_get(v, "watches")), 1);
+        json_decref(v);
+        ck_assert_int_eq(EVCTL(&out, NULL, "watches"), 0);
+        ck_assert_ptr_nonnull(strstr(out, "WATCH"));
+        ck_assert_ptr_nonnull(strstr(out, "\"my-pipe\""));
+        free(out);
+
+        v = EVCTL_JSON("timers");
+        ck_assert_uint_eq(json_array_size(json_object_get(v, "timers")), 1);
+        w = json_array_get(json_object_get(v, "timers"), 0);
+        ck_assert_str_eq(json_string_value(json_object_get(w, "tag")), "tick");
+        ck_assert(json_real_value(json_object_get(w, "interval")) == 60.0);
+        json_decref(v);
+        ck_assert_int_eq(EVCTL(&out, NULL, "timers", "-c", id), 0);
+        ck_assert_ptr_nonnull(strstr(out, "1m 00s")); /* the interval, with its unit */
+        free(out);
+
+        ck_assert_int_eq(EVCTL(NULL, NULL, "watches", "--client", "99999"), 1);
+        ck_assert_int_eq(EVCTL(NULL, NULL, "watches", "--client", "x"), 2);
+        test_client_close(&tc);
+        close(p[0]);
+        close(p[1]);
+}
+END_TEST
+
+START_TEST(test_wait) {
+        Options o = {.fd3 = -1};
+        char *out = NULL, *err = NULL;
+        json_t *v;
+        Run run;
+        int p[2];
+        long long t0;
+
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        o.fd3 = p[0];
+
+        /* Nothing to read: times out (a daemon timer) with exit code 4. */
+        t0 = now_ms();
+        ck_assert_int_eq(EVCTL_O(&o, &out, NULL, "--json", "wait", "--timeout", "0.2", "3"), 4);
+        ck_assert_int_ge(now_ms() - t0, 200);
+        v = json_loads(out, 0, NULL);
+        ck_assert(json_is_true(json_object_get(v, "timeout")));
+        json_decref(v);
+        free(out);
+        ck_assert_int_eq(EVCTL_O(&o, &out, NULL, "wait", "--timeout", "50ms", "3"), 4);
+        ck_assert_str_eq(out, "");
+        free(out);
+
+        /* The test writes while evctl waits: it prints the fd and exits 0. */
+        evctl_start(&run, &o,
+                    (const char *const[]){"--json", "wait", "--timeout", "30", "3", NULL});
+        usleep(200000);
+        ck_assert_int_eq(write(p[1], "x", 1), 1);
+        ck_assert_int_eq(evctl_finish(&run, &out, &err), 0);
+        v = json_loads(out, 0, NULL);
+        ck_assert_msg(v, "%s / %s", out, err);
+        ck_assert_int_eq(json_integer_value(json_object_get(v, "fd")), 3);
+        ck_assert_str_eq(json_string_value(json_array_get(json_object_get(v, "events"), 0)), "in");
+        json_decref(v);
+        free(out);
+        free(err);
+        ck_assert_int_eq(EVCTL_O(&o, &out, NULL, "wait", "--in", "3"), 0);
+        ck_assert_str_eq(out, "3 in\n");
+        free(out);
+
+        /* Writable at once; several fds: the ready one is named. */
+        o.fd3 = p[1];
+        ck_assert_int_eq(EVCTL_O(&o, &out, NULL, "wait", "--out", "3"), 0);
+        ck_assert_str_eq(out, "3 out\n");
+        free(out);
+
+        /* Mistakes: no fd, an fd the shell does not have, a regular file. */
+        ck_assert_int_eq(EVCTL(NULL, &err, "wait"), 2);
+        free(err);
+        ck_assert_int_eq(EVCTL(NULL, &err, "wait", "77"), 2);
+        ck_assert_ptr_nonnull(strstr(err, "not open"));
+        free(err);
+        o.fd3 = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+        ck_assert_int_eq(EVCTL_O(&o, NULL, &err, "wait", "3"), 1);
+        ck_assert_ptr_nonnull(strstr(err, "regular files"));
+        free(err);
+        close(o.fd3);
+        close(p[0]);
+        close(p[1]);
+}
+END_TEST
+
+START_TEST(test_sleep_timer) {
+        char *out = NULL;
+        long long t0 = now_ms();
+        json_t *v;
+        char *line, *save = NULL;
+        int n = 0;
+
+        ck_assert_int_eq(EVCTL(NULL, NULL, "sleep", "0.15"), 0);
+        ck_assert_int_ge(now_ms() - t0, 150);
+        v = EVCTL_JSON("sleep", "50ms");
+        ck_assert(json_real_value(json_object_get(v, "elapsed")) >= 0.05);
+        json_decref(v);
+        ck_assert_int_eq(EVCTL(NULL, NULL, "sleep", "soon"), 2);
+
+        ck_assert_int_eq(EVCTL(&out, NULL, "--json", "timer", "--every", "0.05", "--count", "3"),
+                         0);
+        for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                v = json_loads(line, 0, NULL);
+                ck_assert_ptr_nonnull(v);
+                ck_assert_int_eq(json_integer_value(json_object_get(v, "tick")), ++n);
+                json_decref(v);
+        }
+        ck_assert_int_eq(n, 3);
+        free(out);
+        ck_assert_int_eq(EVCTL(&out, NULL, "timer", "--every", "20ms", "--count", "2"), 0);
+        ck_assert_ptr_nonnull(strstr(out, "tick 2"));
+        free(out);
+        ck_assert_int_eq(EVCTL(NULL, NULL, "timer"), 2);
+        ck_assert_int_eq(EVCTL(NULL, NULL, "timer", "--every", "0"), 2);
+}
+END_TEST
+
+/* Read lines from a running evctl until one contains @needle. */
+static bool read_until(int fd, const char *needle, char *buf, size_t size) {
+        long long deadline = now_ms() + WAIT_MS;
+        size_t len = 0;
+
+        buf[0] = 0;
+        while (!strstr(buf, needle)) {
+                struct pollfd p = {.fd = fd, .events = POLLIN};
+                ssize_t n;
+
+                if (now_ms() >= deadline || poll(&p, 1, (int)(deadline - now_ms())) <= 0)
+                        return false;
+                n = read(fd, buf + len, size - len - 1);
+                if (n <= 0)
+                        return false;
+                len += (size_t)n;
+                buf[len] = 0;
+        }
+        return true;
+}
+
+START_TEST(test_monitor) {
+        static char buf[65536];
+        TestClient tc;
+        char *out = NULL, *err = NULL, *nl;
+        json_t *v;
+        Run run;
+
+        /* --json: one object per line, for every notification; Ctrl-C ends it with 0. */
+        evctl_start(&run, NULL, (const char *const[]){"--json", "monitor", NULL});
+        ck_assert_int_eq(test_client_connect(&tc, daemon_.socket), 0);
+        /* The monitor is set up once evctl's "monitor" call is in: poll the clients list. */
+        for (int i = 0;; i++) {
+                json_t *c = test_client_result(&tc, "clients", NULL, NULL, 0);
+                size_t j;
+                json_t *it;
+                bool on = false;
+
+                json_array_foreach(json_object_get(c, "clients"), j, it) on |=
+                        json_is_true(json_object_get(it, "monitor"));
+                json_decref(c);
+                if (on)
+                        break;
+                ck_assert_int_lt(i, 100 * arg_slow);
+                usleep(20000);
+        }
+        json_decref(test_client_result(&tc, "timer",
+                                       json_pack("{s:i,s:s}", "after", 0, "tag", "mon"), NULL, 0));
+        ck_assert(read_until(run.out, "\n", buf, sizeof(buf)));
+        nl = strchr(buf, '\n');
+        *nl = 0;
+        v = json_loads(buf, 0, NULL);
+        ck_assert_msg(v, "monitor line: %s", buf);
+        ck_assert_str_eq(
+                json_string_value(json_object_get(json_object_get(v, "message"), "method")),
+                "timer");
+        ck_assert(json_is_integer(json_object_get(v, "client")));
+        json_decref(v);
+        ck_assert_int_eq(kill(run.pid, SIGINT), 0);
+        ck_assert_int_eq(evctl_finish(&run, &out, &err), 0);
+        free(out);
+        free(err);
+
+        /* Human form; the daemon stopping under it: the shutdown is shown, exit 3. */
+        evctl_start(&run, NULL, (const char *const[]){"monitor", NULL});
+        ck_assert(read_until(run.out, "Ctrl-C", buf, sizeof(buf)));
+        usleep(100000);
+        json_decref(test_client_result(&tc, "timer",
+                                       json_pack("{s:i,s:s}", "after", 0, "tag", "mon"), NULL, 0));
+        ck_assert(read_until(run.out, "timer", buf, sizeof(buf)));
+        ck_assert_ptr_nonnull(strstr(buf, "\"mon\""));
+        test_client_close(&tc);
+        ck_assert_int_eq(test_daemon_stop(&daemon_), 0);
+        ck_assert_int_eq(evctl_finish(&run, &out, &err), 3);
+        ck_assert_msg(strstr(out, "shutting down"), "%s", out);
+        ck_assert_msg(strstr(err, "lost the connection"), "%s", err);
+        free(out);
+        free(err);
+        test_daemon_start(&daemon_, NULL); /* for teardown */
+}
+END_TEST
+
+START_TEST(test_missing_daemon) {
+        Options o = {.fd3 = -1, .no_sock = true};
+        char path[256], *err = NULL, *nl;
+
+        snprintf(path, sizeof(path), "%s/not-here.sock", daemon_.dir);
+        ck_assert_int_eq(EVCTL_O(&o, NULL, &err, "--socket", path, "status"), 3);
+        /* One line, with the path and how to start evd; no bare errno. */
+        nl = strchr(err, '\n');
+        ck_assert_ptr_nonnull(nl);
+        ck_assert_str_eq(nl + 1, "");
+        ck_assert_ptr_nonnull(strstr(err, path));
+        ck_assert_ptr_nonnull(strstr(err, "not running"));
+        ck_assert_ptr_nonnull(strstr(err, "evd --socket"));
+        free(err);
+        setenv("EVD_SOCKET", path, 1);
+        ck_assert_int_eq(EVCTL_O(&o, NULL, NULL, "wait", "--timeout", "1", "0"), 3);
+        ck_assert_int_eq(EVCTL_O(&o, NULL, NULL, "--json", "ping"), 3);
+        unsetenv("EVD_SOCKET");
+        /* The option may also follow the command. */
+        ck_assert_int_eq(EVCTL_O(&o, NULL, NULL, "status", "--socket", path), 3);
+}
+END_TEST
+
+START_TEST(test_usage) {
+        char *out = NULL, *err = NULL;
+
+        ck_assert_int_eq(EVCTL(NULL, &err, "frobnicate"), 2);
+        ck_assert_ptr_nonnull(strstr(err, "unknown command"));
+        free(err);
+        ck_assert_int_eq(evctl_o(NULL, NULL, NULL, (const char *const[]){NULL}), 2);
+        ck_assert_int_eq(EVCTL(&out, NULL, "--help"), 0);
+        ck_assert_ptr_nonnull(strstr(out, "wait"));
+        free(out);
+        ck_assert_int_eq(EVCTL(NULL, NULL, "status", "--bogus"), 2);
+        ck_assert_int_eq(EVCTL(NULL, NULL, "status", "extra"), 2);
+        for (const char *const *c = (const char *const[]){"status", "clients", "watches", "timers",
+                                                          "stats", "monitor", "ping", "version",
+                                                          "wait", "sleep", "timer", NULL};
+             *c; c++) {
+                ck_assert_int_eq(EVCTL(&out, NULL, *c, "--help"), 0);
+                ck_assert_msg(strstr(out, "Usage: evctl") && strstr(out, *c), "%s --help: %s", *c,
+                              out);
+                free(out);
+        }
+}
+END_TEST
+
+START_TEST(test_not_admin) {
+        Options o = {.fd3 = -1, .uid = 65534};
+        char *err = NULL;
+        json_t *v;
+
+        if (geteuid() != 0)
+                return; /* needs root to become "nobody" */
+        /* Let "nobody" reach the socket (the test directory is 0700). */
+        ck_assert_int_eq(chmod(daemon_.dir, 0755), 0);
+        ck_assert_int_eq(EVCTL_O(&o, NULL, &err, "clients"), 5);
+        ck_assert_ptr_nonnull(strstr(err, "Permission denied"));
+        free(err);
+        ck_assert_int_eq(EVCTL_O(&o, NULL, &err, "watches"), 5);
+        ck_assert_ptr_nonnull(strstr(err, "--client"));
+        free(err);
+        ck_assert_int_eq(EVCTL_O(&o, NULL, NULL, "monitor"), 5);
+        ck_assert_int_eq(EVCTL_O(&o, NULL, NULL, "status"), 0);
+        v = EVCTL_JSON("status");
+        json_decref(v);
+}
+END_TEST
+
+static Suite *evctl_suite(void) {
+        Suite *s = suite_create("evctl");
+        TCase *tc = tcase_create("commands");
+
+        tcase_set_timeout(tc, 60 * arg_slow);
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_add_test(tc, test_status_version_stats_ping);
+        tcase_add_test(tc, test_listings);
+        tcase_add_test(tc, test_wait);
+        tcase_add_test(tc, test_sleep_timer);
+        tcase_add_test(tc, test_monitor);
+        tcase_add_test(tc, test_missing_daemon);
+        tcase_add_test(tc, test_usage);
+        tcase_add_test(tc, test_not_admin);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+static bool io_uring_refused(void) {
+        long r = syscall(SYS_io_uring_setup, 0, NULL);
+
+        return r < 0 && (errno == ENOSYS || errno == EPERM);
+}
+
+int main(void) {
+        const char *backend = getenv("EVD_TEST_BACKEND");
+        SRunner *sr;
+        int failed;
+
+        if (backend && strcmp(backend, "io_uring") == 0 && io_uring_refused()) {
+                printf("io_uring refused by the kernel: skipping\n");
+                return 77;
+        }
+        if (getenv("EVD_UNDER_VALGRIND")) {
+                arg_slow = 10;
+                arg_valgrind = true;
+        }
+        (void)signal(SIGPIPE, SIG_IGN);
+
+        sr = srunner_create(evctl_suite());
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? 1 : 0;
+}
