@@ -230,6 +230,7 @@ out:
 void conn_read(Conn *c) {
         Daemon *d = c->daemon;
 
+        c->read_this_pass = true;
         for (int i = 0; i < CONN_READ_BUDGET; i++) {
                 _cleanup_fd_list_ FdList fds = FD_LIST_NULL;
                 WirePacket pkt;

@@ -51,6 +51,7 @@ typedef struct Conn {
         size_t queued_bytes;
         bool want_out;      /* a send hit EAGAIN: polling for POLLOUT */
         bool input_pending; /* stopped reading before EAGAIN (bound or backpressure) */
+        bool read_this_pass; /* read a budget since the last work pass: others go first */
         bool closing;
         bool eof;           /* the client shut down its side: close once output is sent */
         bool monitor;

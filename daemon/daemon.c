@@ -131,8 +131,13 @@ static int work_cb(EngineSource *s, void *userdata) {
                 list_remove(&batch, node);
                 if (c->closing)
                         continue;
-                if (c->input_pending && c->queued_bytes < CONN_PAUSE_BYTES / 2)
+                /* A client that just had its budget waits for the next pass (the loop does
+                 * not block meanwhile), so that the other fds are polled in between. */
+                if (c->input_pending && c->read_this_pass)
+                        conn_mark_dirty(c);
+                else if (c->input_pending && c->queued_bytes < CONN_PAUSE_BYTES / 2)
                         conn_read(c);
+                c->read_this_pass = false;
                 conn_flush(c);
         }
         while ((node = list_first(&d->doomed)))

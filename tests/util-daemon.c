@@ -10,11 +10,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -38,6 +40,7 @@ void test_daemon_start(TestDaemon *d, const char *const *extra_args) {
         const char *argv[64];
         size_t n = 0;
         long long deadline;
+        pid_t parent;
 
         ck_assert_msg(bin && *bin, "EVD_TEST_DAEMON is not set");
         memset(d, 0, sizeof(*d));
@@ -59,10 +62,17 @@ void test_daemon_start(TestDaemon *d, const char *const *extra_args) {
                 argv[n++] = extra_args[i];
         argv[n] = NULL;
 
+        parent = getpid();
         d->pid = fork();
         ck_assert_int_ge(d->pid, 0);
         if (d->pid == 0) {
                 int log = open(d->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+                /* A test that fails between start and stop (check's fork mode exits, no-fork
+                 * mode longjmps on) must not leave its daemon running. */
+                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (getppid() != parent)
+                        _exit(127);
                 if (log >= 0)
                         (void)dup2(log, STDERR_FILENO);
                 /* The daemon must not inherit the test's notify socket or activation. */
@@ -132,6 +142,17 @@ int test_daemon_stop(TestDaemon *d) {
         return status;
 }
 
+int test_daemon_wait_exit(TestDaemon *d, int timeout_ms) {
+        int status;
+
+        if (d->pid <= 0)
+                return -1;
+        status = reap(d->pid, timeout_ms);
+        if (status >= 0)
+                d->pid = 0;
+        return status;
+}
+
 void test_daemon_kill(TestDaemon *d) {
         if (d->pid > 0) {
                 (void)kill(d->pid, SIGKILL);
@@ -153,6 +174,15 @@ int test_daemon_fd_count(const TestDaemon *d) {
                 if (de->d_name[0] != '.')
                         n++;
         closedir(dir);
+        return n;
+}
+
+int test_daemon_wait_fd_count(const TestDaemon *d, int want, int timeout_ms) {
+        long long deadline = now_ms() + timeout_ms;
+        int n;
+
+        while ((n = test_daemon_fd_count(d)) != want && now_ms() < deadline)
+                (void)poll(NULL, 0, 2);
         return n;
 }
 
@@ -198,12 +228,11 @@ bool test_daemon_log_contains(const TestDaemon *d, const char *needle) {
         return found;
 }
 
-int test_client_connect(TestClient *c, const char *path) {
+/* A connected socket or -errno; allocates nothing, so that a forked child may use it. */
+static int connect_socket(const char *path) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         int fd;
 
-        memset(c, 0, sizeof(*c));
-        c->fd = -1;
         if (strlen(path) >= sizeof(sa.sun_path))
                 return -ENAMETOOLONG;
         strcpy(sa.sun_path, path);
@@ -215,7 +244,68 @@ int test_client_connect(TestClient *c, const char *path) {
                 close(fd);
                 return r;
         }
+        return fd;
+}
+
+int test_client_connect(TestClient *c, const char *path) {
+        int fd;
+
+        memset(c, 0, sizeof(*c));
+        c->fd = -1;
+        fd = connect_socket(path);
+        if (fd < 0)
+                return fd;
         c->fd = fd;
+        c->next_id = 1;
+        c->backlog = json_array();
+        return 0;
+}
+
+int test_client_connect_as(TestClient *c, const char *path, uid_t uid, gid_t gid) {
+        FdList fds = FD_LIST_NULL;
+        WirePacket pkt;
+        int sv[2], err = 0, status, r;
+        pid_t pid;
+
+        memset(c, 0, sizeof(*c));
+        c->fd = -1;
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0) {
+                r = -errno;
+                close(sv[0]);
+                close(sv[1]);
+                return r;
+        }
+        if (pid == 0) {
+                int fd = -1;
+
+                /* No check asserts in here: the child only reports, the parent judges. */
+                close(sv[0]);
+                if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+                        err = errno;
+                else if ((fd = connect_socket(path)) < 0)
+                        err = -fd;
+                (void)wire_send_blocking(sv[1], &err, sizeof(err), fd >= 0 ? &fd : NULL,
+                                         fd >= 0 ? 1 : 0);
+                _exit(0);
+        }
+        close(sv[1]);
+        r = wire_recv_blocking(sv[0], &err, sizeof(err), &fds, &pkt, TEST_TIMEOUT_MS);
+        close(sv[0]);
+        (void)waitpid(pid, &status, 0);
+        if (r < 0)
+                return r;
+        if (pkt.eof || pkt.len != sizeof(err)) {
+                fd_list_close(&fds);
+                return -EPROTO;
+        }
+        if (err != 0 || fds.n != 1) {
+                fd_list_close(&fds);
+                return err ? -err : -EPROTO;
+        }
+        c->fd = fds.fds[0];
         c->next_id = 1;
         c->backlog = json_array();
         return 0;
@@ -231,6 +321,48 @@ void test_client_send_raw(TestClient *c, const void *data, size_t len, const int
         int r = wire_send_blocking(c->fd, data, len, fds, n_fds);
 
         ck_assert_msg(r >= 0, "send failed: %s", strerror(-r));
+}
+
+int test_client_sendmsg(TestClient *c, const void *data, size_t len, const int *fds, size_t n_fds) {
+        struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        long long deadline = now_ms() + TEST_TIMEOUT_MS;
+        char *control = NULL;
+        int r = 0;
+
+        if (n_fds > 0) {
+                struct cmsghdr *cm;
+
+                control = calloc(1, CMSG_SPACE(sizeof(int) * n_fds));
+                if (!control)
+                        return -ENOMEM;
+                mh.msg_control = control;
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+                cm = CMSG_FIRSTHDR(&mh);
+                cm->cmsg_level = SOL_SOCKET;
+                cm->cmsg_type = SCM_RIGHTS;
+                cm->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+                memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
+        }
+        for (;;) {
+                struct pollfd p = { .fd = c->fd, .events = POLLOUT };
+                long long left;
+
+                if (sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) >= 0)
+                        break;
+                if (errno != EAGAIN && errno != EINTR) {
+                        r = -errno;
+                        break;
+                }
+                left = deadline - now_ms();
+                if (left <= 0) {
+                        r = -ETIMEDOUT;
+                        break;
+                }
+                (void)poll(&p, 1, (int)left);
+        }
+        free(control);
+        return r;
 }
 
 void test_client_send(TestClient *c, json_t *msg, const int *fds, size_t n_fds) {
@@ -278,6 +410,68 @@ static bool take_packet(TestClient *c, json_t *v, long long id, json_t **ret_rep
                         json_array_append(c->backlog, m);
         }
         return found;
+}
+
+json_t *test_client_reply(TestClient *c, int timeout_ms) {
+        long long deadline = now_ms() + timeout_ms;
+
+        for (;;) {
+                long long left = deadline - now_ms();
+                json_t *v, *replies;
+                size_t n;
+
+                if (left <= 0)
+                        return NULL;
+                v = test_client_recv(c, (int)left);
+                if (!v)
+                        return NULL;
+                if (json_is_object(v)) {
+                        if (!json_object_get(v, "method"))
+                                return v;
+                        json_array_append_new(c->backlog, v);
+                        continue;
+                }
+                replies = json_array();
+                n = json_array_size(v);
+                for (size_t i = 0; i < n; i++) {
+                        json_t *m = json_array_get(v, i);
+                        json_array_append(json_object_get(m, "method") ? c->backlog : replies, m);
+                }
+                json_decref(v);
+                if (json_array_size(replies) > 0 || n == 0)
+                        return replies;
+                json_decref(replies);
+        }
+}
+
+bool test_client_wait_eof(TestClient *c, int timeout_ms) {
+        static char buf[EVD_MAX_PACKET + 1];
+        long long deadline = now_ms() + timeout_ms;
+
+        for (;;) {
+                FdList fds = FD_LIST_NULL;
+                long long left = deadline - now_ms();
+                WirePacket pkt;
+                json_t *v = NULL;
+                int r;
+
+                if (left <= 0)
+                        return false;
+                r = wire_recv_blocking(c->fd, buf, sizeof(buf), &fds, &pkt, (int)left);
+                fd_list_close(&fds);
+                if (r == -ETIMEDOUT)
+                        return false;
+                /* ECONNRESET: the daemon closed with our requests unread; that is an end too. */
+                if (r < 0 || pkt.eof)
+                        return true;
+                if (!pkt.truncated && jsonrpc_parse(buf, pkt.len, &v, NULL) >= 0) {
+                        if (json_is_array(v))
+                                json_array_extend(c->backlog, v);
+                        else
+                                json_array_append(c->backlog, v);
+                        json_decref(v);
+                }
+        }
 }
 
 json_t *test_client_call(TestClient *c, const char *method, json_t *params, const int *fds, size_t n_fds) {

@@ -19,11 +19,17 @@ typedef struct TestDaemon {
 } TestDaemon;
 
 /** test_daemon_start() - start evd with @extra_args (NULL-terminated, may be NULL) and wait
- * (at most 5 s) until it accepts connections. Aborts the test on failure. */
+ * (at most 5 s) until it accepts connections. Aborts the test on failure. The daemon gets
+ * SIGKILL if the process that started it dies first (a failed test leaves none behind). */
 void test_daemon_start(TestDaemon *d, const char *const *extra_args);
 /** test_daemon_stop() - SIGTERM, wait (at most 10 s, then SIGKILL), clean up the directory.
  * Return: the exit status (0..255), or 128 + signal number if it was killed. */
 int test_daemon_stop(TestDaemon *d);
+/** test_daemon_wait_exit() - wait (at most @timeout_ms) for a daemon that was told to stop
+ * (a signal sent by the test) to exit on its own, and reap it; test_daemon_stop() then only
+ * cleans up. Sending a second SIGTERM to a daemon already exiting would test something else.
+ * Return: the exit status as test_daemon_stop(), or -1 on timeout (the daemon is left running). */
+int test_daemon_wait_exit(TestDaemon *d, int timeout_ms);
 /** test_daemon_kill() - SIGKILL and reap (for restart tests); the directory is kept. */
 void test_daemon_kill(TestDaemon *d);
 /** test_daemon_fd_count() - open fds of the daemon (from /proc/PID/fd). */
@@ -32,6 +38,10 @@ int test_daemon_fd_count(const TestDaemon *d);
 long test_daemon_rss_kb(const TestDaemon *d);
 /** test_daemon_log_contains() - whether the daemon's stderr so far contains @needle. */
 bool test_daemon_log_contains(const TestDaemon *d, const char *needle);
+/** test_daemon_wait_fd_count() - wait (at most @timeout_ms) until the daemon has @want open
+ * fds: closing fds after a disconnect is asynchronous. Return: the last count seen (== @want
+ * on success), so that a failing assertion shows it. */
+int test_daemon_wait_fd_count(const TestDaemon *d, int want, int timeout_ms);
 
 typedef struct TestClient {
         int fd;
@@ -44,14 +54,30 @@ typedef struct TestClient {
 /** test_client_connect() - connect to @path. Return: 0 or -errno (no abort: tests of
  * refusals use it). */
 int test_client_connect(TestClient *c, const char *path);
+/** test_client_connect_as() - connect to @path with the credentials of @uid/@gid (no
+ * supplementary groups): a forked child switches to them, connects (SO_PEERCRED is taken
+ * then) and hands the socket back over SCM_RIGHTS. The directories on @path must be
+ * searchable by @uid (a mkdtemp() directory is 0700: chmod it). Return: 0 or -errno. */
+int test_client_connect_as(TestClient *c, const char *path, uid_t uid, gid_t gid);
 void test_client_close(TestClient *c);
 /** test_client_send_raw() - send @len bytes with @fds (borrowed). Aborts on failure. */
 void test_client_send_raw(TestClient *c, const void *data, size_t len, const int *fds, size_t n_fds);
+/** test_client_sendmsg() - one packet of @len bytes with @n_fds fds (borrowed), without the
+ * protocol's limits (more than 32 fds, more than 65,536 bytes: tests of truncation). Waits
+ * while the socket is full. Return: 0 or -errno (no abort). */
+int test_client_sendmsg(TestClient *c, const void *data, size_t len, const int *fds, size_t n_fds);
 /** test_client_send() - encode @msg (stolen) and send it with @fds. */
 void test_client_send(TestClient *c, json_t *msg, const int *fds, size_t n_fds);
 /** test_client_recv() - the next packet, parsed (a new reference), or NULL on timeout or EOF.
  * Ignores the backlog. */
 json_t *test_client_recv(TestClient *c, int timeout_ms);
+/** test_client_reply() - the next packet that holds replies, parsed, with any notifications
+ * in it moved to the backlog (a new reference: the reply object, or an array of only the
+ * replies). For requests sent raw. NULL on timeout or EOF. */
+json_t *test_client_reply(TestClient *c, int timeout_ms);
+/** test_client_wait_eof() - read until the daemon closes the connection; messages met on the
+ * way go to the backlog. Return: true on EOF, false after @timeout_ms. */
+bool test_client_wait_eof(TestClient *c, int timeout_ms);
 /** test_client_call() - send a request for @method with @params (stolen, may be NULL) and
  * @fds, and return the whole reply object (result or error; a new reference). Notifications
  * arriving meanwhile go to the backlog. Aborts on timeout. */

@@ -1,0 +1,4 @@
+/* evd-bench.c - placeholder until the benchmark lands */
+int main(void) {
+        return 0;
+}
