@@ -1,5 +1,5 @@
 #pragma once
-/* list.h - intrusive doubly linked lists for libevd (the daemon has its own copy) */
+/* list.h - intrusive doubly linked lists, shared by the daemon and libevd (header only) */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -48,6 +48,14 @@ static inline ListNode *list_next(const List *l, const ListNode *n) {
         return n->next == &l->head ? NULL : n->next;
 }
 
+static inline void list_prepend(List *l, ListNode *n) {
+        n->next = l->head.next;
+        n->prev = &l->head;
+        l->head.next->prev = n;
+        l->head.next = n;
+        l->n++;
+}
+
 /* Move every entry of @src to the end of @dst. */
 static inline void list_splice(List *dst, List *src) {
         if (!src->n)
@@ -61,15 +69,7 @@ static inline void list_splice(List *dst, List *src) {
 }
 
 /* Safe against removal of the current entry. */
-#define LIST_FOREACH(type, member, var, list)                                                      \
-        for (ListNode *_n = list_first(list), *_next = _n ? list_next(list, _n) : NULL;            \
-             _n && ((var) = (type *)((char *)_n - offsetof(type, member)), 1);                     \
+#define LIST_FOREACH(type, member, var, list)                                                 \
+        for (ListNode *_n = list_first(list), *_next = _n ? list_next(list, _n) : NULL;        \
+             _n && ((var) = (type *)((char *)_n - offsetof(type, member)), 1);                \
              _n = _next, _next = _n ? list_next(list, _n) : NULL)
-
-static inline void list_prepend(List *l, ListNode *n) {
-        n->next = l->head.next;
-        n->prev = &l->head;
-        l->head.next->prev = n;
-        l->head.next = n;
-        l->n++;
-}
