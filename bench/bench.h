@@ -125,6 +125,15 @@ extern const TimerContender timer_libev;
  * Return: 0 or -errno (then @buf says why). */
 int bench_engine_facts(char *buf, size_t size);
 
+/** bench_prefault() - touch every page of @p so later phases take no page faults on it
+ * (a memset() after malloc() may be turned into calloc(), which touches nothing). */
+static inline void bench_prefault(void *p, size_t size) {
+        for (size_t i = 0; i < size; i += 4096)
+                ((volatile char *)p)[i] = 0;
+        if (size)
+                ((volatile char *)p)[size - 1] = 0;
+}
+
 static inline uint64_t bench_now_ns(void) {
         struct timespec ts;
 

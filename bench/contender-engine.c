@@ -139,6 +139,7 @@ static int engine_timer_setup(EngineBackend backend, const char *name, size_t n,
                 timers = calloc(n, sizeof(*timers));
                 if (!timers)
                         return -ENOMEM;
+                bench_prefault(timers, n * sizeof(*timers));
                 timers_size = n;
         }
         return engine_setup_backend(backend, name, ret_why);

@@ -11,7 +11,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpedantic"
@@ -116,10 +115,10 @@ static void timer_cb(struct ev_loop *l, ev_timer *w, int revents) {
 static int libev_timer_setup(size_t n, const char **ret_why) {
         if (timers_size < n) {
                 free(timers);
-                timers = malloc(n * sizeof(*timers));
+                timers = calloc(n, sizeof(*timers));
                 if (!timers)
                         return -ENOMEM;
-                memset(timers, 0, n * sizeof(*timers));
+                bench_prefault(timers, n * sizeof(*timers));
                 timers_size = n;
         }
         loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);

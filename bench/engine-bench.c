@@ -5,7 +5,9 @@
  *
  * pipes: libevent's classic test/bench.c. N nonblocking pipes, A active: a round writes a
  * byte into A pipes spread over N, each read callback reads its byte and writes one into
- * the next pipe until W = 10 * A bytes went in; the round ends when all W are read. Only
+ * the next pipe until W = 10 * A bytes went in; the round ends when all W are read (the
+ * work is bench_pipes_readable(), shared by every contender, and "floor(no poll)" runs it
+ * without any poller to show what the pollers add). Only
  * the event loop is timed (the A seed writes are not, as in bench.c). Each repetition runs
  * every contender once, in rotated order (rep r starts with contender r), and a contender's
  * block is: create the loop and watch N pipes (timed separately as "setup"), one untimed
@@ -13,7 +15,8 @@
  * at any time: a second poller on the same pipe would add its wakeup to every write.
  *
  * timers: 1,000,000 one-shot timers, engine vs libev's ev_timer (user-allocated array):
- * insert with random deadlines 1..1000 s, cancel all, insert with deadlines 0..100 ms,
+ * insert with random deadlines 1..1000 s into a fresh loop ("cold": the loop's memory
+ * grows), cancel all, insert with deadlines 0..100 ms into the emptied loop ("warm"),
  * wait until all are due, then run the loop until all fired; and a "live" pass where the
  * loop runs while the 0..100 ms deadlines come due (its CPU time, not its wall time, is
  * the cost). The deadlines come from a seeded PRNG and are the same for every contender.
@@ -21,6 +24,7 @@
 
 #include "bench.h"
 
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <sched.h>
@@ -29,8 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <sys/utsname.h>
-#include <fcntl.h>
 
 #include "macro.h"
 
@@ -124,6 +128,19 @@ static bool contender_selected(const char *name) {
 
 /* machine facts */
 
+/* The 1-minute load average: the bench shares 2 CPUs with whatever else runs. */
+static double loadavg(void) {
+        double l = -1;
+        FILE *f = fopen("/proc/loadavg", "re");
+
+        if (f) {
+                if (fscanf(f, "%lf", &l) != 1)
+                        l = -1;
+                (void)fclose(f);
+        }
+        return l;
+}
+
 typedef struct Facts {
         char kernel[256];
         char cpu_model[128];
@@ -132,6 +149,7 @@ typedef struct Facts {
         char features[512];
         int features_r;
         char versions[256];
+        double load_start;
 } Facts;
 
 static int raise_nofile(Facts *f) {
@@ -174,6 +192,7 @@ static void facts_collect(Facts *f) {
                 }
                 (void)fclose(cpuinfo);
         }
+        f->load_start = loadavg();
         f->features_r = bench_engine_facts(f->features, sizeof(f->features));
         for (size_t i = 0; i < IO_N && len < sizeof(f->versions); i++) {
                 const char *v = io_contenders[i]->version ? io_contenders[i]->version() : NULL;
@@ -192,9 +211,10 @@ static void facts_print(const Facts *f) {
         printf("  engine io_uring features: %s\n", f->features);
         printf("  libraries: %s\n", f->versions);
         if (arg_cpu >= 0)
-                printf("  pinned to CPU %d\n", arg_cpu);
+                printf("  pinned to CPU %d", arg_cpu);
         else
-                printf("  not pinned\n");
+                printf("  not pinned");
+        printf(", load average %.2f at start\n", f->load_start);
 }
 
 /* pipes bench */
@@ -203,7 +223,8 @@ typedef struct IoResult {
         bool available;
         bool failed;
         const char *why;
-        uint64_t *samples; /* ns per round, reps * rounds */
+        uint64_t *samples;     /* wall ns per round, reps * rounds */
+        uint64_t *cpu_samples; /* CPU ns per round: blind to time lost to other processes */
         size_t samples_n;
         uint64_t rep_median[64];
         uint64_t setup[64];
@@ -214,6 +235,8 @@ typedef struct IoResult {
         uint64_t spurious;
         uint64_t rounds_done;
         double median_ns;
+        double best_ns; /* the fastest repetition's median: the least disturbed by noise */
+        double cpu_median_ns;
         double setup_ns;
         double teardown_ns;
 } IoResult;
@@ -281,7 +304,8 @@ static void pipes_round_start(void) {
 static int io_run_block(IoConfig *cfg, size_t c, unsigned rep) {
         const IoContender *k = io_contenders[c];
         IoResult *res = &cfg->results[c];
-        uint64_t t0, waits0 = 0, sys0 = 0, *samples = res->samples + res->samples_n;
+        uint64_t t0, c0, waits0 = 0, sys0 = 0, *samples = res->samples + res->samples_n;
+        uint64_t *cpu_samples = res->cpu_samples + res->samples_n;
         const char *why = NULL;
         unsigned dirty;
         int r;
@@ -318,9 +342,11 @@ static int io_run_block(IoConfig *cfg, size_t c, unsigned rep) {
         }
         for (unsigned i = 0; i < cfg->rounds; i++) {
                 pipes_round_start();
+                c0 = bench_cpu_ns();
                 t0 = bench_now_ns();
                 r = k->run();
                 samples[i] = bench_now_ns() - t0;
+                cpu_samples[i] = bench_cpu_ns() - c0;
                 if (r < 0 || bench_pipes.reads != bench_pipes.target)
                         goto round_fail;
         }
@@ -370,7 +396,8 @@ static void io_config_run(IoConfig *cfg) {
                 res->available = contender_selected(io_contenders[c]->name);
                 res->why = "not selected";
                 res->samples = calloc((size_t)cfg->reps * cfg->rounds, sizeof(uint64_t));
-                if (!res->samples)
+                res->cpu_samples = calloc((size_t)cfg->reps * cfg->rounds, sizeof(uint64_t));
+                if (!res->samples || !res->cpu_samples)
                         abort();
         }
         for (unsigned rep = 0; rep < cfg->reps; rep++) {
@@ -390,6 +417,11 @@ static void io_config_run(IoConfig *cfg) {
                 uint64_t tmp[64];
 
                 res->median_ns = median(res->samples, res->samples_n);
+                res->cpu_median_ns = median(res->cpu_samples, res->samples_n);
+                res->best_ns = 0;
+                for (unsigned i = 0; i < res->reps_done; i++)
+                        if (res->best_ns == 0 || (double)res->rep_median[i] < res->best_ns)
+                                res->best_ns = (double)res->rep_median[i];
                 memcpy(tmp, res->setup, sizeof(tmp));
                 res->setup_ns = median(tmp, res->reps_done);
                 memcpy(tmp, res->teardown, sizeof(tmp));
@@ -407,16 +439,29 @@ static double io_ratio(const IoConfig *cfg, size_t c, size_t base) {
         return cfg->results[c].median_ns / cfg->results[base].median_ns;
 }
 
+static double io_ratio_best(const IoConfig *cfg, size_t c, size_t base) {
+        if (!io_result_ok(&cfg->results[c]) || !io_result_ok(&cfg->results[base]))
+                return 0;
+        return cfg->results[c].best_ns / cfg->results[base].best_ns;
+}
+
+static double io_ratio_cpu(const IoConfig *cfg, size_t c, size_t base) {
+        if (!io_result_ok(&cfg->results[c]) || !io_result_ok(&cfg->results[base]))
+                return 0;
+        return cfg->results[c].cpu_median_ns / cfg->results[base].cpu_median_ns;
+}
+
 static void io_config_print(const IoConfig *cfg) {
         printf("\n== pipes N=%u A=%u W=%" PRIu64 ": %u reps x %u rounds; median over all rounds "
                "==\n",
                cfg->n, cfg->active, cfg->target, cfg->reps, cfg->rounds);
-        printf("%-17s %9s %7s %19s %8s %8s %7s %6s %9s\n", "contender", "us/round", "ns/read",
-               "rep medians (us)", "setup ms", "free ms", "iter/r", "sys/r", "/libev-ep");
+        printf("%-17s %9s %7s %9s %7s %8s %7s %6s %5s %8s %6s %6s\n", "contender", "us/round",
+               "ns/read", "cpu us/r", "spread", "setup ms", "free ms", "iter/r", "sys/r",
+               "/libev-ep", "best", "cpu");
         for (size_t c = 0; c < IO_N; c++) {
                 const IoResult *res = &cfg->results[c];
                 uint64_t lo = UINT64_MAX, hi = 0;
-                char waits[16] = "-", sys[16] = "-", range[32];
+                char waits[16] = "-", sys[16] = "-";
 
                 if (!res->available) {
                         printf("%-17s unavailable: %s\n", io_contenders[c]->name, res->why);
@@ -430,24 +475,26 @@ static void io_config_print(const IoConfig *cfg) {
                         lo = MIN(lo, res->rep_median[i]);
                         hi = MAX(hi, res->rep_median[i]);
                 }
-                (void)snprintf(range, sizeof(range), "%.1f..%.1f", (double)lo / 1e3,
-                               (double)hi / 1e3);
                 if (res->has_waits)
                         (void)snprintf(waits, sizeof(waits), "%.1f",
                                        (double)res->waits / (double)res->rounds_done);
                 if (res->has_syscalls)
                         (void)snprintf(sys, sizeof(sys), "%.1f",
                                        (double)res->syscalls / (double)res->rounds_done);
-                printf("%-17s %9.1f %7.1f %19s %8.2f %8.2f %7s %6s %8.2fx", io_contenders[c]->name,
-                       res->median_ns / 1e3, res->median_ns / (double)cfg->target, range,
-                       res->setup_ns / 1e6, res->teardown_ns / 1e6, waits, sys,
-                       io_ratio(cfg, c, IO_BASELINE));
+                printf("%-17s %9.1f %7.1f %9.1f %6.0f%% %8.2f %7.2f %6s %5s %8.2fx %5.2fx %5.2fx",
+                       io_contenders[c]->name, res->median_ns / 1e3,
+                       res->median_ns / (double)cfg->target, res->cpu_median_ns / 1e3,
+                       100.0 * (double)(hi - lo) / res->median_ns, res->setup_ns / 1e6,
+                       res->teardown_ns / 1e6, waits, sys, io_ratio(cfg, c, IO_BASELINE),
+                       io_ratio_best(cfg, c, IO_BASELINE), io_ratio_cpu(cfg, c, IO_BASELINE));
                 if (res->spurious)
                         printf("  (%" PRIu64 " empty wakeups)", res->spurious);
                 printf("\n");
         }
         if (io_ratio(cfg, 0, IO_URING_PEER) > 0)
-                printf("engine(io_uring) / libev-iouring: %.2fx\n", io_ratio(cfg, 0, IO_URING_PEER));
+                printf("engine(io_uring) / libev-iouring: %.2fx (best reps %.2fx, cpu %.2fx)\n",
+                       io_ratio(cfg, 0, IO_URING_PEER), io_ratio_best(cfg, 0, IO_URING_PEER),
+                       io_ratio_cpu(cfg, 0, IO_URING_PEER));
 }
 
 /* timers bench */
@@ -463,8 +510,8 @@ enum {
 };
 
 static const char *const t_names[_T_MAX] = {
-        "insert cold 1..1000s", "cancel", "insert warm 0..100ms", "fire (all due)", "fire live (cpu)",
-        "fire live (wall)",
+        "insert cold 1..1000s", "cancel",          "insert warm 0..100ms",
+        "fire (all due)",       "fire live (cpu)", "fire live (wall)",
 };
 
 typedef struct TimerResult {
@@ -494,6 +541,14 @@ static uint64_t minor_faults(void) {
         return (uint64_t)ru.ru_minflt;
 }
 
+/* One repetition of one timer contender, as the child that ran it reports it. */
+typedef struct TimerSample {
+        int r; /* 0, -EOPNOTSUPP (then why), or the failure */
+        const char *why; /* a string literal: the same address in parent and child */
+        uint64_t ns[_T_MAX];
+        uint64_t faults[_T_MAX];
+} TimerSample;
+
 /* A timed phase: wall time, CPU time and minor page faults between begin and end. */
 typedef struct Phase {
         uint64_t wall, cpu, faults;
@@ -503,87 +558,119 @@ static Phase phase_begin(void) {
         return (Phase){ .faults = minor_faults(), .cpu = bench_cpu_ns(), .wall = bench_now_ns() };
 }
 
-static void phase_end(const Phase *p, TimerResult *res, unsigned t, unsigned rep) {
+static void phase_end(const Phase *p, TimerSample *out, unsigned t) {
         uint64_t wall = bench_now_ns(), cpu = bench_cpu_ns();
 
-        res->ns[t][rep] = t == T_LIVE_CPU ? cpu - p->cpu : wall - p->wall;
-        res->faults[t][rep] = minor_faults() - p->faults;
+        out->ns[t] = t == T_LIVE_CPU ? cpu - p->cpu : wall - p->wall;
+        out->faults[t] = minor_faults() - p->faults;
 }
 
-static int timer_run_block(TimerResult *res, const TimerContender *k, size_t n,
+static int timer_run_block(TimerSample *out, const TimerContender *k, size_t n,
                            const uint64_t *far_ns, const double *far_s, const uint64_t *near_ns,
                            const double *near_s) {
-        unsigned rep = res->reps_done;
-        const char *why = NULL;
         int64_t fired;
         Phase p;
         int r;
 
-        watchdog_what = k->name;
-        (void)alarm(60);
-        r = k->setup(n, &why);
-        if (r == -EOPNOTSUPP) {
-                res->available = false;
-                res->why = why;
-                k->teardown();
-                (void)alarm(0);
-                return 0;
-        }
+        r = k->setup(n, &out->why);
         if (r < 0)
-                goto fail;
+                return r;
 
         k->now_update();
         p = phase_begin();
         r = k->insert(n, far_ns, far_s);
-        phase_end(&p, res, T_INSERT, rep);
+        phase_end(&p, out, T_INSERT);
         if (r < 0)
-                goto fail;
+                return r;
         p = phase_begin();
         r = k->cancel(n);
-        phase_end(&p, res, T_CANCEL, rep);
+        phase_end(&p, out, T_CANCEL);
         if (r < 0)
-                goto fail;
+                return r;
 
         k->now_update();
         p = phase_begin();
         r = k->insert(n, near_ns, near_s);
-        phase_end(&p, res, T_INSERT_NEAR, rep);
+        phase_end(&p, out, T_INSERT_NEAR);
         if (r < 0)
-                goto fail;
+                return r;
         sleep_ns(110 * 1000000u); /* past every deadline: the run below only dispatches */
         p = phase_begin();
         fired = k->run(n);
-        phase_end(&p, res, T_FIRE, rep);
-        if (fired != (int64_t)n) {
-                r = fired < 0 ? (int)fired : -EIO;
-                goto fail;
-        }
+        phase_end(&p, out, T_FIRE);
+        if (fired != (int64_t)n)
+                return fired < 0 ? (int)fired : -EIO;
         k->release(n);
 
         k->now_update();
         r = k->insert(n, near_ns, near_s);
         if (r < 0)
-                goto fail;
+                return r;
         p = phase_begin();
         fired = k->run(n);
-        phase_end(&p, res, T_LIVE_WALL, rep);
-        phase_end(&p, res, T_LIVE_CPU, rep);
-        if (fired != (int64_t)n) {
-                r = fired < 0 ? (int)fired : -EIO;
-                goto fail;
-        }
+        phase_end(&p, out, T_LIVE_WALL);
+        phase_end(&p, out, T_LIVE_CPU);
+        if (fired != (int64_t)n)
+                return fired < 0 ? (int)fired : -EIO;
         k->release(n);
-        k->teardown();
-        (void)alarm(0);
+        return 0;
+}
+
+/* Run one block in a fresh child, so every contender starts from the same memory state:
+ * a loop's first growth really is cold (page faults included), and no contender inherits
+ * what another one's allocator kept. */
+static int timer_run_forked(TimerResult *res, const TimerContender *k, size_t n,
+                            const uint64_t *far_ns, const double *far_s, const uint64_t *near_ns,
+                            const double *near_s) {
+        TimerSample sample = { .r = -EIO };
+        int fds[2], status;
+        ssize_t got;
+        pid_t pid;
+
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return -errno;
+        fflush(stdout);
+        pid = fork();
+        if (pid < 0) {
+                (void)close(fds[0]);
+                (void)close(fds[1]);
+                return -errno;
+        }
+        if (pid == 0) {
+                (void)close(fds[0]);
+                watchdog_what = k->name;
+                (void)alarm(60);
+                sample.r = timer_run_block(&sample, k, n, far_ns, far_s, near_ns, near_s);
+                k->teardown();
+                (void)!write(fds[1], &sample, sizeof(sample));
+                _exit(0);
+        }
+        (void)close(fds[1]);
+        do
+                got = read(fds[0], &sample, sizeof(sample));
+        while (got < 0 && errno == EINTR);
+        (void)close(fds[0]);
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+        if (got != (ssize_t)sizeof(sample))
+                sample.r = -EIO;
+        if (sample.r == -EOPNOTSUPP) {
+                res->available = false;
+                res->why = sample.why;
+                return 0;
+        }
+        if (sample.r < 0) {
+                fprintf(stderr, "engine-bench: timers %s failed: %s\n", k->name,
+                        strerror(-sample.r));
+                res->failed = true;
+                return sample.r;
+        }
+        for (unsigned t = 0; t < _T_MAX; t++) {
+                res->ns[t][res->reps_done] = sample.ns[t];
+                res->faults[t][res->reps_done] = sample.faults[t];
+        }
         res->reps_done++;
         return 0;
-
-fail:
-        fprintf(stderr, "engine-bench: timers %s failed: %s\n", k->name, strerror(-r));
-        res->failed = true;
-        k->teardown();
-        (void)alarm(0);
-        return r;
 }
 
 static int timers_run(TimerResult *results, size_t n) {
@@ -613,8 +700,8 @@ static int timers_run(TimerResult *results, size_t n) {
 
                         if (!results[c].available || results[c].failed)
                                 continue;
-                        (void)timer_run_block(&results[c], timer_contenders[c], n, far_ns, far_s,
-                                              near_ns, near_s);
+                        (void)timer_run_forked(&results[c], timer_contenders[c], n, far_ns,
+                                               far_s, near_ns, near_s);
                 }
                 fprintf(stderr, ".");
         }
@@ -684,10 +771,10 @@ static void json_write(FILE *f, const Facts *facts, const IoConfig *cfgs, size_t
                        const TimerResult *timers, size_t n_timers) {
         fprintf(f, "{\n  \"machine\": {\"kernel\": \"%s\", \"cpus\": %ld, \"cpu_model\": \"%s\", "
                    "\"nofile\": %llu, \"engine_features\": \"%s\", \"libraries\": \"%s\", "
-                   "\"pinned_cpu\": %d},\n",
+                   "\"pinned_cpu\": %d, \"loadavg_start\": %.2f, \"loadavg_end\": %.2f},\n",
                 facts->kernel, facts->cpus, facts->cpu_model,
                 (unsigned long long)facts->nofile_soft, facts->features, facts->versions,
-                arg_cpu);
+                arg_cpu, facts->load_start, loadavg());
         fprintf(f, "  \"pipes\": [");
         for (size_t i = 0; i < ncfg; i++) {
                 const IoConfig *cfg = &cfgs[i];
@@ -707,9 +794,13 @@ static void json_write(FILE *f, const Facts *facts, const IoConfig *cfgs, size_t
                         }
                         fprintf(f, "\"available\": true, \"median_round_ns\": %.0f, "
                                    "\"setup_ns\": %.0f, \"teardown_ns\": %.0f, "
-                                   "\"ratio_libev_epoll\": %.4f, \"rep_median_ns\": [",
+                                   "\"ratio_libev_epoll\": %.4f, "
+                                   "\"best_rep_ratio_libev_epoll\": %.4f, "
+                                   "\"cpu_median_round_ns\": %.0f, "
+                                   "\"cpu_ratio_libev_epoll\": %.4f, \"rep_median_ns\": [",
                                 res->median_ns, res->setup_ns, res->teardown_ns,
-                                io_ratio(cfg, c, IO_BASELINE));
+                                io_ratio(cfg, c, IO_BASELINE), io_ratio_best(cfg, c, IO_BASELINE),
+                                res->cpu_median_ns, io_ratio_cpu(cfg, c, IO_BASELINE));
                         for (unsigned r = 0; r < res->reps_done; r++)
                                 fprintf(f, "%s%" PRIu64, r ? ", " : "", res->rep_median[r]);
                         fprintf(f, "]");
@@ -728,15 +819,15 @@ static void json_write(FILE *f, const Facts *facts, const IoConfig *cfgs, size_t
                 n_timers, arg_timer_reps);
         for (size_t c = 0; timers && c < TIMER_N; c++) {
                 static const char *const keys[_T_MAX] = {
-                        "insert_far_ns", "cancel_ns",         "insert_near_ns",
-                        "fire_due_ns",   "fire_live_cpu_ns", "fire_live_wall_total_ns",
+                        "insert_cold", "cancel",        "insert_warm",
+                        "fire_due",    "fire_live_cpu", "fire_live_wall_total",
                 };
                 const TimerResult *res = &timers[c];
 
                 fprintf(f, "%s\n    {\"name\": \"%s\", \"available\": %s", c ? "," : "",
                         timer_contenders[c]->name, timer_ok(res) ? "true" : "false");
                 for (unsigned t = 0; timer_ok(res) && t < _T_MAX; t++) {
-                        fprintf(f, ", \"%s\": %.2f", keys[t], res->median[t]);
+                        fprintf(f, ", \"%s_ns\": %.2f", keys[t], res->median[t]);
                         if (t != T_LIVE_WALL && t != T_LIVE_CPU)
                                 fprintf(f, ", \"%s_minor_faults\": %.0f", keys[t],
                                         res->median_faults[t]);
@@ -998,6 +1089,9 @@ int main(int argc, char **argv) {
                 }
                 timers_print(timers, arg_timers);
         }
+        printf("\nload average %.2f at the end (this bench adds ~1; well above 1 means other "
+               "processes shared the CPUs: rerun)\n",
+               loadavg());
         if (arg_json) {
                 FILE *f = fopen(arg_json, "we");
 
@@ -1012,8 +1106,10 @@ int main(int argc, char **argv) {
                 }
         }
         for (size_t i = 0; i < ncfg; i++)
-                for (size_t c = 0; c < IO_N; c++)
+                for (size_t c = 0; c < IO_N; c++) {
                         free(cfgs[i].results[c].samples);
+                        free(cfgs[i].results[c].cpu_samples);
+                }
         free(timers);
         return 0;
 }
