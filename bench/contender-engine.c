@@ -134,6 +134,8 @@ static int timer_cb(EngineSource *s, uint64_t expirations, void *userdata) {
 
 static int engine_timer_setup(EngineBackend backend, const char *name, size_t n,
                               const char **ret_why) {
+        int r;
+
         if (timers_size < n) {
                 free(timers);
                 timers = calloc(n, sizeof(*timers));
@@ -142,7 +144,12 @@ static int engine_timer_setup(EngineBackend backend, const char *name, size_t n,
                 bench_prefault(timers, n * sizeof(*timers));
                 timers_size = n;
         }
-        return engine_setup_backend(backend, name, ret_why);
+        r = engine_setup_backend(backend, name, ret_why);
+        /* The counterpart of libev's watcher array, allocated and touched before the
+         * clock starts: the engine's own source memory and heap room for n timers. */
+        if (r >= 0)
+                r = engine_reserve(engine, n, ENGINE_CLOCK_MONOTONIC);
+        return r;
 }
 
 static int engine_timer_setup_uring(size_t n, const char **ret_why) {

@@ -111,6 +111,7 @@ struct Engine {
         uint32_t next_generation;
 
         TimerHeap timers[_ENGINE_CLOCK_MAX];
+        uint64_t last_trim;
         /* Wakes the loop at the earliest wall-clock deadline, and on clock steps. */
         int realtime_fd;
         EngineSource *realtime_source;
@@ -128,6 +129,7 @@ struct Engine {
          * in `malloced`, so that engine_free() can release those the user still holds
          * (disabled timers and defers are reachable from nowhere else). */
         bool pool_enabled;
+        size_t pool_free;
         struct SourceLink *malloced;
         EngineSource *free_sources;
         SourcePoolChunk *chunks;
@@ -151,3 +153,6 @@ static inline EngineSource *engine_io_lookup(Engine *e, int fd) {
 }
 /** engine_for_each_io() - call @fn on every live io source (ring migration). */
 void engine_for_each_io(Engine *e, void (*fn)(Engine *e, EngineSource *s, void *data), void *data);
+/** engine_for_each_allocated_io() - also the freed ones whose memory still waits for a
+ * backend's last reference. @fn must not free or allocate sources. */
+void engine_for_each_allocated_io(Engine *e, void (*fn)(Engine *e, EngineSource *s, void *data), void *data);

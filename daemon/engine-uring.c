@@ -51,7 +51,6 @@
 
 /* user_data values that are never source pointers */
 #define UDATA_IGNORE UINT64_C(0)
-#define UDATA_GROW_CANCEL UINT64_C(1)
 #define UDATA_PROBE_POLL UINT64_C(2)
 #define UDATA_PROBE_UPDATE UINT64_C(3)
 #define UDATA_PROBE_REMOVE UINT64_C(4)
@@ -303,7 +302,7 @@ typedef struct Completion {
  * callback runs, so callbacks that submit find the CQ with room. At most @budget CQEs:
  * callbacks that keep making their own fds ready must not starve timers; what is left
  * stays in the CQ, and the next wait returns at once for it. */
-static void reap(Engine *e, Uring *u, bool dispatch, unsigned budget, int *ret_cancel_res) {
+static void reap(Engine *e, Uring *u, bool dispatch, unsigned budget) {
         struct io_uring_cqe *cqes[REAP_BATCH];
         Completion done[REAP_BATCH];
         unsigned n;
@@ -325,11 +324,6 @@ static void reap(Engine *e, Uring *u, bool dispatch, unsigned budget, int *ret_c
                 for (unsigned i = 0; i < n; i++) {
                         uint64_t ud = done[i].user_data;
 
-                        if (ud == UDATA_GROW_CANCEL) {
-                                if (ret_cancel_res)
-                                        *ret_cancel_res = done[i].res;
-                                continue;
-                        }
                         if (ud <= UDATA_PROBE_REMOVE || ud == LIBURING_UDATA_TIMEOUT)
                                 continue;
                         handle_poll_cqe(e, u, ud, done[i].res, done[i].flags, dispatch);
@@ -497,20 +491,16 @@ static int uring_init(Engine *e, const EngineOptions *opts) {
         return 0;
 }
 
-/* Cancel every request on the ring and reap until no poll holds a source. Returns false
- * if the kernel cannot cancel by "any" (before 5.19). */
-static bool ring_drain(Engine *e, Uring *u) {
-        struct io_uring_sqe *sqe;
-        int cancel_res = INT_MIN; /* not seen yet */
+static void cancel_one_source(Engine *e, EngineSource *s, void *data) {
+        (void)uring_cancel_polls(e, data, s);
+}
 
-        if (uring_flush(e, u) < 0)
-                return false;
-        sqe = io_uring_get_sqe(&u->ring);
-        if (!sqe)
-                return false;
-        io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
-        io_uring_sqe_set_data64(sqe, UDATA_GROW_CANCEL);
-        while (u->live_polls > 0 || cancel_res == INT_MIN) {
+/* Cancel every poll on the ring and reap until none holds a source. One POLL_REMOVE per
+ * poll (a hash lookup each) rather than one cancel-any: the kernel rescans its whole poll
+ * list for every request a cancel-any matches, which is quadratic in the watch count. */
+static bool ring_drain(Engine *e, Uring *u) {
+        engine_for_each_allocated_io(e, cancel_one_source, u);
+        while (u->live_polls > 0) {
                 /* Bounded: a poll that will not die must not wedge the loop. */
                 struct __kernel_timespec ts = { .tv_sec = 1 };
                 struct io_uring_cqe *cqe;
@@ -519,9 +509,7 @@ static bool ring_drain(Engine *e, Uring *u) {
                 e->stats.syscalls++;
                 if (r < 0 && r != -EINTR)
                         return false;
-                reap(e, u, false, UINT_MAX, &cancel_res);
-                if (cancel_res < 0 && cancel_res != -ENOENT && cancel_res != INT_MIN)
-                        return false;
+                reap(e, u, false, UINT_MAX);
         }
         return true;
 }
@@ -610,7 +598,7 @@ static int uring_wait(Engine *e, int64_t timeout_ns) {
         if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY)
                 return r;
         e->stats.submissions += queued - io_uring_sq_ready(&u->ring);
-        reap(e, u, true, MAX(u->cq_entries * 4, 4096u), NULL);
+        reap(e, u, true, MAX(u->cq_entries * 4, 4096u));
         return 0;
 }
 

@@ -47,6 +47,36 @@ static const char *const feature_names[_ENGINE_FEATURE_COUNT] = {
 #define SOURCE_POOL_ENABLED 1
 #endif
 
+/* A chunk's sources go on the free list; writing each one's link touches every page, so
+ * the chunk is faulted in here, once, not source by source later. */
+static int pool_grow(Engine *e) {
+        SourcePoolChunk *c = calloc(1, sizeof(*c));
+
+        if (!c)
+                return -ENOMEM;
+        c->next = e->chunks;
+        e->chunks = c;
+        for (size_t i = SOURCE_POOL_CHUNK; i-- > 0;) {
+                c->sources[i].userdata = e->free_sources;
+                e->free_sources = &c->sources[i];
+        }
+        e->pool_free += SOURCE_POOL_CHUNK;
+        return 0;
+}
+
+int engine_reserve(Engine *e, size_t n, EngineClock clock) {
+        int r;
+
+        if (!e || (unsigned)clock >= _ENGINE_CLOCK_MAX || n > UINT32_MAX)
+                return -EINVAL;
+        while (e->pool_enabled && e->pool_free < n) {
+                r = pool_grow(e);
+                if (r < 0)
+                        return r;
+        }
+        return timer_heap_reserve(&e->timers[clock], (uint32_t)n);
+}
+
 static EngineSource *source_alloc(Engine *e, SourceType type) {
         EngineSource *s;
 
@@ -61,19 +91,11 @@ static EngineSource *source_alloc(Engine *e, SourceType type) {
                 e->malloced = l;
                 s = (EngineSource *)(l + 1);
         } else {
-                if (!e->free_sources) {
-                        SourcePoolChunk *c = malloc(sizeof(*c));
-                        if (!c)
-                                return NULL;
-                        c->next = e->chunks;
-                        e->chunks = c;
-                        for (size_t i = SOURCE_POOL_CHUNK; i-- > 0;) {
-                                c->sources[i].userdata = e->free_sources;
-                                e->free_sources = &c->sources[i];
-                        }
-                }
+                if (!e->free_sources && pool_grow(e) < 0)
+                        return NULL;
                 s = e->free_sources;
                 e->free_sources = s->userdata;
+                e->pool_free--;
         }
         memset(s, 0, sizeof(*s));
         s->engine = e;
@@ -88,6 +110,7 @@ static void source_release(EngineSource *s) {
         if (e->pool_enabled) {
                 s->userdata = e->free_sources;
                 e->free_sources = s;
+                e->pool_free++;
         } else {
                 SourceLink *l = (SourceLink *)s - 1;
                 if (l->prev)
@@ -153,6 +176,19 @@ void engine_io_event(Engine *e, EngineSource *s, uint32_t revents) {
         r = s->io.cb(s, s->io.fd, revents, s->userdata);
         if (r < 0)
                 engine_fail(e, r);
+}
+
+void engine_for_each_allocated_io(Engine *e, void (*fn)(Engine *e, EngineSource *s, void *data), void *data) {
+        /* Pool entries on the free list have refs == 0 (released at the last unref). */
+        for (SourcePoolChunk *c = e->chunks; c; c = c->next)
+                for (size_t i = 0; i < SOURCE_POOL_CHUNK; i++)
+                        if (c->sources[i].refs > 0 && c->sources[i].type == SOURCE_IO)
+                                fn(e, &c->sources[i], data);
+        for (SourceLink *l = e->malloced; l; l = l->next) {
+                EngineSource *s = (EngineSource *)(l + 1);
+                if (s->type == SOURCE_IO)
+                        fn(e, s, data);
+        }
 }
 
 void engine_for_each_io(Engine *e, void (*fn)(Engine *e, EngineSource *s, void *data), void *data) {
@@ -844,6 +880,12 @@ int engine_step(Engine *e, int64_t timeout_ns) {
         run_timers(e, ENGINE_CLOCK_REALTIME);
         run_defers(e);
         e->stats.iterations++;
+        /* Once a second, give back heap memory left over from a burst of timers. */
+        if (e->now[ENGINE_CLOCK_MONOTONIC] - e->last_trim >= NSEC_PER_SEC) {
+                e->last_trim = e->now[ENGINE_CLOCK_MONOTONIC];
+                for (int c = 0; c < _ENGINE_CLOCK_MAX; c++)
+                        timer_heap_trim(&e->timers[c]);
+        }
         return e->failure;
 }
 

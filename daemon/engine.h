@@ -160,6 +160,12 @@ int source_io_arm(EngineSource *s);
 bool source_io_is_armed(EngineSource *s);
 int source_get_fd(EngineSource *s);
 
+/** engine_reserve() - make room for @n more sources (typically timers on @clock) now:
+ * source memory and timer heap capacity are allocated and touched here, so that adding
+ * them later neither allocates nor faults pages in (what a daemon about to create many
+ * timers, or a benchmark, wants). Return: 0 or -ENOMEM. */
+int engine_reserve(Engine *e, size_t n, EngineClock clock);
+
 /** engine_add_timer() - a timer at absolute @at_ns on @clock, repeating every @interval_ns
  * (0: once). Repeats are scheduled from the planned deadline, so they never drift.
  * A fired one-shot timer stays allocated and disabled until source_timer_set() or freed. */

@@ -20,6 +20,7 @@ typedef struct TimerHeapNode {
 } TimerHeapNode;
 
 typedef struct TimerHeap {
+        void *mem; /* the allocation; nodes point into it */
         TimerHeapNode *nodes;
         uint32_t n;
         uint32_t capacity;
@@ -29,6 +30,10 @@ typedef struct TimerHeap {
 void timer_heap_deinit(TimerHeap *h);
 /** timer_heap_push() - insert @item (not in a heap) at @at. Return: 0 or -ENOMEM. */
 int timer_heap_push(TimerHeap *h, TimerHeapItem *item, uint64_t at);
+/** timer_heap_reserve() - room for @n more items, allocated and touched now. Return: 0 or -ENOMEM. */
+int timer_heap_reserve(TimerHeap *h, uint32_t n);
+/** timer_heap_trim() - shrink the array if it is mostly empty (at most to twice its use). */
+void timer_heap_trim(TimerHeap *h);
 /** timer_heap_remove() - remove @item; a no-op if it is not in the heap. */
 void timer_heap_remove(TimerHeap *h, TimerHeapItem *item);
 /** timer_heap_update() - move @item (in the heap) to @at. */
