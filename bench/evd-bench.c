@@ -36,10 +36,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -55,10 +55,10 @@
 
 #define NSEC_PER_SEC 1000000000ull
 #define MAX_BACKENDS 2
-#define LAT_WARMUP 100u                /* latency samples dropped at the start of each block */
-#define WINDOW 128u                    /* async requests a client keeps in flight */
-#define STEP_TIMEOUT_MS 60000          /* no single step of a scenario may take longer */
-#define FD_SLACK 256u                  /* fds the daemon keeps for itself at the fd limit */
+#define LAT_WARMUP 100u       /* latency samples dropped at the start of each block */
+#define WINDOW 128u           /* async requests a client keeps in flight */
+#define STEP_TIMEOUT_MS 60000 /* no single step of a scenario may take longer */
+#define FD_SLACK 256u         /* fds the daemon keeps for itself at the fd limit */
 
 enum {
         SCEN_LATENCY = 1 << 0,
@@ -69,7 +69,8 @@ enum {
         SCEN_ALL = (1 << 5) - 1,
 };
 
-static const char *const scenario_names[] = { "latency", "throughput", "register", "scale", "timers" };
+static const char *const scenario_names[] = {"latency", "throughput", "register", "scale",
+                                             "timers"};
 
 /* ---- options ------------------------------------------------------------------------ */
 
@@ -77,19 +78,19 @@ static const char *arg_evd;
 static const char *arg_json;
 static bool arg_quick;
 static unsigned arg_scenarios = SCEN_ALL;
-static const char *arg_backends[MAX_BACKENDS] = { "io_uring", "epoll" };
+static const char *arg_backends[MAX_BACKENDS] = {"io_uring", "epoll"};
 static size_t arg_n_backends = 2;
 static int arg_cpu = 0;
 static unsigned arg_samples = 10000; /* per target and pinning */
 static unsigned arg_rounds = 5;
 static unsigned arg_clients = 4, arg_watches = 64, arg_fanout = 8;
-static double arg_duration = 3.0; /* throughput seconds per backend */
-static bool arg_tp_split;        /* throughput: evd alone on one CPU, the clients on the others */
+static double arg_duration = 2.0; /* throughput seconds per backend */
+static bool arg_tp_split;         /* throughput: evd alone on one CPU, the clients on the others */
 static unsigned arg_reg_watches = 5000, arg_reg_reps = 3;
 static unsigned arg_scale_watches; /* 0: as many as the fd limit allows */
 static unsigned arg_scale_timers = 1000000;
 static unsigned arg_timers = 100000, arg_timer_clients = 4;
-static double arg_timer_spread = 1.5, arg_timer_lead = 3.0;
+static double arg_timer_spread = 1.0, arg_timer_lead = 1.0; /* lead: at least */
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
@@ -134,7 +135,8 @@ static uint64_t now_ns(void) {
 }
 
 static void sleep_ns(uint64_t ns) {
-        struct timespec ts = { .tv_sec = (time_t)(ns / NSEC_PER_SEC), .tv_nsec = (long)(ns % NSEC_PER_SEC) };
+        struct timespec ts = {.tv_sec = (time_t)(ns / NSEC_PER_SEC),
+                              .tv_nsec = (long)(ns % NSEC_PER_SEC)};
 
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
                 ;
@@ -180,27 +182,34 @@ static pid_t child_fork(void) {
         return pid;
 }
 
-static void child_wait(pid_t pid, const char *what) {
+/* Reap @pid, which must have exited 0. Return: its CPU time (user + system), in ns. */
+static uint64_t child_wait_cpu(pid_t pid, const char *what) {
+        struct rusage ru;
         int status;
 
-        while (waitpid(pid, &status, 0) < 0)
+        while (wait4(pid, &status, 0, &ru) < 0)
                 if (errno != EINTR)
                         die_errno("waitpid (%s)", what);
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                 die("%s failed (%s %d)", what, WIFEXITED(status) ? "exit" : "signal",
                     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+        return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * NSEC_PER_SEC +
+               (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000u;
+}
+
+static void child_wait(pid_t pid, const char *what) {
+        (void)child_wait_cpu(pid, what);
 }
 
 /* @cpu < 0: every CPU. */
-static int cpu_set_for(int cpu, cpu_set_t *set) {
+static void cpu_set_for(int cpu, cpu_set_t *set) {
         CPU_ZERO(set);
         if (cpu >= 0) {
                 CPU_SET(cpu, set);
-                return 0;
+                return;
         }
         for (long i = 0, n = sysconf(_SC_NPROCESSORS_ONLN); i < n && i < CPU_SETSIZE; i++)
                 CPU_SET(i, set);
-        return 0;
 }
 
 static void pin_self(int cpu) {
@@ -251,6 +260,31 @@ static long proc_rss_kb(pid_t pid) {
         return kb;
 }
 
+/* RSS of the io_uring rings (SQ/CQ and SQE arrays the kernel maps into the process):
+ * counted in VmRSS, but kernel memory sized by the ring, not by the daemon's own data. */
+static long proc_ring_rss_kb(pid_t pid) {
+        char path[64], line[512];
+        bool ring = false;
+        long kb, sum = 0;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+        f = fopen(path, "re");
+        if (!f)
+                die_errno("%s", path);
+        while (fgets(line, sizeof(line), f)) {
+                const char *space = strchr(line, ' '), *colon = strchr(line, ':');
+
+                /* A mapping's header line ("addr-addr perms ... path") has no "Key:" first. */
+                if (space && (!colon || colon > space))
+                        ring = strstr(line, "[io_uring]") != NULL;
+                else if (ring && sscanf(line, "Rss: %ld kB", &kb) == 1)
+                        sum += kb;
+        }
+        fclose(f);
+        return sum;
+}
+
 /* utime and stime of the whole process (all threads) from /proc/PID/stat: clock ticks. */
 static void proc_cpu_ticks(pid_t pid, uint64_t *ret_user_ns, uint64_t *ret_sys_ns) {
         char path[64], buf[1024];
@@ -269,7 +303,8 @@ static void proc_cpu_ticks(pid_t pid, uint64_t *ret_user_ns, uint64_t *ret_sys_n
         buf[n] = 0;
         /* comm may hold spaces and parentheses: fields count from the last ')'. */
         p = strrchr(buf, ')');
-        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        if (!p ||
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
                 die("cannot parse %s", path);
         *ret_user_ns = (uint64_t)ut * NSEC_PER_SEC / (uint64_t)tck;
         *ret_sys_ns = (uint64_t)st * NSEC_PER_SEC / (uint64_t)tck;
@@ -308,6 +343,24 @@ static int pipe_nb(int fds[2]) {
         return pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0 ? -errno : 0;
 }
 
+/* ---- JSON: one member per line keeps the field lists readable ----------------------- */
+
+static void jreal(json_t *o, const char *key, double v) {
+        json_object_set_new(o, key, json_real(v));
+}
+
+static void jint(json_t *o, const char *key, uint64_t v) {
+        json_object_set_new(o, key, json_integer((json_int_t)v));
+}
+
+static void jbool(json_t *o, const char *key, bool v) {
+        json_object_set_new(o, key, json_boolean(v));
+}
+
+static void jstr(json_t *o, const char *key, const char *v) {
+        json_object_set_new(o, key, json_string(v));
+}
+
 /* ---- distributions ---------------------------------------------------------------- */
 
 /* Microseconds. Percentiles are nearest-rank. Samples are signed: a timer may fire early. */
@@ -330,7 +383,7 @@ static double rank_us(const int64_t *sorted, size_t n, double q) {
 
 /* Sorts @ns in place. */
 static Dist dist_of(int64_t *ns, size_t n) {
-        Dist d = { .n = n };
+        Dist d = {.n = n};
         double sum = 0;
 
         if (n == 0)
@@ -348,16 +401,23 @@ static Dist dist_of(int64_t *ns, size_t n) {
 }
 
 static json_t *dist_json(const Dist *d) {
-        return json_pack("{s:I,s:f,s:f,s:f,s:f,s:f,s:f}", "samples", (json_int_t)d->n, "min_us", d->min,
-                         "p50_us", d->p50, "p99_us", d->p99, "p99.9_us", d->p999, "max_us", d->max,
-                         "mean_us", d->mean);
+        json_t *j = json_object();
+
+        jint(j, "samples", d->n);
+        jreal(j, "min_us", d->min);
+        jreal(j, "p50_us", d->p50);
+        jreal(j, "p99_us", d->p99);
+        jreal(j, "p99.9_us", d->p999);
+        jreal(j, "max_us", d->max);
+        jreal(j, "mean_us", d->mean);
+        return j;
 }
 
 /* ---- the daemon ------------------------------------------------------------------- */
 
 /* The daemon's `stats` counters the bench uses, and its latency histogram. */
 typedef struct DaemonStats {
-        uint64_t notifications, packets_out, coalesced, requests, errors;
+        uint64_t notifications, packets_out, coalesced;
         uint64_t iterations, events, timers, syscalls, submissions;
         struct {
                 double le_us;
@@ -400,7 +460,7 @@ static struct evd_client *client_connect(const char *socket_path) {
 
 /* Wait for the client's fd at most @timeout_ms, then dispatch. */
 static void client_pump(struct evd_client *c, int timeout_ms) {
-        struct pollfd p = { .fd = evd_client_fd(c), .events = POLLIN };
+        struct pollfd p = {.fd = evd_client_fd(c), .events = POLLIN};
         int r;
 
         r = poll(&p, 1, timeout_ms);
@@ -418,7 +478,8 @@ static void client_pump_until(struct evd_client *c, const unsigned *counter, uns
 
         while (*counter < target) {
                 if (now_ns() > deadline)
-                        die("%s: %u of %u after %d s", what, *counter, target, STEP_TIMEOUT_MS / 1000);
+                        die("%s: %u of %u after %d s", what, *counter, target,
+                            STEP_TIMEOUT_MS / 1000);
                 client_pump(c, 100);
         }
 }
@@ -436,7 +497,8 @@ static int done_count(struct evd_client *c, int r, json_t *result, void *userdat
 
         if (r < 0) {
                 e = evd_client_last_error(c);
-                die("%s: %s%s%s", d->what, evd_strerror(r), e && e->why ? ": " : "", e && e->why ? e->why : "");
+                die("%s: %s%s%s", d->what, evd_strerror(r), e && e->why ? ": " : "",
+                    e && e->why ? e->why : "");
         }
         d->n++;
         return 0;
@@ -462,12 +524,10 @@ static void daemon_stats(BenchDaemon *d, DaemonStats *ret) {
         json_t *s = ctl_call(d, "stats"), *b;
         size_t i;
 
-        *ret = (DaemonStats){ 0 };
+        *ret = (DaemonStats){0};
         ret->notifications = json_u64(s, "daemon", "notifications");
         ret->packets_out = json_u64(s, "daemon", "packets_out");
         ret->coalesced = json_u64(s, "daemon", "coalesced");
-        ret->requests = json_u64(s, "daemon", "requests");
-        ret->errors = json_u64(s, "daemon", "errors");
         ret->iterations = json_u64(s, "engine", "iterations");
         ret->events = json_u64(s, "engine", "events");
         ret->timers = json_u64(s, "engine", "timers");
@@ -477,7 +537,8 @@ static void daemon_stats(BenchDaemon *d, DaemonStats *ret) {
                 if (ret->n_buckets >= ELEMENTSOF(ret->bucket))
                         break;
                 ret->bucket[ret->n_buckets].le_us = json_number_value(json_object_get(b, "le_us"));
-                ret->bucket[ret->n_buckets].count = (uint64_t)json_integer_value(json_object_get(b, "count"));
+                ret->bucket[ret->n_buckets].count =
+                        (uint64_t)json_integer_value(json_object_get(b, "count"));
                 ret->n_buckets++;
         }
         json_decref(s);
@@ -492,7 +553,7 @@ static uint64_t stats_bucket(const DaemonStats *s, double le) {
 
 /* Percentiles of what the daemon recorded between @a and @b. */
 static HistQ hist_between(const DaemonStats *a, const DaemonStats *b) {
-        HistQ q = { 0 };
+        HistQ q = {0};
         uint64_t diff[64], total = 0, run = 0;
 
         for (size_t i = 0; i < b->n_buckets; i++) {
@@ -513,8 +574,12 @@ static HistQ hist_between(const DaemonStats *a, const DaemonStats *b) {
 }
 
 static json_t *histq_json(const HistQ *q) {
-        return json_pack("{s:I,s:f,s:f}", "count", (json_int_t)q->count, "p50_le_us", q->p50_le, "p99_le_us",
-                         q->p99_le);
+        json_t *j = json_object();
+
+        jint(j, "count", q->count);
+        jreal(j, "p50_le_us", q->p50_le);
+        jreal(j, "p99_le_us", q->p99_le);
+        return j;
 }
 
 static void daemon_exec(const BenchDaemon *d, const char *const *extra) {
@@ -553,10 +618,11 @@ static void daemon_register(BenchDaemon *d, bool add) {
 /* Start evd for @backend; return once it answers `status` with that backend. */
 static void daemon_start(BenchDaemon *d, const char *backend, const char *const *extra) {
         uint64_t deadline = now_ns() + 10 * NSEC_PER_SEC;
+        const char *running, *version;
         json_t *st, *f;
         size_t i;
 
-        *d = (BenchDaemon){ .backend = backend };
+        *d = (BenchDaemon){.backend = backend};
         snprintf(d->dir, sizeof(d->dir), "/tmp/evd-bench-XXXXXX");
         if (!mkdtemp(d->dir))
                 die_errno("mkdtemp");
@@ -584,19 +650,22 @@ static void daemon_start(BenchDaemon *d, const char *backend, const char *const 
                         die("evd (%s) is not listening after 10 s; see %s", backend, d->log);
                 sleep_ns(5000000);
         }
+        /* The daemon falls back to epoll where io_uring is refused: that would compare epoll
+         * with itself. */
         st = ctl_call(d, "status");
-        if (!json_is_string(json_object_get(st, "backend")) ||
-            strcmp(json_string_value(json_object_get(st, "backend")), backend) != 0)
-                die("evd was asked for %s but runs %s; see %s", backend,
-                    json_string_value(json_object_get(st, "backend")), d->log);
-        snprintf(d->version, sizeof(d->version), "%s", json_string_value(json_object_get(st, "version")) ? json_string_value(json_object_get(st, "version")) : "?");
+        running = json_string_value(json_object_get(st, "backend"));
+        if (!running || strcmp(running, backend) != 0)
+                die("evd was asked for %s but runs %s; see %s", backend, running ? running : "?",
+                    d->log);
+        version = json_string_value(json_object_get(st, "version"));
+        snprintf(d->version, sizeof(d->version), "%s", version ? version : "?");
         json_array_foreach(json_object_get(st, "features"), i, f) {
+                const char *name = json_string_value(f);
                 size_t len = strlen(d->features);
 
-                const char *name = json_string_value(f);
-
                 if (name && len + strlen(name) + 2 < sizeof(d->features))
-                        snprintf(d->features + len, sizeof(d->features) - len, "%s%s", len ? " " : "", name);
+                        snprintf(d->features + len, sizeof(d->features) - len, "%s%s",
+                                 len ? " " : "", name);
         }
         json_decref(st);
 }
@@ -628,7 +697,8 @@ static void daemon_stop(BenchDaemon *d) {
         daemon_register(d, false);
         (void)unlink(d->socket);
         if (!clean) {
-                fprintf(stderr, "evd-bench: evd (%s) did not exit cleanly; its log is %s\n", d->backend, d->log);
+                fprintf(stderr, "evd-bench: evd (%s) did not exit cleanly; its log is %s\n",
+                        d->backend, d->log);
                 return;
         }
         (void)unlink(d->log);
@@ -660,6 +730,17 @@ static void cleanup_daemons(void) {
 enum { TARGET_FLOOR, TARGET_RELAY, _TARGET_FIXED }; /* then one per backend */
 #define MAX_TARGETS (_TARGET_FIXED + MAX_BACKENDS)
 #define NOTIFICATION_SIZE 89 /* bytes of a `ready` as evd sends it, for the relay */
+
+/* CPU time of the processes on the path, summed over blocks: where a sample's time goes.
+ * server: the daemon (schedstat), the relay or the echo process; client: the process that
+ * takes the second clock; writer: the one that takes the first (evd and relay only). */
+typedef struct LatCpu {
+        uint64_t server_ns, client_ns, writer_ns, samples;
+} LatCpu;
+
+static double per_sample_us(uint64_t ns, const LatCpu *c) {
+        return c->samples ? (double)ns / (double)c->samples / 1e3 : 0;
+}
 
 typedef struct LatClient {
         int data_fd;
@@ -709,8 +790,9 @@ static void lat_go(int go_fd) {
                 die_errno("latency: write go");
 }
 
-static void lat_client_evd(const BenchDaemon *d, int cpu, int go_fd, int data_fd, int64_t *out, size_t n) {
-        LatClient lc = { .data_fd = data_fd, .out = out, .n = n };
+static void lat_client_evd(const BenchDaemon *d, int cpu, int go_fd, int data_fd, int64_t *out,
+                           size_t n) {
+        LatClient lc = {.data_fd = data_fd, .out = out, .n = n};
         struct evd_client *c;
         int r;
 
@@ -736,7 +818,7 @@ static void lat_client_evd(const BenchDaemon *d, int cpu, int go_fd, int data_fd
 }
 
 static void lat_client_relay(int cpu, int go_fd, int data_fd, int sock, int64_t *out, size_t n) {
-        LatClient lc = { .data_fd = data_fd, .out = out, .n = n };
+        LatClient lc = {.data_fd = data_fd, .out = out, .n = n};
         char buf[256];
 
         pin_self(cpu);
@@ -752,7 +834,7 @@ static void lat_client_relay(int cpu, int go_fd, int data_fd, int sock, int64_t 
 
 /* Exits when the writer is gone (the pipe hangs up). */
 static void lat_relay(int cpu, int data_fd, int sock) {
-        struct epoll_event ev = { .events = EPOLLIN | EPOLLET };
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLET};
         char msg[NOTIFICATION_SIZE];
         int ep;
 
@@ -775,12 +857,14 @@ static void lat_relay(int cpu, int data_fd, int sock) {
 }
 
 /* @d NULL: the relay. */
-static void lat_block_3proc(BenchDaemon *d, int cpu, int64_t *out, size_t n) {
-        int data[2], go[2], sv[2] = { -1, -1 };
+static void lat_block_3proc(BenchDaemon *d, int cpu, int64_t *out, size_t n, LatCpu *acc) {
+        int data[2], go[2], sv[2] = {-1, -1};
         pid_t writer, relay = 0, client;
+        uint64_t evd0 = d ? proc_runtime_ns(d->pid) : 0;
 
         /* The read end is nonblocking: a spurious wakeup must never block the client. */
-        if (pipe2(data, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0 || fcntl(data[0], F_SETFL, O_NONBLOCK) < 0)
+        if (pipe2(data, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0 ||
+            fcntl(data[0], F_SETFL, O_NONBLOCK) < 0)
                 die_errno("pipe2");
         if (!d && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
                 die_errno("socketpair");
@@ -809,13 +893,16 @@ static void lat_block_3proc(BenchDaemon *d, int cpu, int64_t *out, size_t n) {
         close(go[1]);
         (void)safe_close(sv[0]);
         (void)safe_close(sv[1]);
-        child_wait(client, "latency client");
-        child_wait(writer, "latency writer");
+        acc->client_ns += child_wait_cpu(client, "latency client");
+        acc->writer_ns += child_wait_cpu(writer, "latency writer");
         if (relay)
-                child_wait(relay, "relay");
+                acc->server_ns += child_wait_cpu(relay, "relay");
+        else
+                acc->server_ns += proc_runtime_ns(d->pid) - evd0;
+        acc->samples += n + LAT_WARMUP;
 }
 
-static void lat_block_floor(int cpu, int64_t *out, size_t n) {
+static void lat_block_floor(int cpu, int64_t *out, size_t n, LatCpu *acc) {
         int sv[2];
         pid_t echo, meas;
 
@@ -850,31 +937,36 @@ static void lat_block_floor(int cpu, int64_t *out, size_t n) {
         }
         close(sv[0]);
         close(sv[1]);
-        child_wait(meas, "ping-pong");
-        child_wait(echo, "ping-pong echo");
+        acc->client_ns += child_wait_cpu(meas, "ping-pong");
+        acc->server_ns += child_wait_cpu(echo, "ping-pong echo");
+        acc->samples += n + LAT_WARMUP;
 }
 
 typedef struct LatencyResult {
         Dist d[2][MAX_TARGETS]; /* [pinned, unpinned][floor, relay, backends...] */
+        LatCpu cpu[2][MAX_TARGETS];
         HistQ internal[2][MAX_BACKENDS];
 } LatencyResult;
 
-static void lat_block(BenchDaemon *daemons, size_t target, int cpu, int64_t *out, size_t n) {
+static void lat_block(BenchDaemon *daemons, size_t target, int cpu, int64_t *out, size_t n,
+                      LatCpu *acc) {
         if (target == TARGET_FLOOR)
-                lat_block_floor(cpu, out, n);
+                lat_block_floor(cpu, out, n, acc);
         else if (target == TARGET_RELAY)
-                lat_block_3proc(NULL, cpu, out, n);
+                lat_block_3proc(NULL, cpu, out, n, acc);
         else
-                lat_block_3proc(&daemons[target - _TARGET_FIXED], cpu, out, n);
+                lat_block_3proc(&daemons[target - _TARGET_FIXED], cpu, out, n, acc);
 }
 
 /* Targets take turns in blocks, the first one rotating, so drift in the machine's load
  * is shared out evenly. */
-static void lat_pass(BenchDaemon *daemons, int cpu, Dist *ret, HistQ *ret_internal) {
-        size_t nt = _TARGET_FIXED + arg_n_backends, per = (arg_samples + arg_rounds - 1) / arg_rounds;
+static void lat_pass(BenchDaemon *daemons, int cpu, Dist *ret, LatCpu *ret_cpu,
+                     HistQ *ret_internal) {
+        size_t nt = _TARGET_FIXED + arg_n_backends,
+               per = (arg_samples + arg_rounds - 1) / arg_rounds;
         int64_t *buf = shm_new(per * sizeof(int64_t));
         int64_t *all[MAX_TARGETS];
-        size_t have[MAX_TARGETS] = { 0 };
+        size_t have[MAX_TARGETS] = {0};
         DaemonStats s0[MAX_BACKENDS], s1[MAX_BACKENDS];
 
         for (size_t t = 0; t < nt; t++)
@@ -886,7 +978,7 @@ static void lat_pass(BenchDaemon *daemons, int cpu, Dist *ret, HistQ *ret_intern
                 for (size_t k = 0; k < nt; k++) {
                         size_t t = (k + r) % nt;
 
-                        lat_block(daemons, t, cpu, buf, per);
+                        lat_block(daemons, t, cpu, buf, per, &ret_cpu[t]);
                         memcpy(all[t] + have[t], buf, per * sizeof(int64_t));
                         have[t] += per;
                 }
@@ -906,73 +998,162 @@ static const char *verdict(bool met) {
         return met ? "met" : "MISSED";
 }
 
-static void lat_print_row(const char *name, const Dist *d, const Dist *floor) {
-        printf("   %-20s %7.1f %7.1f %7.1f %7.1f %7.1f", name, d->min, d->p50, d->p99, d->p999, d->max);
+/* ---- the targets, collected for the summary at the end ------------------------------- */
+
+#define MAX_SUMMARY 32
+
+typedef struct SummaryRow {
+        const char *target;
+        char value[MAX_BACKENDS][24];
+        bool met[MAX_BACKENDS], has[MAX_BACKENDS];
+        bool across; /* one value for the backends together (a ratio) */
+} SummaryRow;
+
+static SummaryRow summary[MAX_SUMMARY];
+static size_t n_summary;
+
+static SummaryRow *summary_row(const char *target) {
+        for (size_t i = 0; i < n_summary; i++)
+                if (strcmp(summary[i].target, target) == 0)
+                        return &summary[i];
+        if (n_summary == MAX_SUMMARY)
+                die("too many summary rows");
+        summary[n_summary].target = target;
+        return &summary[n_summary++];
+}
+
+/* @backend SIZE_MAX: a row about the backends together. */
+static void summary_add(const char *target, size_t backend, bool met, const char *fmt,
+                        double value) {
+        SummaryRow *r = summary_row(target);
+        size_t b = backend == SIZE_MAX ? 0 : backend;
+
+        r->across = backend == SIZE_MAX;
+        snprintf(r->value[b], sizeof(r->value[b]), fmt, value);
+        r->met[b] = met;
+        r->has[b] = true;
+}
+
+static json_t *summary_print(void) {
+        json_t *j = json_array();
+
+        if (n_summary == 0)
+                return j;
+        printf("\nTargets%-37s", "");
+        for (size_t b = 0; b < arg_n_backends; b++)
+                printf(" %-20s", arg_backends[b]);
+        printf("\n");
+        for (size_t i = 0; i < n_summary; i++) {
+                const SummaryRow *r = &summary[i];
+
+                printf("  %-42s", r->target);
+                for (size_t b = 0; b < (r->across ? 1 : arg_n_backends); b++) {
+                        char cell[48] = "-";
+
+                        if (r->has[b])
+                                snprintf(cell, sizeof(cell), "%s %s", r->value[b],
+                                         verdict(r->met[b]));
+                        printf(" %-20s", cell);
+                        json_array_append_new(j, json_pack("{s:s,s:s,s:s,s:b}", "target", r->target,
+                                                           "backend",
+                                                           r->across ? "all" : arg_backends[b],
+                                                           "value", r->value[b], "met", r->met[b]));
+                }
+                printf("\n");
+        }
+        return j;
+}
+
+static void lat_print_row(const char *name, const Dist *d, const LatCpu *c, const Dist *floor) {
+        printf("   %-18s %6.1f %6.1f %6.1f %6.1f %7.1f %5.1f/%4.1f", name, d->min, d->p50, d->p99,
+               d->p999, d->max, per_sample_us(c->server_ns, c), per_sample_us(c->client_ns, c));
         if (d != floor)
                 printf("  %8.2fx %8.2fx", d->p50 / floor->p50, d->p99 / floor->p99);
 }
 
-static json_t *lat_json(const Dist *d, const Dist *floor) {
+static json_t *lat_json(const Dist *d, const LatCpu *c, const Dist *floor) {
         json_t *j = dist_json(d);
 
+        jreal(j, "server_cpu_us_per_sample", per_sample_us(c->server_ns, c));
+        jreal(j, "client_cpu_us_per_sample", per_sample_us(c->client_ns, c));
+        jreal(j, "writer_cpu_us_per_sample", per_sample_us(c->writer_ns, c));
         json_object_set_new(j, "p50_over_floor", json_real(d->p50 / floor->p50));
         json_object_set_new(j, "p99_over_floor", json_real(d->p99 / floor->p99));
         return j;
 }
 
+/* One evd row of pass @p (0 pinned, 1 unpinned): printed, judged, and as JSON. */
+static json_t *lat_backend(const LatencyResult *res, int p, size_t b) {
+        static const char *const t50[] = {"latency p50 <= 1.3x floor, pinned",
+                                          "latency p50 <= 1.3x floor, unpinned"};
+        static const char *const t99[] = {"latency p99 <= 1.5x floor, pinned",
+                                          "latency p99 <= 1.5x floor, unpinned"};
+        const Dist *d = &res->d[p][_TARGET_FIXED + b], *f = &res->d[p][TARGET_FLOOR];
+        const LatCpu *c = &res->cpu[p][_TARGET_FIXED + b];
+        const HistQ *q = &res->internal[p][b];
+        bool m50 = d->p50 <= 1.3 * f->p50, m99 = d->p99 <= 1.5 * f->p99;
+        char name[32], tgt[32];
+        json_t *jb = lat_json(d, c, f);
+
+        snprintf(name, sizeof(name), "  %s", arg_backends[b]);
+        snprintf(tgt, sizeof(tgt), "%s/%s", verdict(m50), verdict(m99));
+        lat_print_row(name, d, c, f);
+        printf("  %-13s <=%g/<=%g\n", tgt, q->p50_le, q->p99_le);
+        summary_add(t50[p], b, m50, "%.2fx", d->p50 / f->p50);
+        summary_add(t99[p], b, m99, "%.2fx", d->p99 / f->p99);
+        jbool(jb, "p50_target_met", m50);
+        jbool(jb, "p99_target_met", m99);
+        jreal(jb, "p50_over_relay", d->p50 / res->d[p][TARGET_RELAY].p50);
+        json_object_set_new(jb, "evd_internal", histq_json(q));
+        return jb;
+}
+
+static json_t *lat_print_pass(const LatencyResult *res, int p) {
+        const Dist *f = &res->d[p][TARGET_FLOOR];
+        json_t *jp = json_object();
+
+        if (p == 0)
+                printf("   pinned (everything on CPU %d)\n", arg_cpu);
+        else
+                printf("   unpinned\n");
+        lat_print_row("  floor (ping-pong)", f, &res->cpu[p][TARGET_FLOOR], f);
+        printf("\n");
+        lat_print_row("  relay (epoll)", &res->d[p][TARGET_RELAY], &res->cpu[p][TARGET_RELAY], f);
+        printf("\n");
+        json_object_set_new(jp, "floor", lat_json(f, &res->cpu[p][TARGET_FLOOR], f));
+        json_object_set_new(jp, "relay",
+                            lat_json(&res->d[p][TARGET_RELAY], &res->cpu[p][TARGET_RELAY], f));
+        for (size_t b = 0; b < arg_n_backends; b++)
+                json_object_set_new(jp, arg_backends[b], lat_backend(res, p, b));
+        return jp;
+}
+
 static json_t *run_latency(BenchDaemon *daemons) {
-        static const char *const pin_names[] = { "pinned", "unpinned" };
+        unsigned samples = arg_rounds * ((arg_samples + arg_rounds - 1) / arg_rounds);
         LatencyResult res;
         json_t *j = json_object();
 
-        lat_pass(daemons, arg_cpu, res.d[0], res.internal[0]);
-        lat_pass(daemons, -1, res.d[1], res.internal[1]);
+        memset(&res, 0, sizeof(res));
+        lat_pass(daemons, arg_cpu, res.d[0], res.cpu[0], res.internal[0]);
+        lat_pass(daemons, -1, res.d[1], res.cpu[1], res.internal[1]);
 
-        printf("\n1. Latency: write() on a pipe -> the client's callback (edge watch), one sample at a time;\n"
-               "   %u samples per row in %u rotated blocks. floor: SOCK_SEQPACKET ping-pong round trip between\n"
-               "   two processes; relay: evd's topology with a minimal epoll relay in its place. Targets:\n"
-               "   p50 <= 1.3x floor, p99 <= 1.5x floor, same pinning. Times in us.\n",
-               arg_rounds * ((arg_samples + arg_rounds - 1) / arg_rounds), arg_rounds);
-        printf("   %-20s %7s %7s %7s %7s %7s  %9s %9s  %-13s %s\n", "", "min", "p50", "p99", "p99.9", "max",
-               "p50/floor", "p99/floor", "target", "evd-internal p50/p99");
-        for (int p = 0; p < 2; p++) {
-                const Dist *f = &res.d[p][TARGET_FLOOR];
-                json_t *jp = json_object();
-
-                if (p == 0)
-                        printf("   pinned (everything on CPU %d)\n", arg_cpu);
-                else
-                        printf("   unpinned\n");
-                lat_print_row("  floor (ping-pong)", f, f);
-                printf("\n");
-                lat_print_row("  relay (epoll)", &res.d[p][TARGET_RELAY], f);
-                printf("\n");
-                json_object_set_new(jp, "floor", dist_json(f));
-                json_object_set_new(jp, "relay", lat_json(&res.d[p][TARGET_RELAY], f));
-                for (size_t b = 0; b < arg_n_backends; b++) {
-                        const Dist *d = &res.d[p][_TARGET_FIXED + b];
-                        const HistQ *q = &res.internal[p][b];
-                        bool m50 = d->p50 <= 1.3 * f->p50, m99 = d->p99 <= 1.5 * f->p99;
-                        char name[32], tgt[32];
-                        json_t *jb = lat_json(d, f);
-
-                        snprintf(name, sizeof(name), "  %s", arg_backends[b]);
-                        snprintf(tgt, sizeof(tgt), "%s/%s", verdict(m50), verdict(m99));
-                        lat_print_row(name, d, f);
-                        printf("  %-13s <=%g/<=%g\n", tgt, q->p50_le, q->p99_le);
-                        json_object_set_new(jb, "p50_target_met", json_boolean(m50));
-                        json_object_set_new(jb, "p99_target_met", json_boolean(m99));
-                        json_object_set_new(jb, "p50_over_relay", json_real(d->p50 / res.d[p][TARGET_RELAY].p50));
-                        json_object_set_new(jb, "evd_internal", histq_json(q));
-                        json_object_set_new(jp, arg_backends[b], jb);
-                }
-                json_object_set_new(j, pin_names[p], jp);
-        }
-        printf("   evd-internal: the daemon's `stats` latency (event seen -> handed to the client's socket),\n"
-               "   upper bounds of power-of-two buckets.\n");
-        json_object_set_new(j, "samples", json_integer((json_int_t)(arg_rounds * ((arg_samples + arg_rounds - 1) / arg_rounds))));
-        json_object_set_new(j, "blocks", json_integer(arg_rounds));
-        json_object_set_new(j, "pinned_cpu", json_integer(arg_cpu));
+        printf("\n1. Latency: write() on a pipe -> the client's callback (edge watch), one\n"
+               "   sample at a time; %u samples per row in %u rotated blocks. floor:\n"
+               "   SOCK_SEQPACKET ping-pong round trip between two processes; relay: evd's\n"
+               "   topology with a minimal epoll relay in its place. Targets: p50 <= 1.3x\n"
+               "   floor, p99 <= 1.5x floor, same pinning. Times in us.\n",
+               samples, arg_rounds);
+        printf("   %-18s %6s %6s %6s %6s %7s %10s  %9s %9s  %-13s %s\n", "", "min", "p50", "p99",
+               "p99.9", "max", "cpu srv/cl", "p50/floor", "p99/floor", "target",
+               "evd-internal p50/p99");
+        json_object_set_new(j, "pinned", lat_print_pass(&res, 0));
+        json_object_set_new(j, "unpinned", lat_print_pass(&res, 1));
+        printf("   cpu srv/cl: CPU per sample of the middle process (evd, the relay, the echo)\n"
+               "   and of the client; evd-internal: the daemon's `stats` latency (event seen ->\n"
+               "   handed to the client's socket), upper bounds of power-of-two buckets.\n");
+        jint(j, "samples", samples);
+        jint(j, "blocks", arg_rounds);
+        jint(j, "pinned_cpu", (uint64_t)arg_cpu);
         return j;
 }
 
@@ -1036,7 +1217,7 @@ static void tp_snapshot(TpSlot *slot, int state, uint64_t count) {
 static void tp_client(const BenchDaemon *d, TpShared *sh, TpSlot *slot, int cpu) {
         unsigned np = arg_watches / arg_fanout;
         TpPipe *pipes = calloc(np, sizeof(*pipes));
-        Done done = { .what = "throughput: watch" };
+        Done done = {.what = "throughput: watch"};
         struct evd_client *c;
         uint64_t count = 0;
         int ph;
@@ -1050,11 +1231,14 @@ static void tp_client(const BenchDaemon *d, TpShared *sh, TpSlot *slot, int cpu)
 
                 if (pipe_nb(fds) < 0)
                         die_errno("pipe2");
-                pipes[i] = (TpPipe){ .rfd = fds[0], .wfd = fds[1], .waiting = arg_fanout, .fanout = arg_fanout,
-                                     .count = &count };
+                pipes[i] = (TpPipe){.rfd = fds[0],
+                                    .wfd = fds[1],
+                                    .waiting = arg_fanout,
+                                    .fanout = arg_fanout,
+                                    .count = &count};
                 for (unsigned k = 0; k < arg_fanout; k++) {
-                        int r = evd_watch_add_async(c, fds[0], EVD_IN, EVD_EDGE, tp_ready, &pipes[i], done_count,
-                                                    &done, NULL);
+                        int r = evd_watch_add_async(c, fds[0], EVD_IN, EVD_EDGE, tp_ready,
+                                                    &pipes[i], done_count, &done, NULL);
 
                         if (r < 0)
                                 die("throughput: watch: %s", evd_strerror(r));
@@ -1102,56 +1286,33 @@ static void tp_wait_state(TpShared *sh, unsigned n, int state) {
                 }
 }
 
-static void tp_block(BenchDaemon *d, double seconds, TpResult *res) {
-        size_t size = sizeof(TpShared) + arg_clients * sizeof(TpSlot);
-        TpShared *sh = shm_new(size);
-        int ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
-        int evd_cpu = ncpu > 1 && arg_tp_split ? ncpu - 1 : -1;
-        pid_t pids[arg_clients];
-        uint64_t u0, s0, u1, s1, t0, t1;
+/* What the parent saw of the daemon across one block's measured window. */
+typedef struct TpWindow {
+        uint64_t t0, t1, user0, sys0, user1, sys1;
         DaemonStats a, b;
+} TpWindow;
 
-        pin_process(d->pid, evd_cpu);
-        for (unsigned i = 0; i < arg_clients; i++) {
-                pids[i] = child_fork();
-                if (pids[i] == 0)
-                        tp_client(d, sh, &sh->slot[i], evd_cpu >= 0 ? (int)(i % (unsigned)(ncpu - 1)) : -1);
-        }
-        tp_wait_state(sh, arg_clients, TP_RUN);
-        atomic_store(&sh->phase, TP_RUN);
-        sleep_ns(200000000); /* warm-up: the loop reaches its steady state */
-        daemon_stats(d, &a);
-        proc_cpu_ticks(d->pid, &u0, &s0);
-        t0 = now_ns();
-        atomic_store(&sh->phase, TP_MEASURE);
-        sleep_ns((uint64_t)(seconds * 1e9));
-        atomic_store(&sh->phase, TP_END);
-        t1 = now_ns();
-        proc_cpu_ticks(d->pid, &u1, &s1);
-        daemon_stats(d, &b);
-        tp_wait_state(sh, arg_clients, TP_END);
-        atomic_store(&sh->phase, TP_STOP);
-        for (unsigned i = 0; i < arg_clients; i++)
-                child_wait(pids[i], "throughput client");
-        pin_process(d->pid, -1);
+static void tp_accumulate(TpResult *res, const TpShared *sh, const TpWindow *w) {
+        double secs = (double)(w->t1 - w->t0) / 1e9;
+        HistQ q = hist_between(&w->a, &w->b);
 
-        res->seconds += (double)(t1 - t0) / 1e9;
+        res->seconds += secs;
+        res->evd_user_ns += w->user1 - w->user0;
+        res->evd_sys_ns += w->sys1 - w->sys0;
         res->block_rate[res->n_blocks] = 0;
-        res->evd_user_ns += u1 - u0;
-        res->evd_sys_ns += s1 - s0;
         for (unsigned i = 0; i < arg_clients; i++) {
-                TpSlot *s = &sh->slot[i];
-
+                const TpSlot *s = &sh->slot[i];
                 /* Each client's count over its own window (it saw the phases a little
                  * after the parent set them), weighted by the parent's. */
                 double rate = (double)(s->n1 - s->n0) / ((double)(s->t1 - s->t0) / 1e9);
 
                 res->notifications += (double)(s->n1 - s->n0);
-                res->rate_sum += rate * (double)(t1 - t0) / 1e9;
+                res->rate_sum += rate * secs;
                 res->block_rate[res->n_blocks] += rate;
                 res->client_ns += s->cpu1 - s->cpu0;
         }
-#define ACC(f) res->delta.f += b.f - a.f
+        res->n_blocks++;
+#define ACC(f) res->delta.f += w->b.f - w->a.f
         ACC(notifications);
         ACC(packets_out);
         ACC(coalesced);
@@ -1160,15 +1321,45 @@ static void tp_block(BenchDaemon *d, double seconds, TpResult *res) {
         ACC(syscalls);
         ACC(submissions);
 #undef ACC
-        res->n_blocks++;
-        {
-                HistQ q = hist_between(&a, &b);
+        /* Blocks are alike: keep the worse of their percentiles. */
+        res->internal.count += q.count;
+        res->internal.p50_le = MAX(res->internal.p50_le, q.p50_le);
+        res->internal.p99_le = MAX(res->internal.p99_le, q.p99_le);
+}
 
-                /* Blocks are alike: keep the worse of their percentiles. */
-                res->internal.count += q.count;
-                res->internal.p50_le = MAX(res->internal.p50_le, q.p50_le);
-                res->internal.p99_le = MAX(res->internal.p99_le, q.p99_le);
+static void tp_block(BenchDaemon *d, double seconds, TpResult *res) {
+        size_t size = sizeof(TpShared) + arg_clients * sizeof(TpSlot);
+        TpShared *sh = shm_new(size);
+        int ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+        int evd_cpu = ncpu > 1 && arg_tp_split ? ncpu - 1 : -1;
+        pid_t pids[arg_clients];
+        TpWindow w;
+
+        pin_process(d->pid, evd_cpu);
+        for (unsigned i = 0; i < arg_clients; i++) {
+                pids[i] = child_fork();
+                if (pids[i] == 0)
+                        tp_client(d, sh, &sh->slot[i],
+                                  evd_cpu >= 0 ? (int)(i % (unsigned)(ncpu - 1)) : -1);
         }
+        tp_wait_state(sh, arg_clients, TP_RUN);
+        atomic_store(&sh->phase, TP_RUN);
+        sleep_ns(200000000); /* warm-up: the loop reaches its steady state */
+        daemon_stats(d, &w.a);
+        proc_cpu_ticks(d->pid, &w.user0, &w.sys0);
+        w.t0 = now_ns();
+        atomic_store(&sh->phase, TP_MEASURE);
+        sleep_ns((uint64_t)(seconds * 1e9));
+        atomic_store(&sh->phase, TP_END);
+        w.t1 = now_ns();
+        proc_cpu_ticks(d->pid, &w.user1, &w.sys1);
+        daemon_stats(d, &w.b);
+        tp_wait_state(sh, arg_clients, TP_END);
+        atomic_store(&sh->phase, TP_STOP);
+        for (unsigned i = 0; i < arg_clients; i++)
+                child_wait(pids[i], "throughput client");
+        pin_process(d->pid, -1);
+        tp_accumulate(res, sh, &w);
         shm_free(sh, size);
 }
 
@@ -1177,31 +1368,78 @@ static double tp_rate(const TpResult *r) {
 }
 
 static json_t *tp_json(const TpResult *r) {
-        double n = r->notifications, rate = tp_rate(r), evd_ns = (double)(r->evd_user_ns + r->evd_sys_ns);
-        json_t *blocks = json_array(), *j;
+        double n = r->notifications, evd_ns = (double)(r->evd_user_ns + r->evd_sys_ns);
+        const DaemonStats *st = &r->delta;
+        json_t *j = json_object(), *blocks = json_array();
 
         for (unsigned k = 0; k < r->n_blocks; k++)
                 json_array_append_new(blocks, json_real(r->block_rate[k]));
-        j = json_pack("{s:f,s:f,s:f,s:b,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
-                         "seconds", r->seconds, "notifications", n, "notifications_per_s", rate, "target_met",
-                         rate >= 300000, "evd_cpu_fraction", evd_ns / (r->seconds * 1e9),
-                         "evd_us_per_notification", evd_ns / n / 1e3, "evd_user_us_per_notification",
-                         (double)r->evd_user_ns / n / 1e3, "evd_sys_us_per_notification",
-                         (double)r->evd_sys_ns / n / 1e3, "evd_capacity_per_s", n / (evd_ns / 1e9),
-                         "client_us_per_notification", (double)r->client_ns / n / 1e3, "notifications_per_packet",
-                         r->delta.packets_out ? (double)r->delta.notifications / (double)r->delta.packets_out : 0,
-                         "evd_syscalls_per_notification", (double)r->delta.syscalls / n,
-                         "evd_iterations_per_notification", (double)r->delta.iterations / n, "evd_notifications",
-                         (json_int_t)r->delta.notifications, "evd_packets_out", (json_int_t)r->delta.packets_out,
-                         "evd_coalesced", (json_int_t)r->delta.coalesced, "evd_iterations",
-                         (json_int_t)r->delta.iterations, "evd_syscalls", (json_int_t)r->delta.syscalls,
-                         "evd_events", (json_int_t)r->delta.events, "evd_internal", histq_json(&r->internal));
+        jreal(j, "seconds", r->seconds);
+        jreal(j, "notifications", n);
+        jreal(j, "notifications_per_s", tp_rate(r));
         json_object_set_new(j, "block_rates_per_s", blocks);
+        jbool(j, "target_met", tp_rate(r) >= 300000);
+        jreal(j, "evd_cpu_fraction", evd_ns / (r->seconds * 1e9));
+        jreal(j, "evd_us_per_notification", evd_ns / n / 1e3);
+        jreal(j, "evd_user_us_per_notification", (double)r->evd_user_ns / n / 1e3);
+        jreal(j, "evd_sys_us_per_notification", (double)r->evd_sys_ns / n / 1e3);
+        jreal(j, "evd_capacity_per_s", n / (evd_ns / 1e9));
+        jreal(j, "client_us_per_notification", (double)r->client_ns / n / 1e3);
+        jreal(j, "notifications_per_packet",
+              st->packets_out ? (double)st->notifications / (double)st->packets_out : 0);
+        jreal(j, "evd_syscalls_per_notification", (double)st->syscalls / n);
+        jreal(j, "evd_iterations_per_notification", (double)st->iterations / n);
+        jint(j, "evd_notifications", st->notifications);
+        jint(j, "evd_packets_out", st->packets_out);
+        jint(j, "evd_coalesced", st->coalesced);
+        jint(j, "evd_iterations", st->iterations);
+        jint(j, "evd_syscalls", st->syscalls);
+        jint(j, "evd_events", st->events);
+        json_object_set_new(j, "evd_internal", histq_json(&r->internal));
         return j;
 }
 
+static void tp_print_row(const char *backend, const TpResult *r) {
+        double n = r->notifications, rate = tp_rate(r);
+        double evd_ns = (double)(r->evd_user_ns + r->evd_sys_ns);
+        double lo = r->block_rate[0], hi = r->block_rate[0];
+        char split[32], range[32];
+
+        for (unsigned k = 1; k < r->n_blocks; k++)
+                lo = MIN(lo, r->block_rate[k]), hi = MAX(hi, r->block_rate[k]);
+        snprintf(split, sizeof(split), "%.2f/%.2f", (double)r->evd_user_ns / n / 1e3,
+                 (double)r->evd_sys_ns / n / 1e3);
+        snprintf(range, sizeof(range), "%.0f-%.0f", lo / 1e3, hi / 1e3);
+        printf("   %-9s %9.0f %9s %6s %7.0f%% %8.2f %9s %11.0f %9.2f %9.1f %8.3f %8.3f  "
+               "<=%g/<=%g\n",
+               backend, rate, range, verdict(rate >= 300000), evd_ns / (r->seconds * 1e9) * 100,
+               evd_ns / n / 1e3, split, n / (evd_ns / 1e9), (double)r->client_ns / n / 1e3,
+               r->delta.packets_out ? (double)r->delta.notifications / (double)r->delta.packets_out
+                                    : 0,
+               (double)r->delta.syscalls / n, (double)r->delta.iterations / n, r->internal.p50_le,
+               r->internal.p99_le);
+}
+
+/* io_uring / epoll, by the rate and by the daemon's CPU per notification. */
+static void tp_ratio(const TpResult *res, json_t *j) {
+        double ratio, cap[2];
+
+        if (arg_n_backends != 2 || strcmp(arg_backends[0], "io_uring") != 0 ||
+            tp_rate(&res[1]) <= 0)
+                return;
+        ratio = tp_rate(&res[0]) / tp_rate(&res[1]);
+        for (int b = 0; b < 2; b++)
+                cap[b] = res[b].notifications / (double)(res[b].evd_user_ns + res[b].evd_sys_ns);
+        printf("   %s/%s: %.2fx notif/s (target >= 1.2x: %s), %.2fx capacity\n", arg_backends[0],
+               arg_backends[1], ratio, verdict(ratio >= 1.2), cap[0] / cap[1]);
+        summary_add("throughput io_uring/epoll >= 1.2x", SIZE_MAX, ratio >= 1.2, "%.2fx", ratio);
+        jreal(j, "ratio", ratio);
+        jbool(j, "ratio_target_met", ratio >= 1.2);
+        jreal(j, "capacity_ratio", cap[0] / cap[1]);
+}
+
 static json_t *run_throughput(BenchDaemon *daemons) {
-        TpResult res[MAX_BACKENDS] = { 0 };
+        TpResult res[MAX_BACKENDS] = {0};
         json_t *j = json_object();
 
         /* ABBA BAAB: every backend runs at every position equally often. */
@@ -1213,53 +1451,33 @@ static json_t *run_throughput(BenchDaemon *daemons) {
                         tp_block(&daemons[b], arg_duration / TP_BLOCKS, &res[b]);
                 }
 
-        printf("\n2. Throughput: %u clients x %u edge watches (%u pipes x %u watches each), closed loop: the\n"
-               "   last callback of a pipe drains it and writes the next byte; %.1f s per backend in %d\n"
-               "   alternating blocks; %s. Target >= 300,000/s.\n",
-               arg_clients, arg_watches, arg_watches / arg_fanout, arg_fanout, arg_duration, TP_BLOCKS,
-               arg_tp_split ? "evd alone on the last CPU, the clients on the others" : "nothing pinned");
-        printf("   %-9s %9s %9s %6s %8s %8s %9s %11s %9s %9s %8s %8s  %s\n", "", "notif/s", "blocks k", "target", "evd CPU",
-               "evd us/n", "usr/sys", "capacity/s", "client us", "notif/pkt", "sysc/n", "iter/n",
-               "evd-internal p50/p99");
+        printf("\n2. Throughput: %u clients x %u edge watches (%u pipes x %u watches each),\n"
+               "   closed loop: the last callback of a pipe drains it and writes the next byte;\n"
+               "   %.1f s per backend in %d alternating blocks; %s. Target >= 300,000/s.\n",
+               arg_clients, arg_watches, arg_watches / arg_fanout, arg_fanout, arg_duration,
+               TP_BLOCKS,
+               arg_tp_split ? "evd alone on the last CPU, the clients on the others"
+                            : "nothing pinned");
+        printf("   %-9s %9s %9s %6s %8s %8s %9s %11s %9s %9s %8s %8s  %s\n", "", "notif/s",
+               "blocks k", "target", "evd CPU", "evd us/n", "usr/sys", "capacity/s", "client us",
+               "notif/pkt", "sysc/n", "iter/n", "evd-internal p50/p99");
         for (size_t b = 0; b < arg_n_backends; b++) {
-                const TpResult *r = &res[b];
-                double n = r->notifications, rate = tp_rate(r), evd_ns = (double)(r->evd_user_ns + r->evd_sys_ns);
-                double lo = r->block_rate[0], hi = r->block_rate[0];
-                char split[32], range[32];
-
-                for (unsigned k = 1; k < r->n_blocks; k++)
-                        lo = MIN(lo, r->block_rate[k]), hi = MAX(hi, r->block_rate[k]);
-                snprintf(split, sizeof(split), "%.2f/%.2f", (double)r->evd_user_ns / n / 1e3,
-                         (double)r->evd_sys_ns / n / 1e3);
-                snprintf(range, sizeof(range), "%.0f-%.0f", lo / 1e3, hi / 1e3);
-                printf("   %-9s %9.0f %9s %6s %7.0f%% %8.2f %9s %11.0f %9.2f %9.1f %8.3f %8.3f  <=%g/<=%g\n",
-                       arg_backends[b], rate, range, verdict(rate >= 300000), evd_ns / (r->seconds * 1e9) * 100,
-                       evd_ns / n / 1e3, split, n / (evd_ns / 1e9), (double)r->client_ns / n / 1e3,
-                       r->delta.packets_out ? (double)r->delta.notifications / (double)r->delta.packets_out : 0,
-                       (double)r->delta.syscalls / n, (double)r->delta.iterations / n, r->internal.p50_le,
-                       r->internal.p99_le);
-                json_object_set_new(j, arg_backends[b], tp_json(r));
+                tp_print_row(arg_backends[b], &res[b]);
+                summary_add("notifications/s >= 300,000", b, tp_rate(&res[b]) >= 300000, "%.0f",
+                            tp_rate(&res[b]));
+                json_object_set_new(j, arg_backends[b], tp_json(&res[b]));
         }
-        if (arg_n_backends == 2 && tp_rate(&res[1]) > 0) {
-                double ratio = tp_rate(&res[0]) / tp_rate(&res[1]);
-                double cap0 = res[0].notifications / (double)(res[0].evd_user_ns + res[0].evd_sys_ns);
-                double cap1 = res[1].notifications / (double)(res[1].evd_user_ns + res[1].evd_sys_ns);
-
-                printf("   %s/%s: %.2fx notif/s (target >= 1.2x: %s), %.2fx capacity\n", arg_backends[0],
-                       arg_backends[1], ratio, verdict(ratio >= 1.2), cap0 / cap1);
-                json_object_set_new(j, "ratio", json_real(ratio));
-                json_object_set_new(j, "ratio_target_met", json_boolean(ratio >= 1.2));
-                json_object_set_new(j, "capacity_ratio", json_real(cap0 / cap1));
-        }
-        printf("   blocks k: the slowest and fastest block, in thousands per second (a wide range: noisy machine).\n"
-               "   evd us/n: daemon CPU per notification (utime+stime from /proc/PID/stat, user/sys split by\n"
-               "   ticks); capacity/s: 1 / that, the rate evd could reach with a whole CPU if the clients kept\n"
-               "   up; client us: the clients' CPU per notification (getrusage: libevd, pipe read+write);\n"
-               "   sysc/n, iter/n: the engine's syscalls and loop iterations per notification (`stats`).\n");
-        json_object_set_new(j, "clients", json_integer(arg_clients));
-        json_object_set_new(j, "watches_per_client", json_integer(arg_watches));
-        json_object_set_new(j, "watches_per_pipe", json_integer(arg_fanout));
-        json_object_set_new(j, "evd_on_own_cpu", json_boolean(arg_tp_split));
+        tp_ratio(res, j);
+        printf("   blocks k: the slowest and fastest block, thousands per second (wide: noisy).\n"
+               "   evd us/n: daemon CPU per notification (utime+stime, /proc/PID/stat; the\n"
+               "   user/sys split is by ticks); capacity/s: 1 / that, what evd could reach with\n"
+               "   a whole CPU if the clients kept up; client us: the clients' CPU per\n"
+               "   notification (getrusage: libevd, pipe read+write); sysc/n, iter/n: the\n"
+               "   engine's syscalls and loop iterations per notification (`stats`).\n");
+        jint(j, "clients", arg_clients);
+        jint(j, "watches_per_client", arg_watches);
+        jint(j, "watches_per_pipe", arg_fanout);
+        jbool(j, "evd_on_own_cpu", arg_tp_split);
         return j;
 }
 
@@ -1285,9 +1503,9 @@ static void window_wait(struct evd_client *c, const Done *done, unsigned issued)
 }
 
 static void reg_client(const BenchDaemon *d, RegShared *out, unsigned n) {
-        int (*fds)[2] = calloc(n, sizeof(*fds));
+        int(*fds)[2] = calloc(n, sizeof(*fds));
         uint64_t *ids = calloc(n, sizeof(*ids));
-        Done add = { .what = "register: watch" }, rm = { .what = "register: unwatch" };
+        Done add = {.what = "register: watch"}, rm = {.what = "register: unwatch"};
         struct evd_client *c;
         uint64_t t0, c0, e0;
 
@@ -1302,7 +1520,8 @@ static void reg_client(const BenchDaemon *d, RegShared *out, unsigned n) {
 
         t0 = now_ns(), c0 = cpu_ns_self(), e0 = proc_runtime_ns(d->pid);
         for (unsigned i = 0; i < n; i++) {
-                int r = evd_watch_add_async(c, fds[i][0], EVD_IN, EVD_EDGE, reg_noop, NULL, done_count, &add, &ids[i]);
+                int r = evd_watch_add_async(c, fds[i][0], EVD_IN, EVD_EDGE, reg_noop, NULL,
+                                            done_count, &add, &ids[i]);
 
                 if (r < 0)
                         die("register: watch: %s", evd_strerror(r));
@@ -1345,7 +1564,7 @@ static double median(double *v, size_t n) {
 static json_t *run_register(BenchDaemon *daemons) {
         unsigned reps = arg_reg_reps, n = arg_reg_watches;
         double add[MAX_BACKENDS][16], rm[MAX_BACKENDS][16];
-        RegShared sum[MAX_BACKENDS] = { 0 };
+        RegShared sum[MAX_BACKENDS] = {0};
         RegShared *sh = shm_new(sizeof(RegShared));
         json_t *j = json_object();
 
@@ -1367,29 +1586,34 @@ static json_t *run_register(BenchDaemon *daemons) {
                 }
         shm_free(sh, sizeof(RegShared));
 
-        printf("\n3. Registration: one client pipelines %u watch requests (pipe read end passed with\n"
-               "   SCM_RIGHTS, %u in flight), then %u unwatch; median of %u runs; CPU per request.\n",
+        printf("\n3. Registration: one client pipelines %u watch requests (pipe read end passed\n"
+               "   with SCM_RIGHTS, %u in flight), then %u unwatch; median of %u runs; CPU per\n"
+               "   request.\n",
                n, WINDOW, n, reps);
-        printf("   %-9s %10s %10s %10s   %10s %10s %10s\n", "", "watch/s", "evd us", "client us", "unwatch/s",
-               "evd us", "client us");
+        printf("   %-9s %10s %10s %10s   %10s %10s %10s\n", "", "watch/s", "evd us", "client us",
+               "unwatch/s", "evd us", "client us");
         for (size_t b = 0; b < arg_n_backends; b++) {
-                double total = (double)n * reps;
-                double a = median(add[b], reps), u = median(rm[b], reps);
+                double total = (double)n * reps, a = median(add[b], reps), u = median(rm[b], reps);
+                double add_evd = (double)sum[b].add_evd_ns / total / 1e3;
+                double add_client = (double)sum[b].add_client_ns / total / 1e3;
+                double rm_evd = (double)sum[b].rm_evd_ns / total / 1e3;
+                double rm_client = (double)sum[b].rm_client_ns / total / 1e3;
+                json_t *jb = json_object();
 
                 printf("   %-9s %10.0f %10.2f %10.2f   %10.0f %10.2f %10.2f\n", arg_backends[b], a,
-                       (double)sum[b].add_evd_ns / total / 1e3, (double)sum[b].add_client_ns / total / 1e3, u,
-                       (double)sum[b].rm_evd_ns / total / 1e3, (double)sum[b].rm_client_ns / total / 1e3);
-                json_object_set_new(j, arg_backends[b],
-                                    json_pack("{s:f,s:f,s:f,s:f,s:f,s:f}", "watch_per_s", a, "watch_evd_us",
-                                              (double)sum[b].add_evd_ns / total / 1e3, "watch_client_us",
-                                              (double)sum[b].add_client_ns / total / 1e3, "unwatch_per_s", u,
-                                              "unwatch_evd_us", (double)sum[b].rm_evd_ns / total / 1e3,
-                                              "unwatch_client_us", (double)sum[b].rm_client_ns / total / 1e3));
+                       add_evd, add_client, u, rm_evd, rm_client);
+                jreal(jb, "watch_per_s", a);
+                jreal(jb, "watch_evd_us", add_evd);
+                jreal(jb, "watch_client_us", add_client);
+                jreal(jb, "unwatch_per_s", u);
+                jreal(jb, "unwatch_evd_us", rm_evd);
+                jreal(jb, "unwatch_client_us", rm_client);
+                json_object_set_new(j, arg_backends[b], jb);
         }
         printf("   evd us: the daemon's CPU (/proc/PID/task/*/schedstat) per request.\n");
-        json_object_set_new(j, "watches", json_integer(n));
-        json_object_set_new(j, "runs", json_integer(reps));
-        json_object_set_new(j, "in_flight", json_integer(WINDOW));
+        jint(j, "watches", n);
+        jint(j, "runs", reps);
+        jint(j, "in_flight", WINDOW);
         return j;
 }
 
@@ -1414,8 +1638,9 @@ static int timer_noop(struct evd_client *c, uint64_t timer, uint64_t expirations
         return 0;
 }
 
-static void scale_client(const BenchDaemon *d, ScaleShared *sh, unsigned idx, unsigned n, bool timers) {
-        Done done = { .what = timers ? "scale: timer" : "scale: watch" };
+static void scale_client(const BenchDaemon *d, ScaleShared *sh, unsigned idx, unsigned n,
+                         bool timers) {
+        Done done = {.what = timers ? "scale: timer" : "scale: watch"};
         int(*fds)[2] = timers ? NULL : calloc(n, sizeof(*fds));
         struct evd_client *c;
 
@@ -1437,11 +1662,11 @@ static void scale_client(const BenchDaemon *d, ScaleShared *sh, unsigned idx, un
 
                 /* Timers an hour away (spread over a second so the heap is not degenerate). */
                 if (timers)
-                        r = evd_timer_after_async(c, 3600 * 1000000ull + i % 1000000u, 0, timer_noop, NULL,
-                                                  done_count, &done, NULL);
+                        r = evd_timer_after_async(c, 3600 * 1000000ull + i % 1000000u, 0,
+                                                  timer_noop, NULL, done_count, &done, NULL);
                 else
-                        r = evd_watch_add_async(c, fds[i][0], EVD_IN, EVD_EDGE, reg_noop, NULL, done_count, &done,
-                                                NULL);
+                        r = evd_watch_add_async(c, fds[i][0], EVD_IN, EVD_EDGE, reg_noop, NULL,
+                                                done_count, &done, NULL);
                 if (r < 0)
                         die("%s: %s", done.what, evd_strerror(r));
                 window_wait(c, &done, i + 1);
@@ -1458,8 +1683,9 @@ static void scale_client(const BenchDaemon *d, ScaleShared *sh, unsigned idx, un
 
 typedef struct ScaleResult {
         unsigned count, clients;
-        long base_kb, full_kb;
-        double per_object, rate;
+        long base_kb, full_kb, ring_base_kb, ring_full_kb;
+        double per_object, per_object_rings, rate;
+        double evd_us, evd_cpu; /* daemon CPU per registration; its share of the wall time */
 } ScaleResult;
 
 static void scale_wait(ScaleShared *sh, unsigned n, int state) {
@@ -1475,19 +1701,21 @@ static void scale_wait(ScaleShared *sh, unsigned n, int state) {
 
 static ScaleResult scale_run(const char *backend, unsigned count, unsigned clients, bool timers) {
         char per_client[32], per_uid[32];
-        const char *extra[] = { timers ? "--max-timers-per-client" : "--max-watches-per-client", per_client,
-                                timers ? "--max-timers-per-uid" : "--max-watches-per-uid", per_uid, NULL };
+        const char *extra[] = {
+                timers ? "--max-timers-per-client" : "--max-watches-per-client", per_client,
+                timers ? "--max-timers-per-uid" : "--max-watches-per-uid", per_uid, NULL};
         ScaleShared *sh = shm_new(sizeof(ScaleShared));
-        ScaleResult res = { .count = count, .clients = clients };
+        ScaleResult res = {.count = count, .clients = clients};
         unsigned each = (count + clients - 1) / clients;
-        uint64_t t0 = UINT64_MAX, t1 = 0;
+        uint64_t t0 = UINT64_MAX, t1 = 0, cpu0, cpu1;
         pid_t pids[16];
         BenchDaemon d;
 
         /* Watches keep the daemon's defaults (the fd limit binds first); timer quotas are
          * raised to the count so they never do. */
         snprintf(per_client, sizeof(per_client), "%u", timers ? MAX(each, 1000000u) : 16384u);
-        snprintf(per_uid, sizeof(per_uid), "%u", timers ? MAX(count, 2000000u) : 32768u);
+        snprintf(per_uid, sizeof(per_uid), "%u",
+                 timers ? MAX(count, 2000000u) : MAX(count, 32768u));
         daemon_start(&d, backend, extra);
         for (unsigned i = 0; i < clients; i++) {
                 unsigned n = MIN(each, count - MIN(count, i * each));
@@ -1499,10 +1727,14 @@ static ScaleResult scale_run(const char *backend, unsigned count, unsigned clien
         scale_wait(sh, clients, SC_CONNECTED);
         (void)json_decref(ctl_call(&d, "ping"));
         res.base_kb = proc_rss_kb(d.pid);
+        res.ring_base_kb = proc_ring_rss_kb(d.pid);
+        cpu0 = proc_runtime_ns(d.pid);
         atomic_store(&sh->phase, SC_GO);
         scale_wait(sh, clients, SC_DONE);
+        cpu1 = proc_runtime_ns(d.pid);
         (void)json_decref(ctl_call(&d, "ping"));
         res.full_kb = proc_rss_kb(d.pid);
+        res.ring_full_kb = proc_ring_rss_kb(d.pid);
         atomic_store(&sh->phase, SC_STOP);
         for (unsigned i = 0; i < clients; i++) {
                 child_wait(pids[i], "scale client");
@@ -1511,7 +1743,10 @@ static ScaleResult scale_run(const char *backend, unsigned count, unsigned clien
         }
         daemon_stop(&d);
         res.per_object = (double)(res.full_kb - res.base_kb) * 1024.0 / count;
+        res.per_object_rings = (double)(res.ring_full_kb - res.ring_base_kb) * 1024.0 / count;
         res.rate = count / ((double)(t1 - t0) / 1e9);
+        res.evd_us = (double)(cpu1 - cpu0) / count / 1e3;
+        res.evd_cpu = (double)(cpu1 - cpu0) / (double)(t1 - t0);
         shm_free(sh, sizeof(ScaleShared));
         return res;
 }
@@ -1523,12 +1758,38 @@ static unsigned scale_watch_count(void) {
 
         if (arg_scale_watches)
                 return arg_scale_watches;
-        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 1u << 20)
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_max == RLIM_INFINITY ||
+            rl.rlim_max > 1u << 20)
                 return 16384;
-        return rl.rlim_max > FD_SLACK * 2 ? (unsigned)rl.rlim_max - FD_SLACK : (unsigned)rl.rlim_max / 2;
+        return rl.rlim_max > FD_SLACK * 2 ? (unsigned)rl.rlim_max - FD_SLACK
+                                          : (unsigned)rl.rlim_max / 2;
 }
 
-static json_t *run_scale(void) {
+static json_t *scale_json(const ScaleResult *r, const char *per_name) {
+        json_t *j = json_object();
+
+        jint(j, "count", r->count);
+        jint(j, "clients", r->clients);
+        jint(j, "base_rss_kb", (uint64_t)r->base_kb);
+        jint(j, "rss_kb", (uint64_t)r->full_kb);
+        jint(j, "base_ring_rss_kb", (uint64_t)r->ring_base_kb);
+        jint(j, "ring_rss_kb", (uint64_t)r->ring_full_kb);
+        jreal(j, per_name, r->per_object);
+        jreal(j, "bytes_each_in_rings", r->per_object_rings);
+        jbool(j, "target_met", r->per_object <= 256);
+        jreal(j, "registered_per_s", r->rate);
+        jreal(j, "evd_us_per_registration", r->evd_us);
+        jreal(j, "evd_cpu_fraction", r->evd_cpu);
+        return j;
+}
+
+static void scale_print_row(const char *backend, const char *what, const ScaleResult *r) {
+        printf("   %-9s %-7s %8u %8ld %8ld %8.0f %9.0f %7s %10.0f %8.2f %7.0f%%\n", backend, what,
+               r->count, r->base_kb, r->full_kb, r->per_object, r->per_object_rings,
+               verdict(r->per_object <= 256), r->rate, r->evd_us, r->evd_cpu * 100);
+}
+
+static json_t *run_scale(BenchDaemon *unused) {
         unsigned nw = scale_watch_count(), nt = arg_scale_timers;
         /* Clients within the per-client watch quota, and each within its own fd limit
          * (3 fds per watch while registering). */
@@ -1540,28 +1801,30 @@ static json_t *run_scale(void) {
                 w[b] = scale_run(arg_backends[b], nw, cw, false);
                 t[b] = scale_run(arg_backends[b], nt, ct, true);
         }
-        printf("\n4. Scale: daemon RSS per idle watch (%u watches, %u clients) and per timer (%u timers, %u\n"
-               "   clients), fresh daemon each; (RSS after - RSS with the clients connected) / count. Kernel\n"
-               "   memory (pipes, io_uring/epoll entries) is not in RSS. Target <= 256 bytes.\n",
-               nw, cw, nt, ct);
-        printf("   %-9s %9s %9s %8s %7s %10s   %9s %9s %8s %7s %10s\n", "", "base kB", "watch kB", "B/watch",
-               "target", "watch/s", "base kB", "timer kB", "B/timer", "target", "timer/s");
+        printf("\n4. Scale: daemon RSS per idle watch (%u clients) and per timer (%u clients), a\n"
+               "   fresh daemon each: (VmRSS after registering - VmRSS with the clients\n"
+               "   connected) / count. Kernel objects (pipes, poll entries) are not in RSS; the\n"
+               "   io_uring rings the kernel maps into the daemon are, and are shown apart.\n"
+               "   Target <= 256 bytes each.\n",
+               cw, ct);
+        printf("   %-9s %-7s %8s %8s %8s %8s %9s %7s %10s %8s %8s\n", "", "", "count", "base kB",
+               "RSS kB", "B each", "in rings", "target", "added/s", "evd us", "evd CPU");
         for (size_t b = 0; b < arg_n_backends; b++) {
-                printf("   %-9s %9ld %9ld %8.0f %7s %10.0f   %9ld %9ld %8.0f %7s %10.0f\n", arg_backends[b],
-                       w[b].base_kb, w[b].full_kb, w[b].per_object, verdict(w[b].per_object <= 256), w[b].rate,
-                       t[b].base_kb, t[b].full_kb, t[b].per_object, verdict(t[b].per_object <= 256), t[b].rate);
-                json_object_set_new(
-                        j, arg_backends[b],
-                        json_pack("{s:{s:I,s:I,s:I,s:I,s:f,s:b,s:f},s:{s:I,s:I,s:I,s:I,s:f,s:b,s:f}}", "watches",
-                                  "count", (json_int_t)w[b].count, "clients", (json_int_t)w[b].clients, "base_rss_kb",
-                                  (json_int_t)w[b].base_kb, "rss_kb", (json_int_t)w[b].full_kb, "bytes_per_watch",
-                                  w[b].per_object, "target_met", w[b].per_object <= 256, "watch_per_s", w[b].rate,
-                                  "timers", "count", (json_int_t)t[b].count, "clients", (json_int_t)t[b].clients,
-                                  "base_rss_kb", (json_int_t)t[b].base_kb, "rss_kb", (json_int_t)t[b].full_kb,
-                                  "bytes_per_timer", t[b].per_object, "target_met", t[b].per_object <= 256,
-                                  "timer_per_s", t[b].rate));
+                summary_add("daemon bytes per idle watch <= 256", b, w[b].per_object <= 256, "%.0f",
+                            w[b].per_object);
+                summary_add("daemon bytes per timer <= 256", b, t[b].per_object <= 256, "%.0f",
+                            t[b].per_object);
+                scale_print_row(arg_backends[b], "watches", &w[b]);
+                scale_print_row("", "timers", &t[b]);
+                json_object_set_new(j, arg_backends[b],
+                                    json_pack("{s:o,s:o}", "watches",
+                                              scale_json(&w[b], "bytes_per_watch"), "timers",
+                                              scale_json(&t[b], "bytes_per_timer")));
         }
-        printf("   watch/s, timer/s: registration rate of the %u (%u) clients together, through libevd.\n", cw, ct);
+        printf("   in rings: the part of \"B each\" in the io_uring ring mappings; added/s:\n"
+               "   registration rate of all the clients together, through libevd (the pipes\n"
+               "   are made before the clock starts); evd us, evd CPU: the daemon's CPU per\n"
+               "   registration (schedstat), its share of the wall time.\n");
         return j;
 }
 
@@ -1569,7 +1832,9 @@ static json_t *run_scale(void) {
 
 /*
  * N one-shot timers over C clients, deadlines spread evenly over `spread` seconds that
- * start `lead` seconds after the clients begin registering (interleaved across clients).
+ * start `lead` seconds after the clients begin registering (interleaved across clients);
+ * the lead comes from a calibration (each client first registers TIMER_CALIBRATION timers
+ * an hour away, which stay idle), so registration is over before the first deadline.
  * The timers are created with evd_call_async("timer", {after, tag}) rather than
  * evd_timer_after_async(): libevd's timer callback gives only the expirations, while a
  * timer libevd does not own reaches the notify handler with all its params, `late`
@@ -1581,13 +1846,18 @@ static json_t *run_scale(void) {
  */
 
 #define TIMER_WINDOW 16u
+#define TIMER_CALIBRATION 1000u /* per client */
 
 enum { TS_DAEMON, TS_CLIENT, TS_RTT, _TS_MAX }; /* sample arrays, N each */
 
+enum { TG_WAIT, TG_CALIBRATE, TG_REGISTER };
+
 typedef struct TimerShared {
+        atomic_int go;  /* TG_* */
         uint64_t start; /* CLOCK_MONOTONIC: deadlines are start + lead + k * spread / N */
-        atomic_int go;
-        uint64_t reg_end[16], fired[16], multi[16];
+        double lead;    /* seconds, chosen from the calibration */
+        atomic_int calibrated[16];
+        uint64_t cal_end[16], reg_end[16], fired[16], multi[16];
         uint64_t *sent;     /* [N] by timer: CLOCK_MONOTONIC before the request was made */
         uint64_t *deadline; /* [N] by timer: sent + after */
         int64_t samples[];  /* [_TS_MAX][N], by timer; INT64_MIN until seen */
@@ -1622,7 +1892,8 @@ static int timer_notify(struct evd_client *c, const char *method, json_t *params
                 die("timers: a timer notification with an unknown tag %lld", (long long)k);
         *timer_sample(tc->sh, tc->n, TS_DAEMON, (size_t)k) =
                 llround(json_number_value(json_object_get(params, "late")) * 1e9);
-        *timer_sample(tc->sh, tc->n, TS_CLIENT, (size_t)k) = (int64_t)now - (int64_t)tc->deadline[k];
+        *timer_sample(tc->sh, tc->n, TS_CLIENT, (size_t)k) =
+                (int64_t)now - (int64_t)tc->deadline[k];
         if (json_integer_value(json_object_get(params, "expirations")) != 1)
                 tc->sh->multi[tc->idx]++;
         tc->fired++;
@@ -1632,13 +1903,31 @@ static int timer_notify(struct evd_client *c, const char *method, json_t *params
 static int timer_done(struct evd_client *c, int r, json_t *result, void *userdata) {
         TimerReq *req = userdata;
 
-        *timer_sample(req->tc->sh, req->tc->n, TS_RTT, req->k) = (int64_t)(now_ns() - req->tc->sent[req->k]);
+        *timer_sample(req->tc->sh, req->tc->n, TS_RTT, req->k) =
+                (int64_t)(now_ns() - req->tc->sent[req->k]);
         return done_count(c, r, result, req->done);
 }
 
+/* TIMER_CALIBRATION timers an hour away, which stay idle: how fast this daemon takes
+ * timer requests right now, so that the lead can be chosen to cover the registration. */
+static void timer_calibrate(struct evd_client *c) {
+        Done done = {.what = "timers: calibration timer"};
+
+        for (unsigned i = 0; i < TIMER_CALIBRATION; i++) {
+                int r = evd_call_async(c, "timer", json_pack("{s:i}", "after", 3600), done_count,
+                                       &done);
+
+                if (r < 0)
+                        die("timers: %s", evd_strerror(r));
+                while (i + 1 - done.n >= TIMER_WINDOW)
+                        client_pump(c, 100);
+        }
+        client_pump_until(c, &done.n, TIMER_CALIBRATION, done.what);
+}
+
 static void timer_client(const BenchDaemon *d, TimerShared *sh, unsigned idx, unsigned clients) {
-        TimerClient tc = { .sh = sh, .n = arg_timers, .idx = idx };
-        Done done = { .what = "timers: timer" };
+        TimerClient tc = {.sh = sh, .n = arg_timers, .idx = idx};
+        Done done = {.what = "timers: timer"};
         TimerReq *reqs = calloc(arg_timers / clients + 1, sizeof(*reqs));
         struct evd_client *c;
         unsigned mine = 0;
@@ -1652,19 +1941,25 @@ static void timer_client(const BenchDaemon *d, TimerShared *sh, unsigned idx, un
         evd_client_set_notify_handler(c, timer_notify, &tc);
         if (evd_call(c, "ping", NULL, STEP_TIMEOUT_MS, NULL) < 0)
                 die("timers: ping failed");
-        while (!atomic_load(&sh->go))
+        while (atomic_load(&sh->go) < TG_CALIBRATE)
+                sleep_ns(100000);
+        timer_calibrate(c);
+        sh->cal_end[idx] = now_ns();
+        atomic_store(&sh->calibrated[idx], 1);
+        while (atomic_load(&sh->go) < TG_REGISTER)
                 sleep_ns(100000);
 
         for (unsigned k = idx; k < tc.n; k += clients, mine++) {
-                uint64_t at = sh->start + (uint64_t)(arg_timer_lead * 1e9) +
+                uint64_t at = sh->start + (uint64_t)(sh->lead * 1e9) +
                               (uint64_t)((double)k * arg_timer_spread * 1e9 / tc.n);
                 uint64_t now = now_ns(), after = at > now ? at - now : 0;
-                json_t *params = json_pack("{s:f,s:I}", "after", (double)after / 1e9, "tag", (json_int_t)k);
+                json_t *params =
+                        json_pack("{s:f,s:I}", "after", (double)after / 1e9, "tag", (json_int_t)k);
                 int r;
 
                 tc.sent[k] = now;
                 tc.deadline[k] = now + after;
-                reqs[mine] = (TimerReq){ .tc = &tc, .k = k, .done = &done };
+                reqs[mine] = (TimerReq){.tc = &tc, .k = k, .done = &done};
                 r = evd_call_async(c, "timer", params, timer_done, &reqs[mine]);
                 if (r < 0)
                         die("timers: %s", evd_strerror(r));
@@ -1673,7 +1968,7 @@ static void timer_client(const BenchDaemon *d, TimerShared *sh, unsigned idx, un
         }
         client_pump_until(c, &done.n, mine, done.what);
         sh->reg_end[idx] = now_ns();
-        end = sh->start + (uint64_t)((arg_timer_lead + arg_timer_spread + 5) * 1e9);
+        end = sh->start + (uint64_t)((sh->lead + arg_timer_spread + 5) * 1e9);
         while (tc.fired < mine && now_ns() < end)
                 client_pump(c, 50);
         sh->fired[idx] = tc.fired;
@@ -1690,6 +1985,7 @@ typedef struct TimerEarly {
 
 typedef struct TimerResult {
         unsigned n, fired, multi, early;
+        double lead_s, cal_rate; /* the lead chosen, from the calibration's timers per second */
         TimerEarly worst;
         double reg_s, margin_s; /* registration time; first deadline - end of registration */
         Dist daemon, client, rtt;
@@ -1717,12 +2013,66 @@ static Dist timer_dist(TimerShared *sh, unsigned n, int kind, unsigned *ret_nega
         return d;
 }
 
+/* Registration must be over before the first deadline, else the timers fire into a daemon
+ * busy taking the rest: allow 1.5 times what the calibration predicts (and at least
+ * --timer-lead). */
+static void timer_choose_lead(TimerShared *sh, unsigned clients, TimerResult *res) {
+        uint64_t t0 = now_ns(), t1 = 0, deadline = t0 + STEP_TIMEOUT_MS * 1000000ull;
+
+        atomic_store(&sh->go, TG_CALIBRATE);
+        for (unsigned i = 0; i < clients; i++) {
+                while (!atomic_load(&sh->calibrated[i])) {
+                        if (now_ns() > deadline)
+                                die("timers: client %u did not calibrate", i);
+                        sleep_ns(1000000);
+                }
+                t1 = MAX(t1, sh->cal_end[i]);
+        }
+        res->cal_rate = (double)clients * TIMER_CALIBRATION / ((double)(t1 - t0) / 1e9);
+        res->lead_s = sh->lead = MAX(arg_timer_lead, 1.5 * arg_timers / res->cal_rate + 0.2);
+}
+
+/* The timer whose callback ran earliest relative to its request, if any did. */
+static TimerEarly timer_earliest(TimerShared *sh, unsigned n) {
+        TimerEarly e = {0};
+        int64_t worst = 0;
+
+        for (unsigned k = 0; k < n; k++) {
+                int64_t cl = *timer_sample(sh, n, TS_CLIENT, k);
+
+                if (*timer_sample(sh, n, TS_DAEMON, k) == INT64_MIN || cl >= worst)
+                        continue;
+                worst = cl;
+                e = (TimerEarly){.after_s = (double)(sh->deadline[k] - sh->sent[k]) / 1e9,
+                                 .sent_s = (double)(sh->sent[k] - sh->start) / 1e9,
+                                 .early_s = (double)-cl / 1e9,
+                                 .late_s = (double)*timer_sample(sh, n, TS_DAEMON, k) / 1e9};
+        }
+        return e;
+}
+
+static void timer_results(TimerShared *sh, const DaemonStats *s0, const DaemonStats *s1,
+                          TimerResult *res) {
+        unsigned n = res->n;
+
+        res->internal = hist_between(s0, s1);
+        res->delta.iterations = s1->iterations - s0->iterations;
+        res->delta.timers = s1->timers - s0->timers;
+        res->delta.events = s1->events - s0->events;
+        res->delta.packets_out = s1->packets_out - s0->packets_out;
+        res->delta.notifications = s1->notifications - s0->notifications;
+        res->worst = timer_earliest(sh, n);
+        res->daemon = timer_dist(sh, n, TS_DAEMON, NULL);
+        res->client = timer_dist(sh, n, TS_CLIENT, &res->early);
+        res->rtt = timer_dist(sh, n, TS_RTT, NULL);
+}
+
 static TimerResult timers_run(BenchDaemon *d) {
         unsigned clients = arg_timer_clients, n = arg_timers;
         size_t size = sizeof(TimerShared) + _TS_MAX * (size_t)n * sizeof(int64_t);
         size_t times = 2 * (size_t)n * sizeof(uint64_t);
         TimerShared *sh = shm_new(size);
-        TimerResult res = { .n = n };
+        TimerResult res = {.n = n};
         uint64_t reg_end = 0;
         DaemonStats s0, s1;
         pid_t pids[16];
@@ -1736,9 +2086,10 @@ static TimerResult timers_run(BenchDaemon *d) {
                 if (pids[i] == 0)
                         timer_client(d, sh, i, clients);
         }
+        timer_choose_lead(sh, clients, &res);
         daemon_stats(d, &s0);
         sh->start = now_ns();
-        atomic_store(&sh->go, 1);
+        atomic_store(&sh->go, TG_REGISTER);
         for (unsigned i = 0; i < clients; i++) {
                 child_wait(pids[i], "timer client");
                 res.fired += (unsigned)sh->fired[i];
@@ -1746,56 +2097,72 @@ static TimerResult timers_run(BenchDaemon *d) {
                 reg_end = MAX(reg_end, sh->reg_end[i]);
         }
         daemon_stats(d, &s1);
-        res.internal = hist_between(&s0, &s1);
-        res.delta.iterations = s1.iterations - s0.iterations;
-        res.delta.timers = s1.timers - s0.timers;
-        res.delta.events = s1.events - s0.events;
-        res.delta.packets_out = s1.packets_out - s0.packets_out;
-        res.delta.notifications = s1.notifications - s0.notifications;
         res.reg_s = (double)(reg_end - sh->start) / 1e9;
-        res.margin_s = arg_timer_lead - res.reg_s;
-        for (unsigned k = 0, w = UINT_MAX; k < n; k++) {
-                int64_t cl = *timer_sample(sh, n, TS_CLIENT, k);
-
-                if (*timer_sample(sh, n, TS_DAEMON, k) == INT64_MIN || cl >= 0 ||
-                    (w != UINT_MAX && cl >= *timer_sample(sh, n, TS_CLIENT, w)))
-                        continue;
-                w = k;
-                res.worst = (TimerEarly){ .after_s = (double)(sh->deadline[k] - sh->sent[k]) / 1e9,
-                                          .sent_s = (double)(sh->sent[k] - sh->start) / 1e9,
-                                          .early_s = (double)-cl / 1e9,
-                                          .late_s = (double)*timer_sample(sh, n, TS_DAEMON, k) / 1e9 };
-        }
-        res.daemon = timer_dist(sh, n, TS_DAEMON, NULL);
-        res.client = timer_dist(sh, n, TS_CLIENT, &res.early);
-        res.rtt = timer_dist(sh, n, TS_RTT, NULL);
+        res.margin_s = sh->lead - res.reg_s;
+        timer_results(sh, &s0, &s1, &res);
         shm_free(sh->sent, times);
         shm_free(sh, size);
         return res;
 }
 
 static json_t *timer_json(const TimerResult *t) {
-        bool met = t->daemon.p99 <= 200 && t->fired == t->n;
+        json_t *j = json_object(), *c = json_object();
 
-        json_t *j = json_pack("{s:I,s:I,s:I,s:I,s:f,s:f,s:o,s:o,s:o,s:b,s:o,s:{s:I,s:I,s:I,s:I,s:I}}", "timers",
-                         (json_int_t)t->n, "fired", (json_int_t)t->fired, "expirations_gt_1", (json_int_t)t->multi,
-                         "early", (json_int_t)t->early, "registration_s", t->reg_s, "lead_margin_s", t->margin_s,
-                         "late_daemon", dist_json(&t->daemon), "late_client", dist_json(&t->client),
-                         "request_rtt", dist_json(&t->rtt), "target_met", met, "evd_internal",
-                         histq_json(&t->internal), "evd_counters", "iterations", (json_int_t)t->delta.iterations,
-                         "timer_callbacks", (json_int_t)t->delta.timers, "io_callbacks", (json_int_t)t->delta.events,
-                         "packets_out", (json_int_t)t->delta.packets_out, "notifications",
-                         (json_int_t)t->delta.notifications);
+        jint(j, "timers", t->n);
+        jint(j, "fired", t->fired);
+        jint(j, "expirations_gt_1", t->multi);
+        jint(j, "early", t->early);
+        jreal(j, "registration_s", t->reg_s);
+        jreal(j, "lead_s", t->lead_s);
+        jreal(j, "lead_margin_s", t->margin_s);
+        jreal(j, "calibration_timers_per_s", t->cal_rate);
+        json_object_set_new(j, "late_daemon", dist_json(&t->daemon));
+        json_object_set_new(j, "late_client", dist_json(&t->client));
+        json_object_set_new(j, "request_rtt", dist_json(&t->rtt));
+        jbool(j, "target_met", t->daemon.p99 <= 200 && t->fired == t->n);
+        json_object_set_new(j, "evd_internal", histq_json(&t->internal));
+        jint(c, "iterations", t->delta.iterations);
+        jint(c, "timer_callbacks", t->delta.timers);
+        jint(c, "io_callbacks", t->delta.events);
+        jint(c, "packets_out", t->delta.packets_out);
+        jint(c, "notifications", t->delta.notifications);
+        json_object_set_new(j, "evd_counters", c);
+        if (t->early) {
+                json_t *e = json_object();
 
-        if (t->early)
-                json_object_set_new(j, "earliest", json_pack("{s:f,s:f,s:f,s:f}", "after_s", t->worst.after_s,
-                                                              "sent_s", t->worst.sent_s, "early_s", t->worst.early_s,
-                                                              "late_s", t->worst.late_s));
+                jreal(e, "after_s", t->worst.after_s);
+                jreal(e, "sent_s", t->worst.sent_s);
+                jreal(e, "early_s", t->worst.early_s);
+                jreal(e, "late_s", t->worst.late_s);
+                json_object_set_new(j, "earliest", e);
+        }
         return j;
 }
 
 /* A fresh daemon per backend: a heap and a loop that served nothing before. */
-static json_t *run_timers(void) {
+static void timer_print_row(const char *backend, const TimerResult *t) {
+        bool met = t->daemon.p99 <= 200 && t->fired == t->n;
+
+        printf("   %-9s %8.1f %8.1f %8.1f %8.1f %7s  %9.1f %8.1f %8.1f %8.1f %6u  %7u %6.2f "
+               "%6.2f %7.1f  <=%g/<=%g\n",
+               backend, t->daemon.p50, t->daemon.p99, t->daemon.p999, t->daemon.max, verdict(met),
+               t->client.min, t->client.p50, t->client.p99, t->client.max, t->early, t->fired,
+               t->reg_s, t->lead_s, t->rtt.p50, t->internal.p50_le, t->internal.p99_le);
+        if (t->margin_s < 0)
+                printf("   %-9s registration ran %.2f s into the firing window\n"
+                       "   %-9s (busier than calibrated): rerun, or raise --timer-lead\n",
+                       "", -t->margin_s, "");
+        if (t->multi)
+                printf("   %-9s %u notifications covered more than one expiry\n", "", t->multi);
+        if (t->early)
+                printf("   %-9s EARLY: e.g. {\"after\": %.6f} sent at +%.3f s fired\n"
+                       "   %-9s %.3f ms before sent + after, with \"late\": %.6f\n",
+                       "", t->worst.after_s, t->worst.sent_s, "", t->worst.early_s * 1e3,
+                       t->worst.late_s);
+}
+
+/* A fresh daemon per backend: a heap and a loop that served nothing before. */
+static json_t *run_timers(BenchDaemon *unused) {
         TimerResult r[MAX_BACKENDS];
         json_t *j = json_object();
 
@@ -1806,39 +2173,31 @@ static json_t *run_timers(void) {
                 r[b] = timers_run(&d);
                 daemon_stop(&d);
         }
-        printf("\n5. Timers: %u one-shot timers over %u clients (%u requests in flight each), deadlines spread\n"
-               "   over %.1f s starting %.1f s after registration begins. late: the daemon's `late` field\n"
-               "   (deadline -> noticed); client: callback - (send time + after), < 0 = fired early.\n"
-               "   Target: late p99 <= 200 us. Times in us.\n",
-               arg_timers, arg_timer_clients, TIMER_WINDOW, arg_timer_spread, arg_timer_lead);
-        printf("   %-9s %8s %8s %8s %8s %7s  %9s %8s %8s %8s %6s  %7s %6s %7s  %s\n", "", "late p50", "p99",
-               "p99.9", "max", "target", "client min", "p50", "p99", "max", "early", "fired", "reg s", "rtt p50",
-               "evd-internal p50/p99");
+        printf("\n5. Timers: %u one-shot timers over %u clients (%u requests in flight each),\n"
+               "   deadlines spread over %.1f s, starting `lead` s after registration begins\n"
+               "   (1.5x the registration time a calibration predicts). late: the daemon's\n"
+               "   `late` field (deadline -> noticed); client: callback - (send time + after),\n"
+               "   < 0 = fired early. Target: late p99 <= 200 us. Times in us.\n",
+               arg_timers, arg_timer_clients, TIMER_WINDOW, arg_timer_spread);
+        printf("   %-9s %8s %8s %8s %8s %7s  %9s %8s %8s %8s %6s  %7s %6s %6s %7s  %s\n", "",
+               "late p50", "p99", "p99.9", "max", "target", "client min", "p50", "p99", "max",
+               "early", "fired", "reg s", "lead s", "rtt p50", "evd-internal p50/p99");
         for (size_t b = 0; b < arg_n_backends; b++) {
                 const TimerResult *t = &r[b];
 
-                printf("   %-9s %8.1f %8.1f %8.1f %8.1f %7s  %9.1f %8.1f %8.1f %8.1f %6u  %7u %6.2f %7.1f  <=%g/<=%g\n",
-                       arg_backends[b], t->daemon.p50, t->daemon.p99, t->daemon.p999, t->daemon.max,
-                       verdict(t->daemon.p99 <= 200 && t->fired == t->n), t->client.min, t->client.p50,
-                       t->client.p99, t->client.max, t->early, t->fired, t->reg_s, t->rtt.p50, t->internal.p50_le,
-                       t->internal.p99_le);
-                if (t->margin_s < 0)
-                        printf("   %-9s registration ran %.2f s into the firing window: raise --timer-lead\n", "",
-                               -t->margin_s);
-                if (t->multi)
-                        printf("   %-9s %u notifications covered more than one expiry\n", "", t->multi);
-                if (t->early)
-                        printf("   %-9s EARLY: e.g. {\"after\": %.6f} sent at +%.3f s fired %.3f ms before sent + after,\n"
-                               "   %-9s with \"late\": %.6f\n",
-                               "", t->worst.after_s, t->worst.sent_s, t->worst.early_s * 1e3, "", t->worst.late_s);
+                timer_print_row(arg_backends[b], t);
+                summary_add("timer late p99 <= 200 us (daemon's `late`)", b,
+                            t->daemon.p99 <= 200 && t->fired == t->n, "%.0f us", t->daemon.p99);
+                summary_add("timers never fire early", b, t->early == 0, "%.0f early", t->early);
                 json_object_set_new(j, arg_backends[b], timer_json(t));
         }
-        printf("   early: timers whose callback ran before `after` had passed since the request was sent;\n"
-               "   rtt: request -> reply as the client saw it; reg s: registration time.\n");
-        json_object_set_new(j, "clients", json_integer(arg_timer_clients));
-        json_object_set_new(j, "in_flight", json_integer(TIMER_WINDOW));
-        json_object_set_new(j, "spread_s", json_real(arg_timer_spread));
-        json_object_set_new(j, "lead_s", json_real(arg_timer_lead));
+        printf("   early: timers whose callback ran before `after` had passed since the request\n"
+               "   was sent; rtt: request -> reply as the client saw it; reg s: registration\n"
+               "   time.\n");
+        jint(j, "clients", arg_timer_clients);
+        jint(j, "in_flight", TIMER_WINDOW);
+        jreal(j, "spread_s", arg_timer_spread);
+        jreal(j, "min_lead_s", arg_timer_lead);
         return j;
 }
 
@@ -1846,30 +2205,37 @@ static json_t *run_timers(void) {
 
 static void help(void) {
         printf("Usage: evd-bench [OPTIONS]\n\n"
-               "End-to-end benchmark of evd against the kernel's floor, on both backends (bench/README.md).\n\n"
-               "  --evd PATH              the daemon (default: $EVD_BENCH_DAEMON, else the built one)\n"
-               "  --json FILE             write every number to FILE\n"
-               "  --quick                 a ~20 s smoke run: fewer samples, shorter runs, smaller counts\n"
-               "  --only LIST             scenarios: latency,throughput,register,scale,timers\n"
-               "  --backends LIST         io_uring,epoll (default both)\n"
-               "  --cpu N                 the CPU of the pinned latency runs (default 0)\n"
-               "  --samples N             latency samples per row (default %u)\n"
-               "  --rounds N              latency blocks per row (default %u)\n"
-               "  --clients C             throughput clients (default %u)\n"
-               "  --watches W             throughput watches per client (default %u)\n"
-               "  --duration S            throughput seconds per backend (default %.1f)\n"
-               "  --fanout K              throughput: watches per pipe (default %u; W must be a multiple)\n"
-               "  --tp-split              throughput: evd alone on the last CPU, the clients on the others\n"
-               "  --reg-watches N         registration: watches (default %u)\n"
-               "  --reg-runs N            registration: runs per backend (default %u)\n"
-               "  --scale-watches N       scale: watches (default: the fd limit - %u)\n"
-               "  --scale-timers N        scale: timers (default %u)\n"
-               "  --timers N              timer lateness: timers (default %u)\n"
-               "  --timer-clients C       timer lateness: clients (default %u)\n"
-               "  --timer-spread S        timer lateness: seconds the deadlines spread over (default %.1f)\n"
-               "  --timer-lead S          timer lateness: seconds before the first deadline (default %.1f)\n",
-               arg_samples, arg_rounds, arg_clients, arg_watches, arg_duration, arg_fanout, arg_reg_watches, arg_reg_reps,
-               FD_SLACK, arg_scale_timers, arg_timers, arg_timer_clients, arg_timer_spread, arg_timer_lead);
+               "evd end to end against the kernel's floor, both backends (bench/README.md).\n\n"
+               "  --evd PATH         the daemon (default: $EVD_BENCH_DAEMON, else the built one)\n"
+               "  --json FILE        write every number to FILE\n"
+               "  --quick            a ~20 s run: fewer samples, shorter runs, smaller counts\n"
+               "  --only LIST        scenarios: latency,throughput,register,scale,timers\n"
+               "  --backends LIST    io_uring,epoll (default both)\n"
+               "latency:\n"
+               "  --cpu N            the CPU of the pinned runs (default 0)\n"
+               "  --samples N        samples per row (default %u)\n"
+               "  --rounds N         blocks per row (default %u)\n"
+               "throughput:\n"
+               "  --clients C        clients (default %u)\n"
+               "  --watches W        watches per client (default %u)\n"
+               "  --fanout K         watches per pipe (default %u; W must be a multiple)\n"
+               "  --duration S       seconds per backend (default %.1f)\n"
+               "  --tp-split         evd alone on the last CPU, the clients on the others\n"
+               "register:\n"
+               "  --reg-watches N    watches (default %u)\n"
+               "  --reg-runs N       runs per backend (default %u)\n"
+               "scale:\n"
+               "  --scale-watches N  watches (default: the fd limit - %u)\n"
+               "  --scale-timers N   timers (default %u)\n"
+               "timers:\n"
+               "  --timers N         timers (default %u)\n"
+               "  --timer-clients C  clients (default %u)\n"
+               "  --timer-spread S   seconds the deadlines spread over (default %.1f)\n"
+               "  --timer-lead S     at least S seconds before the first deadline (default\n"
+               "                     %.1f; the calibration may choose more)\n",
+               arg_samples, arg_rounds, arg_clients, arg_watches, arg_fanout, arg_duration,
+               arg_reg_watches, arg_reg_reps, FD_SLACK, arg_scale_timers, arg_timers,
+               arg_timer_clients, arg_timer_spread, arg_timer_lead);
 }
 
 static unsigned parse_uint(const char *s, const char *what, unsigned min) {
@@ -1915,7 +2281,8 @@ static void parse_backends(char *list) {
                         die("--backends: unknown backend \"%s\"", tok);
                 if (arg_n_backends == MAX_BACKENDS)
                         die("--backends: at most %d", MAX_BACKENDS);
-                arg_backends[arg_n_backends++] = strcmp(tok, "io_uring") == 0 ? "io_uring" : "epoll";
+                arg_backends[arg_n_backends++] =
+                        strcmp(tok, "io_uring") == 0 ? "io_uring" : "epoll";
         }
         if (arg_n_backends == 0)
                 die("--backends: empty list");
@@ -1959,36 +2326,35 @@ static void apply_quick(int argc, char **argv) {
                         arg_scale_timers = 200000;
                         arg_timers = 25000;
                         arg_timer_spread = 1.0;
-                        arg_timer_lead = 1.0;
                 }
 }
 
 static void parse_argv(int argc, char **argv) {
+        struct rlimit rl;
         static const struct option opts[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "evd", required_argument, NULL, OPT_EVD },
-                { "json", required_argument, NULL, OPT_JSON },
-                { "quick", no_argument, NULL, OPT_QUICK },
-                { "only", required_argument, NULL, OPT_ONLY },
-                { "backends", required_argument, NULL, OPT_BACKENDS },
-                { "cpu", required_argument, NULL, OPT_CPU },
-                { "samples", required_argument, NULL, OPT_SAMPLES },
-                { "rounds", required_argument, NULL, OPT_ROUNDS },
-                { "clients", required_argument, NULL, OPT_CLIENTS },
-                { "watches", required_argument, NULL, OPT_WATCHES },
-                { "duration", required_argument, NULL, OPT_DURATION },
-                { "tp-split", no_argument, NULL, OPT_TP_SPLIT },
-                { "fanout", required_argument, NULL, OPT_FANOUT },
-                { "reg-watches", required_argument, NULL, OPT_REG_WATCHES },
-                { "reg-runs", required_argument, NULL, OPT_REG_RUNS },
-                { "scale-watches", required_argument, NULL, OPT_SCALE_WATCHES },
-                { "scale-timers", required_argument, NULL, OPT_SCALE_TIMERS },
-                { "timers", required_argument, NULL, OPT_TIMERS },
-                { "timer-clients", required_argument, NULL, OPT_TIMER_CLIENTS },
-                { "timer-spread", required_argument, NULL, OPT_TIMER_SPREAD },
-                { "timer-lead", required_argument, NULL, OPT_TIMER_LEAD },
-                { NULL, 0, NULL, 0 }
-        };
+                {"help", no_argument, NULL, 'h'},
+                {"evd", required_argument, NULL, OPT_EVD},
+                {"json", required_argument, NULL, OPT_JSON},
+                {"quick", no_argument, NULL, OPT_QUICK},
+                {"only", required_argument, NULL, OPT_ONLY},
+                {"backends", required_argument, NULL, OPT_BACKENDS},
+                {"cpu", required_argument, NULL, OPT_CPU},
+                {"samples", required_argument, NULL, OPT_SAMPLES},
+                {"rounds", required_argument, NULL, OPT_ROUNDS},
+                {"clients", required_argument, NULL, OPT_CLIENTS},
+                {"watches", required_argument, NULL, OPT_WATCHES},
+                {"duration", required_argument, NULL, OPT_DURATION},
+                {"tp-split", no_argument, NULL, OPT_TP_SPLIT},
+                {"fanout", required_argument, NULL, OPT_FANOUT},
+                {"reg-watches", required_argument, NULL, OPT_REG_WATCHES},
+                {"reg-runs", required_argument, NULL, OPT_REG_RUNS},
+                {"scale-watches", required_argument, NULL, OPT_SCALE_WATCHES},
+                {"scale-timers", required_argument, NULL, OPT_SCALE_TIMERS},
+                {"timers", required_argument, NULL, OPT_TIMERS},
+                {"timer-clients", required_argument, NULL, OPT_TIMER_CLIENTS},
+                {"timer-spread", required_argument, NULL, OPT_TIMER_SPREAD},
+                {"timer-lead", required_argument, NULL, OPT_TIMER_LEAD},
+                {NULL, 0, NULL, 0}};
         int c;
 
         arg_evd = getenv("EVD_BENCH_DAEMON");
@@ -2067,6 +2433,14 @@ static void parse_argv(int argc, char **argv) {
                 }
         if (optind < argc)
                 die("unexpected argument \"%s\" (see --help)", argv[optind]);
+        if (arg_clients > 64)
+                die("--clients: at most 64");
+        if (arg_reg_watches > 16384)
+                die("--reg-watches: at most 16384 (the daemon's default per-client quota)");
+        /* The registering client holds both ends of each pipe and libevd's duplicate. */
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 3 * (rlim_t)arg_reg_watches + 64)
+                die("--reg-watches %u needs %u fds, RLIMIT_NOFILE is %llu", arg_reg_watches,
+                    3 * arg_reg_watches + 64, (unsigned long long)rl.rlim_cur);
         if (arg_watches % arg_fanout != 0)
                 die("--watches %u is not a multiple of --fanout %u", arg_watches, arg_fanout);
         if (arg_timer_clients > 16)
@@ -2080,25 +2454,79 @@ static void parse_argv(int argc, char **argv) {
 static void read_loadavg(char *buf, size_t size) {
         _cleanup_(fclosep) FILE *f = fopen("/proc/loadavg", "re");
 
-        if (!f || !fgets(buf, (int)size, f))
+        double a, b, c;
+
+        if (!f || fscanf(f, "%lf %lf %lf", &a, &b, &c) != 3)
                 snprintf(buf, size, "?");
-        buf[strcspn(buf, "\n")] = 0;
+        else
+                snprintf(buf, size, "%.2f %.2f %.2f", a, b, c);
 }
 
 static json_t *machine_json(const BenchDaemon *daemons, const char *load) {
+        json_t *j = json_object(), *feat = json_object();
         struct utsname u;
         struct rlimit rl;
-        json_t *j, *feat = json_object();
 
         (void)uname(&u);
         (void)getrlimit(RLIMIT_NOFILE, &rl);
         for (size_t b = 0; b < arg_n_backends; b++)
-                json_object_set_new(feat, arg_backends[b], json_string(daemons[b].features));
-        j = json_pack("{s:s,s:s,s:I,s:I,s:s,s:s,s:s,s:o,s:b}", "kernel", u.release, "machine", u.machine, "cpus",
-                      (json_int_t)sysconf(_SC_NPROCESSORS_ONLN), "rlimit_nofile", (json_int_t)rl.rlim_max, "daemon",
-                      arg_evd, "evd_version", daemons[0].version, "loadavg_start", load, "features", feat, "quick",
-                      arg_quick);
+                jstr(feat, arg_backends[b], daemons[b].features);
+        jstr(j, "kernel", u.release);
+        jstr(j, "machine", u.machine);
+        jint(j, "cpus", (uint64_t)sysconf(_SC_NPROCESSORS_ONLN));
+        jint(j, "rlimit_nofile", rl.rlim_max);
+        jstr(j, "daemon", arg_evd);
+        jstr(j, "evd_version", daemons[0].version);
+        jstr(j, "loadavg_start", load);
+        json_object_set_new(j, "features", feat);
+        jbool(j, "quick", arg_quick);
         return j;
+}
+
+static json_t *config_json(void) {
+        json_t *j = json_object(), *only = json_array(), *backends = json_array();
+
+        for (size_t i = 0; i < ELEMENTSOF(scenario_names); i++)
+                if (arg_scenarios & (1u << i))
+                        json_array_append_new(only, json_string(scenario_names[i]));
+        for (size_t b = 0; b < arg_n_backends; b++)
+                json_array_append_new(backends, json_string(arg_backends[b]));
+        json_object_set_new(j, "scenarios", only);
+        json_object_set_new(j, "backends", backends);
+        jint(j, "latency_samples", arg_samples);
+        jint(j, "latency_blocks", arg_rounds);
+        jint(j, "pinned_cpu", (uint64_t)arg_cpu);
+        jint(j, "clients", arg_clients);
+        jint(j, "watches_per_client", arg_watches);
+        jint(j, "watches_per_pipe", arg_fanout);
+        jreal(j, "duration_s", arg_duration);
+        jbool(j, "evd_on_own_cpu", arg_tp_split);
+        jint(j, "register_watches", arg_reg_watches);
+        jint(j, "register_runs", arg_reg_reps);
+        jint(j, "scale_watches", scale_watch_count());
+        jint(j, "scale_timers", arg_scale_timers);
+        jint(j, "timers", arg_timers);
+        jint(j, "timer_clients", arg_timer_clients);
+        jreal(j, "timer_spread_s", arg_timer_spread);
+        jreal(j, "timer_min_lead_s", arg_timer_lead);
+        return j;
+}
+
+/* Run one scenario if selected; its JSON gets its wall time. */
+static void run_scenario(json_t *root, unsigned which, json_t *(*run)(BenchDaemon *),
+                         BenchDaemon *daemons) {
+        uint64_t t0 = now_ns();
+        size_t i = (size_t)__builtin_ctz(which);
+        json_t *j;
+        double secs;
+
+        if (!(arg_scenarios & which))
+                return;
+        j = run(daemons);
+        secs = (double)(now_ns() - t0) / 1e9;
+        printf("   (%.1f s)\n", secs);
+        json_object_set_new(j, "seconds", json_real(secs));
+        json_object_set_new(root, scenario_names[i], j);
 }
 
 /* Children inherit it, and the daemon raises its own soft limit likewise. */
@@ -2117,9 +2545,10 @@ int main(int argc, char **argv) {
         uint64_t t_start = now_ns();
         char load[128], load_end[128];
         struct utsname u;
+        struct rlimit rl;
 
-        parse_argv(argc, argv);
         raise_fd_limit();
+        parse_argv(argc, argv);
         (void)signal(SIGPIPE, SIG_IGN);
         (void)atexit(cleanup_daemons);
         read_loadavg(load, sizeof(load));
@@ -2127,29 +2556,29 @@ int main(int argc, char **argv) {
 
         for (size_t b = 0; b < arg_n_backends; b++)
                 daemon_start(&daemons[b], arg_backends[b], NULL);
-        printf("evd-bench: evd %s (%s), kernel %s, %ld CPUs, RLIMIT_NOFILE %u, load %s%s\n", daemons[0].version,
-               arg_evd, u.release, sysconf(_SC_NPROCESSORS_ONLN), scale_watch_count() + FD_SLACK, load,
-               arg_quick ? " [--quick]" : "");
+        (void)getrlimit(RLIMIT_NOFILE, &rl);
+        printf("evd-bench: evd %s (%s), kernel %s, %ld CPUs,\n"
+               "   RLIMIT_NOFILE %llu, load average %s%s\n",
+               daemons[0].version, arg_evd, u.release, sysconf(_SC_NPROCESSORS_ONLN),
+               (unsigned long long)rl.rlim_max, load, arg_quick ? " [--quick]" : "");
         for (size_t b = 0; b < arg_n_backends; b++)
-                printf("  %s features: %s\n", arg_backends[b], *daemons[b].features ? daemons[b].features : "-");
+                printf("  %s features: %s\n", arg_backends[b],
+                       *daemons[b].features ? daemons[b].features : "-");
         json_object_set_new(root, "machine", machine_json(daemons, load));
+        json_object_set_new(root, "config", config_json());
 
-        if (arg_scenarios & SCEN_LATENCY)
-                json_object_set_new(root, "latency", run_latency(daemons));
-        if (arg_scenarios & SCEN_THROUGHPUT)
-                json_object_set_new(root, "throughput", run_throughput(daemons));
-        if (arg_scenarios & SCEN_REGISTER)
-                json_object_set_new(root, "register", run_register(daemons));
+        run_scenario(root, SCEN_LATENCY, run_latency, daemons);
+        run_scenario(root, SCEN_THROUGHPUT, run_throughput, daemons);
+        run_scenario(root, SCEN_REGISTER, run_register, daemons);
         /* Scale and timers start daemons of their own: the shared ones go first. */
         for (size_t b = 0; b < arg_n_backends; b++)
                 daemon_stop(&daemons[b]);
-        if (arg_scenarios & SCEN_SCALE)
-                json_object_set_new(root, "scale", run_scale());
-        if (arg_scenarios & SCEN_TIMERS)
-                json_object_set_new(root, "timers", run_timers());
-
+        run_scenario(root, SCEN_SCALE, run_scale, NULL);
+        run_scenario(root, SCEN_TIMERS, run_timers, NULL);
+        json_object_set_new(root, "targets", summary_print());
         read_loadavg(load_end, sizeof(load_end));
-        printf("\nload %s -> %s; %.1f s\n", load, load_end, (double)(now_ns() - t_start) / 1e9);
+        printf("\nload average %s -> %s; %.1f s\n", load, load_end,
+               (double)(now_ns() - t_start) / 1e9);
         json_object_set_new(json_object_get(root, "machine"), "loadavg_end", json_string(load_end));
         json_object_set_new(root, "seconds", json_real((double)(now_ns() - t_start) / 1e9));
         if (arg_json && json_dump_file(root, arg_json, JSON_INDENT(2)) < 0)
