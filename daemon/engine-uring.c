@@ -297,28 +297,37 @@ typedef struct Completion {
         uint32_t flags;
 } Completion;
 
-/* Take the CQEs now in the ring (liburing's peek flushes the kernel's overflow list and
- * pending task work when the CQ runs empty). Copied out and the ring advanced before any
- * callback runs, so callbacks that submit find the CQ with room. At most @budget CQEs:
- * callbacks that keep making their own fds ready must not starve timers; what is left
- * stays in the CQ, and the next wait returns at once for it. */
+/* Take the CQEs now in the ring. Copied out and the ring advanced before any callback
+ * runs, so callbacks that submit find the CQ with room. Deferred completions (task work
+ * beyond the ~20 an enter runs) and the kernel's overflow list are fetched once, not again
+ * for what our own callbacks make ready meanwhile: that waits for the next iteration, or
+ * one iteration could last as long as clients stay busy, with stale time and timers and
+ * output held back. At most @budget CQEs for the same reason; what is left stays in the
+ * CQ and the next wait returns at once for it. */
 static void reap(Engine *e, Uring *u, bool dispatch, unsigned budget) {
-        struct io_uring_cqe *cqes[REAP_BATCH];
         Completion done[REAP_BATCH];
-        unsigned n;
+        bool fetched = false;
 
-        for (;;) {
+        while (budget > 0) {
+                struct io_uring_cqe *cqe;
+                unsigned head, n = 0;
+
                 if (io_uring_cq_has_overflow(&u->ring) && !u->overflowed) {
                         e->stats.overflows++;
                         u->overflowed = true;
                 }
-                if (io_uring_cq_ready(&u->ring) == 0 && (IO_URING_READ_ONCE(*u->ring.sq.kflags) & IORING_SQ_TASKRUN))
+                if (io_uring_cq_ready(&u->ring) == 0) {
+                        if (fetched || !(IO_URING_READ_ONCE(*u->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)))
+                                break;
                         run_deferred_completions(e, u);
-                n = io_uring_peek_batch_cqe(&u->ring, cqes, MIN(budget, (unsigned)REAP_BATCH));
-                if (n == 0)
-                        break;
-                for (unsigned i = 0; i < n; i++)
-                        done[i] = (Completion){ cqes[i]->user_data, cqes[i]->res, cqes[i]->flags };
+                        fetched = true;
+                        continue;
+                }
+                io_uring_for_each_cqe(&u->ring, head, cqe) {
+                        done[n++] = (Completion){ cqe->user_data, cqe->res, cqe->flags };
+                        if (n == MIN(budget, (unsigned)REAP_BATCH))
+                                break;
+                }
                 io_uring_cq_advance(&u->ring, n);
                 budget -= n;
                 for (unsigned i = 0; i < n; i++) {
@@ -328,8 +337,6 @@ static void reap(Engine *e, Uring *u, bool dispatch, unsigned budget) {
                                 continue;
                         handle_poll_cqe(e, u, ud, done[i].res, done[i].flags, dispatch);
                 }
-                if (budget == 0)
-                        break;
         }
 }
 
@@ -576,7 +583,10 @@ static int uring_wait(Engine *e, int64_t timeout_ns) {
                 ring_grow(e, u);
         u->overflowed = false;
         if (u->n_rearm > 0) {
-                rearm_run(e, u, false);
+                /* Not while the kernel still holds overflowed CQEs: the fresh polls' reports
+                 * would overflow and end them again. */
+                if (!io_uring_cq_has_overflow(&u->ring))
+                        rearm_run(e, u, false);
                 if (u->n_rearm > 0)
                         timeout_ns = 0; /* more to re-arm next iteration: do not sleep on them */
         }
@@ -598,7 +608,7 @@ static int uring_wait(Engine *e, int64_t timeout_ns) {
         if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY)
                 return r;
         e->stats.submissions += queued - io_uring_sq_ready(&u->ring);
-        reap(e, u, true, MAX(u->cq_entries * 4, 4096u));
+        reap(e, u, true, u->cq_entries);
         return 0;
 }
 

@@ -876,6 +876,8 @@ int engine_step(Engine *e, int64_t timeout_ns) {
         r = e->backend->wait(e, timeout_ns);
         if (r < 0 && r != -EINTR)
                 return r;
+        /* io callbacks may have taken a while: timers are judged by the clock as it is. */
+        engine_update_now(e);
         run_timers(e, ENGINE_CLOCK_MONOTONIC);
         run_timers(e, ENGINE_CLOCK_REALTIME);
         run_defers(e);

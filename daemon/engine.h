@@ -136,7 +136,8 @@ int engine_step(Engine *e, int64_t timeout_ns);
 /** engine_exit() - make engine_run() return @code after the current iteration. */
 void engine_exit(Engine *e, int code);
 
-/** engine_now() - the time cached at the start of this iteration's dispatch, in ns. */
+/** engine_now() - the cached time, in ns: taken when the wait returns (io callbacks see
+ * that) and again before timers run (timer and defer callbacks see that). */
 uint64_t engine_now(Engine *e, EngineClock clock);
 void engine_get_stats(Engine *e, EngineStats *ret);
 const char *engine_backend_name(Engine *e);

@@ -150,6 +150,13 @@ static int get_tag(json_t *params, json_t **ret, MethodError *err) {
         return 0;
 }
 
+static uint64_t monotonic_ns(void) {
+        struct timespec ts;
+
+        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
 static const char *mode_name(EngineMode m) {
         return m == ENGINE_EDGE ? "edge" : "oneshot";
 }
@@ -363,7 +370,9 @@ static int m_timer(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodErr
                 return fail_quota(err, "too many timers for this user (max-timers-per-uid)", l->timers_per_uid);
         if (has_at)
                 clock = ENGINE_CLOCK_REALTIME;
-        deadline = has_at ? at : engine_now(d->engine, ENGINE_CLOCK_MONOTONIC) + after;
+        /* From the clock now, not the loop's cached time: a timer must never fire before
+         * `after` has passed since the client sent the request. */
+        deadline = has_at ? at : monotonic_ns() + after;
         r = client_timer_new(c, clock, deadline, has_interval ? interval : 0, tag, &t);
         if (r < 0)
                 return fail_errno(err, r);

@@ -2234,6 +2234,41 @@ START_TEST(test_timer_after) {
 }
 END_TEST
 
+/* `after` counts from when the daemon reads the request, not from when its loop iteration
+ * began: another client holds the loop (debug-wedge) while this one sends its timer late
+ * in that iteration. With the iteration's cached clock the timer fired up to the wedge's
+ * length before `after` had passed (seen with io_uring, which reads the second client in
+ * the same iteration). */
+START_TEST(test_timer_after_counts_from_request) {
+        const char *const args[] = { NULL };
+        TestDaemon d;
+        TestClient c, wedger;
+        json_t *m, *req;
+        json_int_t t;
+        double t0, elapsed;
+
+        setenv("EVD_DEBUG", "1", 1);
+        start(&d, &c, args);
+        ck_assert_int_eq(test_client_connect(&wedger, d.socket), 0);
+        test_client_send(&wedger, jsonrpc_request_new(1, "debug-wedge", json_pack("{s:f}", "seconds", 0.4)),
+                         NULL, 0);
+        (void)poll(NULL, 0, 250); /* well into the wedge: the point is to arrive during it */
+        t0 = mono_now();
+        req = jsonrpc_request_new(7, "timer", json_pack("{s:f}", "after", 0.3));
+        test_client_send(&c, req, NULL, 0);
+        m = test_client_recv(&c, TIMEOUT);
+        ck_assert_ptr_nonnull(m);
+        t = int_member(member(m, "result"), "timer");
+        json_decref(m);
+        m = expect_notification(&c, "timer", "timer", t);
+        elapsed = mono_now() - t0;
+        ck_assert_msg(elapsed >= 0.3 - 0.001, "fired %.4f s after the request, asked for 0.3", elapsed);
+        json_decref(m);
+        test_client_close(&wedger);
+        stop(&d, &c);
+}
+END_TEST
+
 START_TEST(test_timer_at) {
         TestDaemon d;
         TestClient c;
@@ -3161,6 +3196,7 @@ static Suite *daemon_suite(void) {
 
         tc = tcase(s, "timer");
         tcase_add_test(tc, test_timer_after);
+        tcase_add_test(tc, test_timer_after_counts_from_request);
         tcase_add_test(tc, test_timer_at);
         tcase_add_test(tc, test_timer_immediate);
         tcase_add_test(tc, test_timer_interval_no_drift);
