@@ -202,7 +202,7 @@ int request_wait(struct evd_client *c, Request *req, int timeout_ms, json_t **re
 int request_finish(struct evd_client *c, Request *req, bool sync, int timeout_ms,
                    json_t **ret_result);
 void client_flush(struct evd_client *c);
-void client_read(struct evd_client *c);
+unsigned client_read(struct evd_client *c, unsigned max);
 void client_requests_reset(struct evd_client *c, int reason);
 Pending *pending_add(struct evd_client *c, PendingKind kind);
 void pending_add_done(struct evd_client *c, evd_done_fn done, void *userdata, int r);

@@ -394,14 +394,24 @@ int evd_client_dispatch(struct evd_client *c) {
         client_begin(c);
         if (!c->running)
                 c->exit_requested = false;
-        if (read(c->timer_fd, &ticks, sizeof(ticks)) > 0)
+        /* The timerfd is only ever armed by client_update(): no read() while it is not. */
+        if (c->timer_armed && read(c->timer_fd, &ticks, sizeof(ticks)) > 0)
                 c->timer_armed = 0; /* one-shot: it is disarmed now */
         if (c->state == CLIENT_RECONNECTING && now_usec(CLOCK_MONOTONIC) >= c->reconnect_at)
                 (void)client_try_reconnect(c);
-        if (c->state == CLIENT_CONNECTED) {
-                client_read(c);
-                client_flush(c);
+        /* The first packet's callbacks run before looking for more, so that a lone
+         * notification does not wait for the read that finds the socket empty. */
+        if (c->state == CLIENT_CONNECTED && client_read(c, 1) > 0) {
+                r = client_run_pending(c);
+                if (r < 0) {
+                        client_update(c);
+                        return r;
+                }
+                if (c->state == CLIENT_CONNECTED)
+                        (void)client_read(c, CLIENT_READ_BUDGET - 1);
         }
+        if (c->state == CLIENT_CONNECTED)
+                client_flush(c);
         r = client_run_pending(c);
         client_update(c);
         if (r < 0)

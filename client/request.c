@@ -227,7 +227,7 @@ int request_wait(struct evd_client *c, Request *req, int timeout_ms, json_t **re
                         return r;
                 }
                 if (c->state == CLIENT_CONNECTED) {
-                        client_read(c);
+                        (void)client_read(c, CLIENT_READ_BUDGET);
                         client_flush(c);
                 }
         }
@@ -441,37 +441,39 @@ static void handle_message(struct evd_client *c, json_t *m) {
                 handle_reply(c, &resp);
 }
 
-/** client_read() - read and handle what the daemon sent, a bounded number of packets. */
-void client_read(struct evd_client *c) {
-        for (unsigned i = 0; i < CLIENT_READ_BUDGET && c->state == CLIENT_CONNECTED; i++) {
+/** client_read() - read and handle at most @max packets. Return: how many were read. */
+unsigned client_read(struct evd_client *c, unsigned max) {
+        unsigned i;
+
+        for (i = 0; i < max && c->state == CLIENT_CONNECTED; i++) {
                 WirePacket pkt;
                 json_t *v = NULL;
                 int r;
 
                 r = wire_recv(c->sock, c->recv_buf, EVD_MAX_PACKET, NULL, &pkt);
                 if (r == -EAGAIN)
-                        return;
+                        return i;
                 if (r == -EINTR)
                         continue;
                 if (r < 0) {
                         client_lost(c, r);
-                        return;
+                        return i;
                 }
                 if (pkt.eof) {
                         client_lost(c, c->refused_code    ? c->refused_code
                                        : c->shutting_down ? -ESHUTDOWN
                                                           : -ECONNRESET);
-                        return;
+                        return i;
                 }
                 if (pkt.truncated || pkt.fds_truncated) {
                         client_lost(c, -EPROTO); /* the daemon broke the wire limits */
-                        return;
+                        return i;
                 }
                 if (pkt.len == 0)
                         continue;
                 if (jsonrpc_parse(c->recv_buf, pkt.len, &v, NULL) < 0) {
                         client_lost(c, -EPROTO);
-                        return;
+                        return i;
                 }
                 if (json_is_array(v)) {
                         size_t j;
@@ -485,9 +487,10 @@ void client_read(struct evd_client *c) {
                         r = c->fatal;
                         c->fatal = 0;
                         client_lost(c, r);
-                        return;
+                        return i + 1;
                 }
         }
+        return i;
 }
 
 /**
