@@ -154,5 +154,5 @@ static inline EngineSource *engine_io_lookup(Engine *e, int fd) {
 /** engine_for_each_io() - call @fn on every live io source (ring migration). */
 void engine_for_each_io(Engine *e, void (*fn)(Engine *e, EngineSource *s, void *data), void *data);
 /** engine_for_each_allocated_io() - also the freed ones whose memory still waits for a
- * backend's last reference. @fn must not free or allocate sources. */
+ * backend's last reference. @fn may release the source it is given, nothing else. */
 void engine_for_each_allocated_io(Engine *e, void (*fn)(Engine *e, EngineSource *s, void *data), void *data);

@@ -24,9 +24,9 @@
  * semantics or "no event is lost" cannot be kept, and engine_new() falls back to epoll.
  *
  * The ring starts small and grows with the number of live polls: io_uring rings cannot be
- * resized with liburing 2.3, so growing means a new ring, every poll cancelled on the old
- * one and re-armed on the new (poll re-checks readiness when armed: no event is lost, an
- * edge source may see one spurious wakeup).
+ * resized with liburing 2.3, so growing means a new ring, the old one closed with its polls
+ * and every source re-armed on the new (poll re-checks readiness when armed: no event is
+ * lost, an edge source may see one spurious wakeup).
  */
 
 #include "engine-internal.h"
@@ -498,27 +498,23 @@ static int uring_init(Engine *e, const EngineOptions *opts) {
         return 0;
 }
 
-static void cancel_one_source(Engine *e, EngineSource *s, void *data) {
-        (void)uring_cancel_polls(e, data, s);
+static void forget_polls(Engine *e, EngineSource *s, void *data) {
+        Uring *u = data;
+        unsigned n = (unsigned)__builtin_popcount(s->io.poll_mask);
+
+        s->io.poll_mask = 0;
+        u->live_polls -= n;
+        while (n-- > 0)
+                engine_source_unref(s); /* may release @s: nothing touches it after */
 }
 
-/* Cancel every poll on the ring and reap until none holds a source. One POLL_REMOVE per
- * poll (a hash lookup each) rather than one cancel-any: the kernel rescans its whole poll
- * list for every request a cancel-any matches, which is quadratic in the watch count. */
-static bool ring_drain(Engine *e, Uring *u) {
-        engine_for_each_allocated_io(e, cancel_one_source, u);
-        while (u->live_polls > 0) {
-                /* Bounded: a poll that will not die must not wedge the loop. */
-                struct __kernel_timespec ts = { .tv_sec = 1 };
-                struct io_uring_cqe *cqe;
-                int r = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
-
-                e->stats.syscalls++;
-                if (r < 0 && r != -EINTR)
-                        return false;
-                reap(e, u, false, UINT_MAX);
-        }
-        return true;
+/* A ring about to be closed takes its requests with it (the kernel cancels them); their
+ * CQEs are never seen, so the references their polls held are dropped here instead. No
+ * waiting for cancellations: some polls (a signalfd's, one mid-wakeup) do not answer a
+ * POLL_REMOVE promptly. Whatever they would have reported, a fresh poll finds again. */
+static void ring_abandon(Engine *e, Uring *u) {
+        engine_for_each_allocated_io(e, forget_polls, u);
+        u->live_polls = 0;
 }
 
 static void rearm_on_new_ring(Engine *e, EngineSource *s, void *data) {
@@ -535,22 +531,17 @@ static void ring_grow(Engine *e, Uring *u) {
         unsigned old_cq = u->cq_entries;
 
         if (ring_setup(e, u, &bigger, u->sq_entries, cq) < 0) {
+                u->cq_entries = old_cq;
                 u->fixed = true;
                 return;
         }
-        if (ring_drain(e, u)) {
-                io_uring_queue_exit(&u->ring);
-                u->ring = bigger;
-                ring_apply_disabled(u);
-                ring_register(e, u);
-                e->stats.ring_resizes++;
-        } else {
-                io_uring_queue_exit(&bigger);
-                u->cq_entries = old_cq;
-                u->fixed = true;
-        }
+        ring_abandon(e, u);
+        io_uring_queue_exit(&u->ring);
+        u->ring = bigger;
+        ring_apply_disabled(u);
+        ring_register(e, u);
+        e->stats.ring_resizes++;
         e->stats.cq_entries = u->cq_entries;
-        /* Whatever the drain cancelled is armed again, on whichever ring is now current. */
         engine_for_each_io(e, rearm_on_new_ring, NULL);
 }
 
@@ -565,7 +556,7 @@ static void uring_done(Engine *e) {
         }
         free(u->rearm);
         if (u->ring_ready) {
-                (void)ring_drain(e, u);
+                ring_abandon(e, u);
                 io_uring_queue_exit(&u->ring);
         }
         (void)safe_close(u->probe_fd);

@@ -184,8 +184,10 @@ void engine_for_each_allocated_io(Engine *e, void (*fn)(Engine *e, EngineSource 
                 for (size_t i = 0; i < SOURCE_POOL_CHUNK; i++)
                         if (c->sources[i].refs > 0 && c->sources[i].type == SOURCE_IO)
                                 fn(e, &c->sources[i], data);
-        for (SourceLink *l = e->malloced; l; l = l->next) {
+        for (SourceLink *l = e->malloced, *next; l; l = next) {
                 EngineSource *s = (EngineSource *)(l + 1);
+
+                next = l->next; /* @fn may release @s */
                 if (s->type == SOURCE_IO)
                         fn(e, s, data);
         }

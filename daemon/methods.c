@@ -528,13 +528,16 @@ static int m_watches(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodE
 
         if (check_known(params, known, err) < 0 || !(t = target_conn(c, params, err)) || page_init(&p, params, err) < 0)
                 return -1;
-        LIST_FOREACH(Watch, link, w, &t->watches)
-                if (!page_add(&p, json_pack("{s:I,s:I,s:o,s:s,s:b,s:O*,s:I,s:s,s:f}", "watch", (json_int_t)w->id,
+        LIST_FOREACH(Watch, link, w, &t->watches) {
+                json_t *tag = w->tag_len ? watch_tag_json(w) : NULL;
+
+                if (!page_add(&p, json_pack("{s:I,s:I,s:o,s:s,s:b,s:o*,s:I,s:s}", "watch", (json_int_t)w->id,
                                             "client", (json_int_t)t->id, "events", protocol_events_to_json(w->events),
                                             "mode", mode_name(w->mode), "armed", source_io_is_armed(w->source),
-                                            "tag", w->tag, "count", (json_int_t)w->wakeups, "fd_type",
-                                            watch_fd_kind(w->fd), "age", age_seconds(c->daemon, w->created))))
+                                            "tag", tag, "count", (json_int_t)w->wakeups, "fd_type",
+                                            watch_fd_kind(watch_fd(w)))))
                         break;
+        }
         *ret = page_result(&p, "watches", t->watches.n);
         return 0;
 }

@@ -107,7 +107,7 @@ void notify_closed(Watch *w, const char *reason) {
 
         if (!n)
                 return;
-        n->tag = json_incref(w->tag);
+        n->tag = w->tag_len ? watch_tag_json(w) : NULL;
         n->reason = reason;
 }
 
@@ -118,27 +118,87 @@ void notify_shutdown(Conn *c, const char *reason) {
                 n->reason = reason;
 }
 
+/* `ready` goes out by the hundred thousand a second, and building it with jansson (objects,
+ * an snprintf per integer, the encoder) cost two thirds of the daemon's CPU under load
+ * (perf, in bench/README.md). So it is assembled from fixed text, the tag as jansson
+ * encoded it when the watch was made, and the "events" array as jansson encoded it once
+ * per combination of events. tests/test-notify.c holds it to jansson's own encoding. */
+#define READY_HEAD "{\"jsonrpc\":\"2.0\",\"method\":\"ready\",\"params\":{\"watch\":"
+#define EVENT_COMBINATIONS 64
+
+static unsigned event_index(uint32_t events) {
+        return (events & 0x1f) | ((events & EVD_EVENT_RDHUP) ? 0x20 : 0);
+}
+
+static const char *events_text(uint32_t events, size_t *ret_len) {
+        static char text[EVENT_COMBINATIONS][64];
+        static uint8_t len[EVENT_COMBINATIONS];
+        unsigned i = event_index(events);
+
+        if (!len[i]) {
+                json_t *a = protocol_events_to_json(events);
+                size_t n = a ? json_dumpb(a, text[i], sizeof(text[i]), JSON_COMPACT) : 0;
+
+                json_decref(a);
+                if (n == 0 || n >= sizeof(text[i]))
+                        return NULL;
+                len[i] = (uint8_t)n;
+        }
+        *ret_len = len[i];
+        return text[i];
+}
+
+static char *put(char *p, const char *end, const char *text, size_t len) {
+        if (!p || (size_t)(end - p) < len)
+                return NULL;
+        memcpy(p, text, len);
+        return p + len;
+}
+
+static char *put_u64(char *p, const char *end, uint64_t v) {
+        char digits[20];
+        size_t n = 0;
+
+        do
+                digits[sizeof(digits) - ++n] = (char)('0' + v % 10);
+        while ((v /= 10) > 0);
+        return put(p, end, digits + sizeof(digits) - n, n);
+}
+
+int notify_encode_ready(uint64_t watch, const char *tag, size_t tag_len, uint32_t events, uint64_t count,
+                        char *buf, size_t size, size_t *ret_len) {
+        const char *end = buf + size, *ev;
+        size_t ev_len;
+        char *p = buf;
+
+        ev = events_text(events, &ev_len);
+        if (!ev)
+                return -EINVAL;
+        p = put(p, end, READY_HEAD, sizeof(READY_HEAD) - 1);
+        p = put_u64(p, end, watch);
+        p = put(p, end, ",\"tag\":", 7);
+        p = tag ? put(p, end, tag, tag_len) : put(p, end, "null", 4);
+        p = put(p, end, ",\"events\":", 10);
+        p = put(p, end, ev, ev_len);
+        p = put(p, end, ",\"count\":", 9);
+        p = put_u64(p, end, count);
+        p = put(p, end, "}}", 2);
+        if (!p)
+                return -EMSGSIZE;
+        *ret_len = (size_t)(p - buf);
+        return 0;
+}
+
 static json_t *tag_or_null(json_t *tag) {
         return tag ? json_incref(tag) : json_null();
 }
 
-/* The notification for @n, or NULL when it is moot (its watch went away). Detaches @n
- * from its watch or timer: from here on new events start a new notice. */
+/* The notification for @n, or NULL when it is moot. `ready` never comes here: see
+ * notify_encode_ready(). */
 static json_t *notice_to_json(Conn *c, Notice *n) {
-        Watch *w;
         ClientTimer *t;
 
         switch (n->kind) {
-        case NOTICE_READY:
-                w = idmap_get(&c->watch_map, n->id);
-                if (!w)
-                        return NULL;
-                if (w->pending == n)
-                        w->pending = NULL;
-                return jsonrpc_notification("ready", json_pack("{s:I,s:o,s:o,s:I}", "watch", (json_int_t)n->id,
-                                                               "tag", tag_or_null(w->tag), "events",
-                                                               protocol_events_to_json(n->events), "count",
-                                                               (json_int_t)n->count));
         case NOTICE_TIMER:
                 t = idmap_get(&c->timer_map, n->id);
                 if (t && t->pending == n)
@@ -194,6 +254,37 @@ static uint64_t now_ns(void) {
         return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Encode @n into @buf, and copy it to the monitors. Detaches @n from its watch or timer:
+ * from here on new events start a new notice. Returns -ENOENT when it is moot (its watch
+ * went away: unwatch promises no notification after its reply). */
+static int notice_encode(Conn *c, Notice *n, char *buf, size_t size, size_t *ret_len) {
+        Daemon *d = c->daemon;
+        json_t *msg = NULL;
+        int r;
+
+        if (n->kind == NOTICE_READY) {
+                Watch *w = idmap_get(&c->watch_map, n->id);
+                const char *tag;
+                size_t tag_len;
+
+                if (!w)
+                        return -ENOENT;
+                if (w->pending == n)
+                        w->pending = NULL;
+                tag = watch_tag_text(w, &tag_len);
+                r = notify_encode_ready(n->id, tag, tag_len, n->events, n->count, buf, size, ret_len);
+                if (r >= 0 && list_first(&d->monitors))
+                        msg = json_loadb(buf, *ret_len, 0, NULL);
+        } else {
+                msg = notice_to_json(c, n);
+                r = msg ? jsonrpc_encode(msg, buf, size, ret_len) : -ENOENT;
+        }
+        if (msg && r >= 0 && list_first(&d->monitors))
+                monitor_copy(d, c, msg);
+        json_decref(msg);
+        return r;
+}
+
 /* Send one packet of @count notifications; park it on EAGAIN. Returns 0, -EAGAIN, -errno. */
 static int send_packet(Conn *c, char *buf, size_t len, unsigned count) {
         Daemon *d = c->daemon;
@@ -231,14 +322,10 @@ int notify_flush(Conn *c) {
 
         while ((node = list_first(&c->notices))) {
                 Notice *n = container_of(node, Notice, link);
-                json_t *msg = notice_to_json(c, n);
                 char *item = d->encode_buf;
                 size_t item_len;
 
-                if (msg && list_first(&d->monitors))
-                        monitor_copy(d, c, msg);
-                r = msg ? jsonrpc_encode(msg, item, sizeof(d->encode_buf), &item_len) : -ENOENT;
-                json_decref(msg);
+                r = notice_encode(c, n, item, sizeof(d->encode_buf), &item_len);
                 if (r >= 0 && n->kind != NOTICE_SHUTDOWN)
                         histogram_add(&d->latency, sent_at > n->since_ns ? sent_at - n->since_ns : 0);
                 notice_unqueue(c, n);

@@ -43,5 +43,9 @@ void notice_unqueue(Conn *c, Notice *n);
 /** notify_flush() - encode queued notices into packets (a batch array when several fit)
  * and send until EAGAIN. Return: 0 all sent, -EAGAIN blocked, other -errno: broken. */
 int notify_flush(Conn *c);
+/** notify_encode_ready() - the `ready` notification, encoded into @buf (not terminated).
+ * @tag: the watch's tag as compact JSON, NULL for none. Return: 0, -EMSGSIZE. */
+int notify_encode_ready(uint64_t watch, const char *tag, size_t tag_len, uint32_t events, uint64_t count,
+                        char *buf, size_t size, size_t *ret_len);
 /** notify_drop_all() - free every queued notice (client going away). */
 void notify_drop_all(Conn *c);

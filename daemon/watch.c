@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <linux/magic.h>
@@ -39,6 +40,54 @@ static int watch_io_cb(EngineSource *s, int fd, uint32_t revents, void *userdata
         return 0;
 }
 
+static int tag_store(Watch *w, json_t *tag) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+
+        if (!tag || json_is_null(tag))
+                return 0;
+        /* Any JSON value may be a tag: scalars need JSON_ENCODE_ANY. */
+        len = json_dumpb(tag, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (len == 0 || len > UINT16_MAX)
+                return -EINVAL;
+        text = malloc(len);
+        if (!text)
+                return -ENOMEM;
+        if (json_dumpb(tag, text, len, JSON_COMPACT | JSON_ENCODE_ANY) != len)
+                return -EINVAL;
+        w->tag_len = (uint16_t)len;
+        if (len <= WATCH_TAG_INLINE)
+                memcpy(w->tag.inline_text, text, len);
+        else
+                w->tag.heap = TAKE_PTR(text);
+        return 0;
+}
+
+static void tag_release(Watch *w) {
+        if (w->tag_len > WATCH_TAG_INLINE)
+                free(w->tag.heap);
+        w->tag_len = 0;
+}
+
+const char *watch_tag_text(const Watch *w, size_t *ret_len) {
+        *ret_len = w->tag_len;
+        if (w->tag_len == 0)
+                return NULL;
+        return w->tag_len <= WATCH_TAG_INLINE ? w->tag.inline_text : w->tag.heap;
+}
+
+json_t *watch_tag_json(const Watch *w) {
+        size_t len;
+        const char *text = watch_tag_text(w, &len);
+        json_t *v = text ? json_loadb(text, len, JSON_DECODE_ANY, NULL) : NULL;
+
+        return v ? v : json_null();
+}
+
+int watch_fd(const Watch *w) {
+        return source_get_fd(w->source);
+}
+
 int watch_new(Conn *conn, int fd, uint32_t events, EngineMode mode, json_t *tag, Watch **ret) {
         Daemon *d = conn->daemon;
         Watch *w;
@@ -49,10 +98,11 @@ int watch_new(Conn *conn, int fd, uint32_t events, EngineMode mode, json_t *tag,
                 return -ENOMEM;
         w->conn = conn;
         w->id = ++d->next_watch_id;
-        w->fd = fd;
-        w->events = events;
-        w->mode = mode;
-        w->created = engine_now(d->engine, ENGINE_CLOCK_MONOTONIC);
+        w->events = (uint16_t)events;
+        w->mode = (uint8_t)mode;
+        r = tag_store(w, tag);
+        if (r < 0)
+                goto fail;
         r = idmap_put(&conn->watch_map, w->id, w);
         if (r < 0)
                 goto fail;
@@ -61,7 +111,6 @@ int watch_new(Conn *conn, int fd, uint32_t events, EngineMode mode, json_t *tag,
                 (void)idmap_remove(&conn->watch_map, w->id);
                 goto fail;
         }
-        w->tag = json_incref(tag);
         list_append(&conn->watches, &w->link);
         {
                 LogContext ctx = conn_log_context(conn);
@@ -75,6 +124,7 @@ int watch_new(Conn *conn, int fd, uint32_t events, EngineMode mode, json_t *tag,
         *ret = w;
         return 0;
 fail:
+        tag_release(w);
         free(w);
         return r;
 }
@@ -82,6 +132,7 @@ fail:
 Watch *watch_free(Watch *w) {
         Conn *c;
         Daemon *d;
+        int fd;
 
         if (!w)
                 return NULL;
@@ -89,14 +140,15 @@ Watch *watch_free(Watch *w) {
         d = c->daemon;
         if (w->pending)
                 notice_unqueue(c, w->pending);
+        fd = watch_fd(w);
         (void)source_free(w->source);
-        (void)safe_close(w->fd);
+        (void)safe_close(fd);
         (void)idmap_remove(&c->watch_map, w->id);
         list_remove(&c->watches, &w->link);
         c->usage->watches--;
         d->n_watches--;
         daemon_counts_changed(d);
-        json_decref(w->tag);
+        tag_release(w);
         free(w);
         return NULL;
 }
@@ -106,8 +158,8 @@ int watch_modify(Watch *w, uint32_t events, EngineMode mode) {
 
         if (r < 0)
                 return r;
-        w->events = events;
-        w->mode = mode;
+        w->events = (uint16_t)events;
+        w->mode = (uint8_t)mode;
         /* Unlike the engine's, an edge watch is armed by definition (PROTOCOL.md, modify):
          * a spent oneshot switched to edge starts watching again. */
         if (mode == ENGINE_EDGE && !source_io_is_armed(w->source))

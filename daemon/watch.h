@@ -10,18 +10,26 @@
 typedef struct Conn Conn;
 typedef struct Notice Notice;
 
+/* The tag is kept encoded (compact JSON, as it goes into every notification), inline when
+ * it is short: most tags are small integers, and an idle watch should cost as little as
+ * possible (the daemon holds one per watched fd, tens of thousands of them). The fd is the
+ * engine source's (source_get_fd()): the daemon's copy, owned, closed by watch_free(). */
+#define WATCH_TAG_INLINE 8
+
 typedef struct Watch {
         Conn *conn;
         ListNode link; /* conn->watches */
         uint64_t id;
-        int fd; /* the daemon's copy, owned: closed by watch_free() */
         EngineSource *source;
-        uint32_t events;
-        EngineMode mode;
-        json_t *tag;     /* owned reference, or NULL */
         Notice *pending; /* queued `ready` that new edge events merge into */
         uint64_t wakeups;
-        uint64_t created; /* monotonic ns */
+        union {
+                char *heap;
+                char inline_text[WATCH_TAG_INLINE];
+        } tag;
+        uint16_t tag_len; /* 0: no tag */
+        uint16_t events;  /* ENGINE_IN.. (all below 1 << 16) */
+        uint8_t mode;     /* EngineMode */
 } Watch;
 
 typedef struct ClientTimer {
@@ -43,6 +51,11 @@ Watch *watch_free(Watch *w);
 int watch_modify(Watch *w, uint32_t events, EngineMode mode);
 int watch_arm(Watch *w);
 const char *watch_fd_kind(int fd);
+int watch_fd(const Watch *w);
+/** watch_tag_text() - the encoded tag, NULL if none; @ret_len its length. */
+const char *watch_tag_text(const Watch *w, size_t *ret_len);
+/** watch_tag_json() - the tag parsed back, a new reference; JSON null if none. */
+json_t *watch_tag_json(const Watch *w);
 
 int client_timer_new(Conn *conn, EngineClock clock, uint64_t at_ns, uint64_t interval_ns, json_t *tag,
                      ClientTimer **ret);
