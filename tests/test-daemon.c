@@ -2937,6 +2937,71 @@ END_TEST
 
 /* ---- lifecycle: disconnects, SHUT_WR, shutdown -------------------------------------- */
 
+static void write_file(const char *path, const char *text) {
+        FILE *f = fopen(path, "we");
+
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_ge(fputs(text, f), 0);
+        ck_assert_int_eq(fclose(f), 0);
+}
+
+/* SIGHUP re-reads --config and applies limits and the log level to the clients already
+ * connected; a config with an error is refused and the running one kept. */
+START_TEST(test_reload) {
+        char config[256], arg[300];
+        const char *args[] = { arg, NULL };
+        TestDaemon d;
+        TestClient c;
+        int p[2], q[2], r[2];
+        json_t *reply;
+        bool applied = false;
+
+        snprintf(config, sizeof(config), "/tmp/evd-reload-%d.conf", (int)getpid());
+        write_file(config, "# test\nmax-watches-per-client = 1\nlog-level = info\n");
+        snprintf(arg, sizeof(arg), "--config=%s", config);
+        start(&d, &c, args);
+        make_pipe(p);
+        make_pipe(q);
+        make_pipe(r);
+        (void)watch_fd(&c, p[0], "in", "edge", NULL);
+        call_error(&c, "watch", json_pack("{s:i,s:[s],s:s}", "fd", 0, "events", "in", "mode", "edge"), &q[0], 1,
+                   -32004, NULL);
+
+        write_file(config, "max-watches-per-client = 3\nlog-level = debug\n");
+        ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
+        /* The signal and this client's requests race in the daemon's loop: retry. */
+        for (int i = 0; i < 500 && !applied; i++) {
+                reply = test_client_call(&c, "watch",
+                                         json_pack("{s:i,s:[s],s:s}", "fd", 0, "events", "in", "mode", "edge"),
+                                         &q[0], 1);
+                applied = json_object_get(reply, "result") != NULL;
+                json_decref(reply);
+                if (!applied)
+                        (void)poll(NULL, 0, 10);
+        }
+        ck_assert_msg(applied, "the raised limit was not applied after SIGHUP");
+        ck_assert_msg(test_daemon_log_contains(&d, "Configuration reloaded"), "no reload in the log");
+
+        /* A broken file: refused, logged, the running limits stay (3 watches now taken). */
+        write_file(config, "max-watches-per-client = many\n");
+        ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
+        for (int i = 0; i < 500 && !test_daemon_log_contains(&d, "keeping the running configuration"); i++)
+                (void)poll(NULL, 0, 10);
+        ck_assert(test_daemon_log_contains(&d, "keeping the running configuration"));
+        (void)watch_fd(&c, r[0], "in", "edge", NULL);
+        call_error(&c, "watch", json_pack("{s:i,s:[s],s:s}", "fd", 0, "events", "in", "mode", "edge"), &r[0], 1,
+                   -32004, NULL);
+        ping(&c);
+        for (int i = 0; i < 2; i++) {
+                close(p[i]);
+                close(q[i]);
+                close(r[i]);
+        }
+        (void)unlink(config);
+        stop(&d, &c);
+}
+END_TEST
+
 /*
  * Not covered: the `closed` notification. The daemon sends it only when the engine reports
  * POLLNVAL for a watched fd, which the epoll backend never does and io_uring does only for a
@@ -3235,6 +3300,7 @@ static Suite *daemon_suite(void) {
         tcase_add_test(tc, test_quota_clients_per_uid);
 
         tc = tcase(s, "lifecycle");
+        tcase_add_test(tc, test_reload);
         tcase_add_test(tc, test_client_death_cleanup);
         tcase_add_test(tc, test_disconnect_cleanup);
         tcase_add_test(tc, test_shut_wr);
