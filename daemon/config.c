@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "log.h"
 #include "macro.h"
@@ -38,10 +39,12 @@ typedef struct Setting {
 
 static const Setting settings[] = {
         { "log-level", SETTING_LOG_LEVEL, offsetof(Config, log_level), 0, 0, "err, warning, notice, info, debug" },
-        { "max-clients", SETTING_UNSIGNED, LIMIT(clients), 1, 1000000, "connections at once" },
-        { "max-clients-per-uid", SETTING_UNSIGNED, LIMIT(clients_per_uid), 1, 1000000, "connections per user" },
-        { "max-watches-per-client", SETTING_UNSIGNED, LIMIT(watches_per_client), 0, 10000000, "watches per connection" },
-        { "max-watches-per-uid", SETTING_UNSIGNED, LIMIT(watches_per_uid), 0, 10000000, "watches per user" },
+        { "max-clients", SETTING_UNSIGNED, LIMIT(clients), 1, 1000000, "connections at once (fd limit / 2)" },
+        { "max-clients-per-uid", SETTING_UNSIGNED, LIMIT(clients_per_uid), 1, 1000000,
+          "connections per user (fd limit / 8)" },
+        { "max-watches-per-client", SETTING_UNSIGNED, LIMIT(watches_per_client), 0, 10000000,
+          "watches per connection (fd limit / 4)" },
+        { "max-watches-per-uid", SETTING_UNSIGNED, LIMIT(watches_per_uid), 0, 10000000, "watches per user (fd limit / 4)" },
         { "max-timers-per-client", SETTING_UNSIGNED, LIMIT(timers_per_client), 0, 100000000, "timers per connection" },
         { "max-timers-per-uid", SETTING_UNSIGNED, LIMIT(timers_per_uid), 0, 100000000, "timers per user" },
         { "max-queued-bytes", SETTING_SIZE, LIMIT(queued_bytes), 65536 * 2, 1ull << 32,
@@ -50,16 +53,25 @@ static const Setting settings[] = {
           "group whose members may inspect every client" },
 };
 
+/* Every watch and every client costs the daemon an fd. With defaults that are fractions of
+ * its fd limit, one user cannot take all of it: a quarter for one user's watches, an
+ * eighth for one user's connections. Timers cost memory (about 220 bytes each), so one
+ * user's default is capped at a few tens of MiB. */
 void config_init(Config *c) {
+        struct rlimit rl;
+        unsigned fds = 20000;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY)
+                fds = (unsigned)MIN(rl.rlim_max, (rlim_t)(1u << 24));
         *c = (Config){
                 .log_level = LOG_INFO,
                 .limits = {
-                        .clients = 4096,
-                        .clients_per_uid = 256,
-                        .watches_per_client = 16384,
-                        .watches_per_uid = 32768,
-                        .timers_per_client = 1000000,
-                        .timers_per_uid = 2000000,
+                        .clients = MAX(fds / 2, 16u),
+                        .clients_per_uid = MAX(fds / 8, 8u),
+                        .watches_per_client = MAX(fds / 4, 16u),
+                        .watches_per_uid = MAX(fds / 4, 16u),
+                        .timers_per_client = 100000,
+                        .timers_per_uid = 200000,
                         .queued_bytes = 4u << 20,
                 },
         };

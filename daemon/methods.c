@@ -232,6 +232,44 @@ static Watch *own_watch(Conn *c, json_t *params, MethodError *err) {
         return w;
 }
 
+#ifndef SO_PASSRIGHTS
+#define SO_PASSRIGHTS 83
+#endif
+
+/* An AF_UNIX socket the daemon holds must not be able to hold, in its queue, the client's
+ * own connection to evd (sent there with SCM_RIGHTS): the connection would then never be
+ * seen to close, with its watches and quota, a cycle the kernel's collector cannot break
+ * because the daemon keeps the socket. So: not a connection to evd itself, not a listener
+ * (connections queued on it may carry fds), an empty receive queue, and no fds from now on
+ * (SO_PASSRIGHTS, Linux 6.16; older kernels lack it, and the exposure is what the user's
+ * own quotas allow). PROTOCOL.md documents all three. */
+static int check_unix_socket(int fd, MethodError *err) {
+        int domain = 0, listening = 0, off = 0;
+        socklen_t len = sizeof(domain);
+        struct ucred cred;
+        char byte;
+        struct iovec iov = { &byte, 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+        if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || domain != AF_UNIX)
+                return 0;
+        len = sizeof(cred);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid == getpid())
+                return fail(err, EVD_ERR_INVALID_PARAMS, "fd", "a connection to evd cannot be watched through evd");
+        len = sizeof(listening);
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening)
+                return fail(err, EVD_ERR_INVALID_PARAMS, "fd", "an AF_UNIX listening socket cannot be watched");
+        if (setsockopt(fd, SOL_SOCKET, SO_PASSRIGHTS, &off, sizeof(off)) < 0 && errno != ENOPROTOOPT &&
+            errno != EINVAL)
+                return fail(err, EVD_ERR_BAD_FD, "fd", "cannot turn off fd passing on this AF_UNIX socket");
+        /* Anything queued, data or fds (which a peek without room for them flags as
+         * MSG_CTRUNC), could hide fds: the client drains the socket first. */
+        if (recvmsg(fd, &mh, MSG_PEEK | MSG_DONTWAIT) > 0 || (mh.msg_flags & MSG_CTRUNC))
+                return fail(err, EVD_ERR_INVALID_PARAMS, "fd",
+                            "an AF_UNIX socket with unread data cannot be watched: read it first");
+        return 0;
+}
+
 /* Refuse what cannot sensibly be watched before the engine sees it, with a reason. */
 static int check_watchable(int fd, MethodError *err) {
         struct stat st;
@@ -242,15 +280,8 @@ static int check_watchable(int fd, MethodError *err) {
                 return fail(err, EVD_ERR_INVALID_PARAMS, "fd", "regular files are always ready and cannot be watched");
         if (S_ISDIR(st.st_mode))
                 return fail(err, EVD_ERR_INVALID_PARAMS, "fd", "directories are always ready and cannot be watched");
-        if (S_ISSOCK(st.st_mode)) {
-                struct ucred cred;
-                socklen_t len = sizeof(cred);
-
-                /* A connection to evd itself would hold its own peer open: the client could
-                 * never be seen to go away (the SCM_RIGHTS cycle). */
-                if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid == getpid())
-                        return fail(err, EVD_ERR_INVALID_PARAMS, "fd", "a connection to evd cannot be watched through evd");
-        }
+        if (S_ISSOCK(st.st_mode))
+                return check_unix_socket(fd, err);
         return 0;
 }
 

@@ -50,12 +50,20 @@ static int ensure_directory(const char *path) {
         _cleanup_free_ char *copy = strdup(path);
         const char *dir;
         struct stat st;
+        mode_t old_umask;
+        int r;
 
         if (!copy)
                 return -ENOMEM;
         dir = dirname(copy);
-        if (mkdir(dir, geteuid() == 0 ? 0755 : 0700) < 0 && errno != EEXIST)
-                return log_error_errno(-errno, "Cannot create socket directory %s", dir);
+        /* The documented mode, whatever umask the daemon was started with. */
+        old_umask = umask(0);
+        r = mkdir(dir, geteuid() == 0 ? 0755 : 0700);
+        if (r < 0)
+                r = -errno;
+        (void)umask(old_umask);
+        if (r < 0 && r != -EEXIST)
+                return log_error_errno(r, "Cannot create socket directory %s", dir);
         if (lstat(dir, &st) < 0)
                 return log_error_errno(-errno, "Cannot inspect socket directory %s", dir);
         if (!S_ISDIR(st.st_mode)) {
@@ -175,16 +183,20 @@ static int adopt_activated(Server *s) {
         return 0;
 }
 
-static void refuse_for_fds(Server *s) {
+/* Out of fds: accept4() says EMFILE whether or not a connection waits (the fd is taken
+ * first). Returns false when none was waiting: the caller stops instead of spinning. */
+static bool refuse_for_fds(Server *s) {
         static uint64_t last_log;
         Daemon *d = s->daemon;
         uint64_t now = engine_now(d->engine, ENGINE_CLOCK_MONOTONIC);
+        bool refused = false;
         int fd;
 
         /* Give the reserve fd back for a moment: enough to accept and tell the client. */
         s->reserve_fd = safe_close(s->reserve_fd);
         fd = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd >= 0) {
+                refused = true;
                 json_t *err = jsonrpc_error(NULL, EVD_ERR_NO_FDS, NULL,
                                             jsonrpc_error_data(NULL, "the daemon is out of file descriptors"));
                 size_t len;
@@ -196,10 +208,11 @@ static void refuse_for_fds(Server *s) {
                 d->stats.refused++;
         }
         s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (now - last_log > NSEC_PER_SEC || !last_log) {
+        if (refused && (now - last_log > NSEC_PER_SEC || !last_log)) {
                 last_log = now;
                 log_warning("Out of file descriptors: refusing new clients (%u connected)", (unsigned)d->conns.n);
         }
+        return refused;
 }
 
 void server_accept(Server *s) {
@@ -221,8 +234,10 @@ void server_accept(Server *s) {
                                 continue;
                         case EMFILE:
                         case ENFILE:
-                                refuse_for_fds(s);
-                                continue;
+                                if (refuse_for_fds(s))
+                                        continue;
+                                s->accept_pending = false;
+                                return;
                         default:
                                 log_warning_errno(-errno, "accept() failed");
                                 s->accept_pending = false;

@@ -31,6 +31,7 @@
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -592,8 +593,13 @@ START_TEST(test_hello) {
         ck_assert_int_eq(int_member(limits, "max_fds"), 32);
         ck_assert_int_eq(int_member(limits, "max_tag"), 1024);
         ck_assert_int_eq(int_member(limits, "max_batch"), 1024);
-        ck_assert_int_eq(int_member(limits, "max_watches"), 16384);
-        ck_assert_int_eq(int_member(limits, "max_timers"), 1000000);
+        {
+                /* Defaults: a quarter of the daemon's fd limit (it inherits ours, hard). */
+                struct rlimit rl;
+                ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+                ck_assert_int_eq(int_member(limits, "max_watches"), (json_int_t)(rl.rlim_max / 4));
+        }
+        ck_assert_int_eq(int_member(limits, "max_timers"), 100000);
         ck_assert_int_eq(int_member(limits, "max_queued_bytes"), 4194304);
         ck_assert(fabs(num_member(limits, "min_interval") - 0.001) < 1e-9);
         id = int_member(r, "client_id");
