@@ -72,7 +72,7 @@ int jsonrpc_parse(const void *buf, size_t len, json_t **ret, json_error_t *ret_e
 
         /* JSON never contains a raw NUL, and jansson 2.14 drops one that directly follows a
          * number or a literal (`1\0,` parses): refuse them all before it sees the text. */
-        if (memchr(buf, 0, len)) {
+        if (len > 0 && memchr(buf, 0, len)) {
                 jsonrpc_error_set(ret_error, "NUL byte in the message");
                 return -EBADMSG;
         }

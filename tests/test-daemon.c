@@ -374,47 +374,12 @@ static json_int_t list_total(TestClient *c, const char *method, json_t *params) 
         return total;
 }
 
-/* Move every message of a packet into the backlog. */
-static void backlog_add(TestClient *c, json_t *v) {
-        if (json_is_array(v))
-                json_array_extend(c->backlog, v);
-        else
-                json_array_append(c->backlog, v);
-}
-
-static bool notification_matches(json_t *m, const char *method, const char *key, json_int_t id) {
-        if (!streq(json_string_value(json_object_get(m, "method")), method))
-                return false;
-        return !key || json_integer_value(json_object_get(json_object_get(m, "params"), key)) == id;
-}
-
 /* The next notification @method (whose params.@key is @id, if @key is set), from the
  * backlog first; others stay in the backlog. A new reference to the whole message, or NULL
  * after @timeout_ms or at EOF. */
 static json_t *wait_for(TestClient *c, const char *method, const char *key, json_int_t id,
                         int timeout_ms) {
-        long long deadline = ms_now() + timeout_ms;
-
-        for (;;) {
-                json_t *m, *v;
-                long long left;
-                size_t i;
-
-                json_array_foreach(c->backlog, i, m)
-                        if (notification_matches(m, method, key, id)) {
-                                json_incref(m);
-                                json_array_remove(c->backlog, i);
-                                return m;
-                        }
-                left = deadline - ms_now();
-                if (left <= 0)
-                        return NULL;
-                v = test_client_recv(c, (int)left);
-                if (!v)
-                        return NULL;
-                backlog_add(c, v);
-                json_decref(v);
-        }
+        return test_client_notification_for(c, method, key, id, timeout_ms);
 }
 
 static json_t *expect_notification(TestClient *c, const char *method, const char *key,

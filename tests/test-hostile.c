@@ -306,41 +306,13 @@ static json_int_t watch_fd(TestClient *c, int fd, const char *mode, json_t *tag)
         return id;
 }
 
-static bool note_matches(json_t *m, const char *method, const char *key, json_int_t id) {
-        if (!streq(json_string_value(json_object_get(m, "method")), method))
-                return false;
-        return !key || json_integer_value(json_object_get(json_object_get(m, "params"), key)) == id;
-}
-
 /* The next notification @method (with params.@key == @id if @key), backlog first; others
- * stay in the backlog. A new reference, or NULL after @timeout_ms or at EOF. */
+ * stay in the backlog. A new reference, scanned for leaks, or NULL after @timeout_ms. */
 static json_t *wait_note(TestClient *c, const char *method, const char *key, json_int_t id,
                          int timeout_ms) {
-        long long deadline = ms_now() + timeout_ms;
+        json_t *m = test_client_notification_for(c, method, key, id, timeout_ms);
 
-        for (;;) {
-                json_t *m, *v;
-                long long left;
-                size_t i;
-
-                json_array_foreach(c->backlog, i, m)
-                        if (note_matches(m, method, key, id)) {
-                                json_incref(m);
-                                json_array_remove(c->backlog, i);
-                                return scanned(m);
-                        }
-                left = deadline - ms_now();
-                if (left <= 0)
-                        return NULL;
-                v = test_client_recv(c, (int)left);
-                if (!v)
-                        return NULL;
-                if (json_is_array(v))
-                        json_array_extend(c->backlog, v);
-                else
-                        json_array_append(c->backlog, v);
-                json_decref(v);
-        }
+        return m ? scanned(m) : NULL;
 }
 
 /* Drop what the backlog collected (notifications and stray replies). */

@@ -518,7 +518,20 @@ int test_client_error_code(TestClient *c, const char *method, json_t *params, co
         return r;
 }
 
+static bool notification_matches(json_t *m, const char *method, const char *key, long long id) {
+        const char *name = json_string_value(json_object_get(m, "method"));
+
+        if (!name || (method && strcmp(name, method) != 0))
+                return false;
+        return !key || json_integer_value(json_object_get(json_object_get(m, "params"), key)) == id;
+}
+
 json_t *test_client_notification(TestClient *c, const char *method, int timeout_ms) {
+        return test_client_notification_for(c, method, NULL, 0, timeout_ms);
+}
+
+json_t *test_client_notification_for(TestClient *c, const char *method, const char *key, long long id,
+                                     int timeout_ms) {
         long long deadline = now_ms() + timeout_ms;
 
         for (;;) {
@@ -526,8 +539,7 @@ json_t *test_client_notification(TestClient *c, const char *method, int timeout_
                 json_t *m, *v, *none = NULL;
 
                 json_array_foreach(c->backlog, i, m) {
-                        const char *name = json_string_value(json_object_get(m, "method"));
-                        if (name && (!method || strcmp(name, method) == 0)) {
+                        if (notification_matches(m, method, key, id)) {
                                 json_incref(m);
                                 json_array_remove(c->backlog, i);
                                 return m;

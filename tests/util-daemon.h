@@ -91,3 +91,7 @@ int test_client_error_code(TestClient *c, const char *method, json_t *params, co
  * backlog first, then the socket; others met on the way stay in the backlog. A new
  * reference to the whole message, or NULL after @timeout_ms. */
 json_t *test_client_notification(TestClient *c, const char *method, int timeout_ms);
+/** test_client_notification_for() - the same, for the one whose params.@key is @id (@key
+ * NULL: any). */
+json_t *test_client_notification_for(TestClient *c, const char *method, const char *key, long long id,
+                                     int timeout_ms);
