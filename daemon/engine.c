@@ -781,6 +781,7 @@ int engine_new(Engine **ret, const EngineOptions *opts) {
         e->timers[ENGINE_CLOCK_MONOTONIC] = TIMER_HEAP_NULL;
         e->timers[ENGINE_CLOCK_REALTIME] = TIMER_HEAP_NULL;
         engine_update_now(e);
+        e->last_trim = e->now[ENGINE_CLOCK_MONOTONIC];
 
         if (backend != ENGINE_BACKEND_EPOLL) {
                 e->backend = &engine_backend_uring;

@@ -164,7 +164,8 @@ int source_get_fd(EngineSource *s);
 /** engine_reserve() - make room for @n more sources (typically timers on @clock) now:
  * source memory and timer heap capacity are allocated and touched here, so that adding
  * them later neither allocates nor faults pages in (what a daemon about to create many
- * timers, or a benchmark, wants). Return: 0 or -ENOMEM. */
+ * timers, or a benchmark, wants). The heap room stays reserved (the once-a-second trim
+ * keeps it) until engine_reserve(e, 0, clock). Return: 0 or -ENOMEM. */
 int engine_reserve(Engine *e, size_t n, EngineClock clock);
 
 /** engine_add_timer() - a timer at absolute @at_ns on @clock, repeating every @interval_ns

@@ -25,21 +25,6 @@
 #define LINE 64
 #define SKEW (LINE - sizeof(TimerHeapNode)) /* node 1, the first child group, on a line */
 
-static inline void place(TimerHeap *h, uint32_t i, TimerHeapNode node) {
-        h->nodes[i] = node;
-        node.item->index = i;
-}
-
-static void sift_up(TimerHeap *h, uint32_t i, TimerHeapNode node) {
-        while (i > 0) {
-                uint32_t parent = (i - 1) / ARITY;
-                if (h->nodes[parent].at <= node.at)
-                        break;
-                place(h, i, h->nodes[parent]);
-                i = parent;
-        }
-        place(h, i, node);
-}
 
 /* Index of the smallest child of @i; the caller guarantees at least one child exists. */
 static inline uint32_t min_child(const TimerHeap *h, uint32_t i) {
@@ -64,10 +49,10 @@ static inline uint32_t min_child(const TimerHeap *h, uint32_t i) {
 static void fill_hole(TimerHeap *h, uint32_t i, TimerHeapNode node) {
         while (i * ARITY + 1 < h->n) {
                 uint32_t c = min_child(h, i);
-                place(h, i, h->nodes[c]);
+                timer_heap_place(h, i, h->nodes[c]);
                 i = c;
         }
-        sift_up(h, i, node);
+        timer_heap_sift_up(h, i, node);
 }
 
 /* realloc() would lose the alignment: allocate, copy, free. Touching the new part now
@@ -89,7 +74,7 @@ static int resize(TimerHeap *h, uint32_t capacity) {
         return 0;
 }
 
-static int grow(TimerHeap *h) {
+int timer_heap_grow(TimerHeap *h) {
         uint32_t capacity = h->capacity ? h->capacity * 2 : MIN_CAPACITY;
 
         if (capacity <= h->capacity || capacity > UINT32_MAX / 2)
@@ -98,20 +83,24 @@ static int grow(TimerHeap *h) {
 }
 
 void timer_heap_trim(TimerHeap *h) {
-        uint32_t capacity = MAX(h->n * 2, 4096u);
+        uint32_t capacity = MAX(MAX(h->n * 2, 4096u), h->floor);
 
-        if (h->capacity > 4096 && h->n < h->capacity / 8)
+        if (h->capacity > capacity && h->n < h->capacity / 8)
                 (void)resize(h, capacity);
 }
 
 int timer_heap_reserve(TimerHeap *h, uint32_t n) {
         uint64_t want = (uint64_t)h->n + n;
 
+        int r = 0;
+
         if (want > UINT32_MAX / 2)
                 return -ENOMEM;
-        if (want <= h->capacity)
-                return 0;
-        return resize(h, (uint32_t)want);
+        if (want > h->capacity)
+                r = resize(h, (uint32_t)want);
+        if (r >= 0)
+                h->floor = n ? (uint32_t)want : 0;
+        return r;
 }
 
 void timer_heap_deinit(TimerHeap *h) {
@@ -121,15 +110,6 @@ void timer_heap_deinit(TimerHeap *h) {
         *h = TIMER_HEAP_NULL;
 }
 
-int timer_heap_push(TimerHeap *h, TimerHeapItem *item, uint64_t at) {
-        if (h->n == h->capacity) {
-                int r = grow(h);
-                if (r < 0)
-                        return r;
-        }
-        sift_up(h, h->n++, (TimerHeapNode){ .at = at, .item = item });
-        return 0;
-}
 
 void timer_heap_remove(TimerHeap *h, TimerHeapItem *item) {
         uint32_t i = item->index;
@@ -148,7 +128,7 @@ void timer_heap_update(TimerHeap *h, TimerHeapItem *item, uint64_t at) {
         TimerHeapNode node = { .at = at, .item = item };
 
         if (i > 0 && h->nodes[(i - 1) / ARITY].at > at)
-                sift_up(h, i, node);
+                timer_heap_sift_up(h, i, node);
         else
                 fill_hole(h, i, node);
 }
