@@ -417,12 +417,42 @@ static bool mode_valid(enum evd_mode mode) {
         return mode == EVD_ONESHOT || mode == EVD_EDGE;
 }
 
+/* A new watch or timer with its CREATE request, which create_finish() sends. */
+static Obj *create_begin(struct evd_client *c, ObjKind kind) {
+        Request *req = request_new(REQ_CREATE);
+        Obj *o = req ? obj_new(c, kind) : NULL;
+
+        if (!o) {
+                (void)request_free(req);
+                return NULL;
+        }
+        o->create = req;
+        req->obj = o->id;
+        return o;
+}
+
+/* The id is known before the daemon answers: an async caller gets it at once, so that it
+ * can name the object in pipelined calls; a sync caller only once it exists. */
+static int create_finish(struct evd_client *c, Obj *o, bool sync, int timeout_ms, evd_done_fn done,
+                         void *done_userdata, uint64_t *ret_id) {
+        Request *req = o->create;
+        uint64_t id = o->id;
+        int r;
+
+        req->done = done;
+        req->done_userdata = done_userdata;
+        if (!sync && ret_id)
+                *ret_id = id;
+        r = request_finish(c, req, sync, timeout_ms, NULL);
+        if (r >= 0 && sync && ret_id)
+                *ret_id = id;
+        return r;
+}
+
 static int watch_add(struct evd_client *c, int fd, uint32_t events, enum evd_mode mode,
                      evd_watch_fn cb, void *userdata, bool sync, int timeout_ms, evd_done_fn done,
                      void *done_userdata, uint64_t *ret_watch) {
         _cleanup_close_ int dup = -1;
-        Request *req;
-        uint64_t id;
         Obj *o;
         int r;
 
@@ -437,28 +467,16 @@ static int watch_add(struct evd_client *c, int fd, uint32_t events, enum evd_mod
         dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         if (dup < 0)
                 return -errno;
-        req = request_new(REQ_CREATE);
-        o = req ? obj_new(c, OBJ_WATCH) : NULL;
-        if (!o) {
-                (void)request_free(req);
+        o = create_begin(c, OBJ_WATCH);
+        if (!o)
                 return -ENOMEM;
-        }
         o->fd = TAKE_FD(dup);
         o->events = events;
         o->mode = mode;
         o->armed = true;
         o->watch_cb = cb;
         o->userdata = userdata;
-        o->create = req;
-        req->obj = id = o->id;
-        req->done = done;
-        req->done_userdata = done_userdata;
-        if (!sync && ret_watch)
-                *ret_watch = id;
-        r = request_finish(c, req, sync, timeout_ms, NULL);
-        if (r >= 0 && sync && ret_watch)
-                *ret_watch = id;
-        return r;
+        return create_finish(c, o, sync, timeout_ms, done, done_userdata, ret_watch);
 }
 
 int evd_watch_add(struct evd_client *client, int fd, uint32_t events, enum evd_mode mode,
@@ -617,8 +635,6 @@ int evd_timer_cancel_async(struct evd_client *client, uint64_t timer, evd_done_f
 static int timer_add(struct evd_client *c, bool realtime, uint64_t when, uint64_t interval,
                      evd_timer_fn cb, void *userdata, bool sync, int timeout_ms, evd_done_fn done,
                      void *done_userdata, uint64_t *ret_timer) {
-        Request *req;
-        uint64_t id;
         Obj *o;
         int r;
 
@@ -628,27 +644,15 @@ static int timer_add(struct evd_client *c, bool realtime, uint64_t when, uint64_
         if (!cb || when > CLIENT_MAX_TIMER_USEC || interval > CLIENT_MAX_TIMER_USEC ||
             (interval != 0 && interval < CLIENT_MIN_INTERVAL_USEC))
                 return -EINVAL;
-        req = request_new(REQ_CREATE);
-        o = req ? obj_new(c, OBJ_TIMER) : NULL;
-        if (!o) {
-                (void)request_free(req);
+        o = create_begin(c, OBJ_TIMER);
+        if (!o)
                 return -ENOMEM;
-        }
         o->realtime = realtime;
         o->next_usec = realtime ? when : now_usec(CLOCK_MONOTONIC) + when;
         o->interval_usec = interval;
         o->timer_cb = cb;
         o->userdata = userdata;
-        o->create = req;
-        req->obj = id = o->id;
-        req->done = done;
-        req->done_userdata = done_userdata;
-        if (!sync && ret_timer)
-                *ret_timer = id;
-        r = request_finish(c, req, sync, timeout_ms, NULL);
-        if (r >= 0 && sync && ret_timer)
-                *ret_timer = id;
-        return r;
+        return create_finish(c, o, sync, timeout_ms, done, done_userdata, ret_timer);
 }
 
 int evd_timer_after(struct evd_client *client, uint64_t usec, uint64_t interval_usec,
