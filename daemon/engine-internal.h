@@ -15,14 +15,16 @@ typedef enum SourceType {
 } SourceType;
 
 /*
- * Aligned to 16 so that io_uring's user_data has 4 free low bits for a poll generation.
+ * Aligned to 64 (the size it has anyway) so that io_uring's user_data has 6 free low bits:
+ * a 4-bit poll generation and a 2-bit request kind (engine-uring.c).
  *
- * Lifetime: `refs` counts the user's handle (until source_free()), an in-flight io_uring
- * poll (until its last CQE) and a running callback. Memory is released at zero, so a CQE,
+ * Lifetime: `refs` counts the user's handle (until source_free()), each io_uring request
+ * still in the kernel (a poll until its last CQE, a cancel or update until its CQE), each
+ * queue the source waits in, and a running callback. Memory is released at zero, so a CQE,
  * or the rest of a batch, may still look at a source the user already freed: `dead` tells
  * them to drop it.
  */
-struct __attribute__((aligned(16))) EngineSource {
+struct __attribute__((aligned(64))) EngineSource {
         Engine *engine;
         void *userdata;
         uint16_t refs;
@@ -39,12 +41,18 @@ struct __attribute__((aligned(16))) EngineSource {
                         /* io_uring: each poll request carries a 4-bit generation in the low
                          * bits of user_data; bit g of poll_mask is set while the poll of
                          * generation g is live (each holds a ref). Only the current one
-                         * (poll_gen) may report: a superseded poll's late CQE is dropped. */
-                        uint16_t poll_mask;
+                         * (poll_gen, unless superseded) may report: a superseded poll's late
+                         * CQE is dropped. cancel_mask: generations with a cancel in flight. */
                         uint8_t poll_gen;
-                        bool rearm_queued;  /* io_uring: waiting in the re-arm queue */
-                        bool registered;    /* epoll: in the interest list */
-                        bool kernel_armed;  /* epoll: not spent by EPOLLONESHOT; io_uring: multishot */
+                        uint16_t poll_mask;
+                        uint16_t cancel_mask;
+                        uint16_t kernel_events; /* io_uring: the mask the current poll has */
+                        uint8_t ctl_inflight;   /* io_uring: cancels + updates in the kernel */
+                        bool registered : 1;    /* epoll: in the interest list */
+                        bool kernel_armed : 1;  /* epoll: not spent by EPOLLONESHOT; io_uring: multishot */
+                        bool rearm_queued : 1;  /* io_uring: waiting in the re-arm queue */
+                        bool sync_queued : 1;   /* io_uring: waiting for the next submission */
+                        bool superseded : 1;    /* io_uring: no live poll may report any more */
                 } io;
                 struct {
                         engine_timer_cb cb;

@@ -1,17 +1,28 @@
 /* engine-uring.c - the io_uring backend (liburing only)
  *
  * Edge sources are multishot POLL_ADDs, oneshot sources oneshot POLL_ADDs; event changes
- * are poll updates; removal is a POLL_REMOVE by user_data. Everything queued during an
+ * are poll updates; removal is an ASYNC_CANCEL by user_data. Everything queued during an
  * iteration goes to the kernel with the next wait, in one io_uring_enter, and a wait with a
  * deadline passes it as EXT_ARG: no timerfd and no extra syscall for the loop timeout.
  *
- * user_data is the source pointer plus a 4-bit poll generation (sources are 16-aligned).
- * Each poll request holds a reference on its source until its last CQE (the first without
- * IORING_CQE_F_MORE; a cancel ends with -ECANCELED), so a late CQE for a freed source finds
- * valid memory marked dead and is dropped, and a CQE from a superseded poll (a mode change
- * is a remove plus an add, which may both complete) is dropped by its generation.
- * Requests whose CQE we never want (update, remove) carry user_data 0 and, where the
- * kernel has it, IOSQE_CQE_SKIP_SUCCESS.
+ * Requests are not made when the core asks: io_start/io_update/io_stop only record what
+ * the source wants and queue it (once) for the next wait, where sync_source() compares it
+ * with what the kernel has and sends the difference: at most one cancel per live poll, one
+ * update or one new poll. Any number of changes between two iterations therefore costs
+ * the kernel work of one, and never runs out of poll generations.
+ *
+ * user_data is the source pointer (sources are 64-aligned) plus a 4-bit poll generation and
+ * a 2-bit request kind: the poll itself, a cancel of it, or an update of it. Every request
+ * holds a reference on its source until its CQE (a poll: its last CQE, the first without
+ * IORING_CQE_F_MORE; a cancelled poll ends with -ECANCELED), so a late CQE finds valid
+ * memory marked dead and is dropped, and a CQE from a superseded poll is dropped by its
+ * generation. Cancels and updates always post their CQE (no IOSQE_CQE_SKIP_SUCCESS: the
+ * reference needs it) and every result is checked: a cancel that finds the poll busy
+ * (-EALREADY: a wakeup in flight, common with DEFER_TASKRUN, where wakeups run inside
+ * io_uring_enter) is sent again at the next wait, because a poll left armed keeps a
+ * reference on the file after evd closed its fd; a failed update becomes a cancel plus a
+ * new poll. ASYNC_CANCEL rather than POLL_REMOVE: on the kernels we know, POLL_REMOVE gives
+ * up with -EALREADY during a wakeup while ASYNC_CANCEL marks the poll and lets it end.
  *
  * A live edge source whose multishot poll ended (the kernel ends multishot polls it cannot
  * post a CQE for when the CQ is full) must be re-armed, and a fresh poll reports the fd's
@@ -24,9 +35,9 @@
  * semantics or "no event is lost" cannot be kept, and engine_new() falls back to epoll.
  *
  * The ring starts small and grows with the number of live polls: io_uring rings cannot be
- * resized with liburing 2.3, so growing means a new ring, the old one closed with its polls
- * and every source re-armed on the new (poll re-checks readiness when armed: no event is
- * lost, an edge source may see one spurious wakeup).
+ * resized with liburing 2.3, so growing means a new ring, the old one closed with its
+ * requests and every source re-armed on the new (poll re-checks readiness when armed: no
+ * event is lost, an edge source may see one spurious wakeup).
  */
 
 #include "engine-internal.h"
@@ -44,16 +55,35 @@
 
 #define GEN_BITS 4
 #define GEN_MASK ((1u << GEN_BITS) - 1)
+#define GEN_ALL ((1u << (GEN_MASK + 1)) - 1)
+#define OP_SHIFT GEN_BITS
+#define OP_MASK (3u << OP_SHIFT)
+#define UDATA_LOW_MASK (GEN_MASK | OP_MASK)
 #define SQ_ENTRIES_DEFAULT 256
 #define CQ_ENTRIES_DEFAULT 1024
 #define CQ_ENTRIES_MAX 65536
 #define REAP_BATCH 256
+
+/* The request kinds in user_data's bits 4-5. */
+enum {
+        OP_POLL = 0,
+        OP_CANCEL = 1,
+        OP_UPDATE = 2,
+};
 
 /* user_data values that are never source pointers */
 #define UDATA_IGNORE UINT64_C(0)
 #define UDATA_PROBE_POLL UINT64_C(2)
 #define UDATA_PROBE_UPDATE UINT64_C(3)
 #define UDATA_PROBE_REMOVE UINT64_C(4)
+
+_Static_assert(_Alignof(EngineSource) > UDATA_LOW_MASK, "user_data needs the source's low bits");
+
+/* Sources waiting for something; each holds a reference while it is in. */
+typedef struct SourceQueue {
+        EngineSource **items;
+        size_t n, capacity;
+} SourceQueue;
 
 typedef struct Uring {
         struct io_uring ring;
@@ -64,8 +94,8 @@ typedef struct Uring {
         bool fixed;
         bool overflowed; /* since the last wait: grow before the next */
         unsigned live_polls;
-        EngineSource **rearm; /* each holds a ref; see the top of the file */
-        size_t n_rearm, rearm_capacity;
+        SourceQueue pending; /* what the kernel must be told at the next wait */
+        SourceQueue rearm;   /* multishot polls the kernel ended: see the top of the file */
         /* An empty epoll set: asking it to ADD an fd tells whether the fd can be polled at
          * all (io_uring would report an unpollable file ready forever). */
         int probe_fd;
@@ -82,6 +112,27 @@ static unsigned round_pow2(unsigned v) {
         while (p < v && p < CQ_ENTRIES_MAX)
                 p <<= 1;
         return p;
+}
+
+static int queue_push(SourceQueue *q, EngineSource *s) {
+        if (q->n == q->capacity) {
+                size_t capacity = q->capacity ? q->capacity * 2 : 64;
+                EngineSource **items = realloc(q->items, capacity * sizeof(*items));
+
+                if (!items)
+                        return -ENOMEM;
+                q->items = items;
+                q->capacity = capacity;
+        }
+        engine_source_ref(s);
+        q->items[q->n++] = s;
+        return 0;
+}
+
+/* Drop the first @n entries (their references were dropped by whoever took them). */
+static void queue_consume(SourceQueue *q, size_t n) {
+        memmove(q->items, q->items + n, (q->n - n) * sizeof(*q->items));
+        q->n -= n;
 }
 
 /* Submit what is queued now (the SQ filled up, or before a ring switch). */
@@ -111,58 +162,100 @@ static struct io_uring_sqe *uring_get_sqe(Engine *e, Uring *u) {
         return sqe;
 }
 
-static void prep_quiet(Uring *u, struct io_uring_sqe *sqe) {
-        io_uring_sqe_set_data64(sqe, UDATA_IGNORE);
-        if (!(u->disabled & ENGINE_FEATURE_CQE_SKIP) && (u->ring.features & IORING_FEAT_CQE_SKIP))
-                io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
+static inline uint64_t request_udata(EngineSource *s, unsigned gen, unsigned op) {
+        return (uint64_t)(uintptr_t)s | gen | op << OP_SHIFT;
 }
 
 static inline uint64_t poll_udata(EngineSource *s, unsigned gen) {
-        return (uint64_t)(uintptr_t)s | gen;
-}
-
-/* Queue a POLL_REMOVE for every poll of @s still in the kernel. Those already ending fail
- * with ENOENT, quietly; a new poll queued after them is never matched (other generation). */
-static int uring_cancel_polls(Engine *e, Uring *u, EngineSource *s) {
-        for (unsigned gen = 0; gen <= GEN_MASK; gen++) {
-                struct io_uring_sqe *sqe;
-
-                if (!(s->io.poll_mask & (1u << gen)))
-                        continue;
-                sqe = uring_get_sqe(e, u);
-                if (!sqe)
-                        return -EBUSY;
-                io_uring_prep_poll_remove(sqe, poll_udata(s, gen));
-                prep_quiet(u, sqe);
-        }
-        return 0;
+        return request_udata(s, gen, OP_POLL);
 }
 
 /* The kernel reports PRI (urgent data) only to a poll that also asks for RDBAND. */
-static unsigned kernel_mask(EngineSource *s) {
-        return s->io.events | ((s->io.events & ENGINE_PRI) ? POLLRDBAND : 0);
+static uint16_t kernel_mask(EngineSource *s) {
+        return (uint16_t)(s->io.events | ((s->io.events & ENGINE_PRI) ? POLLRDBAND : 0));
 }
 
-static int uring_io_start(Engine *e, EngineSource *s) {
-        Uring *u = uring_of(e);
-        struct io_uring_sqe *sqe;
-        unsigned gen = s->io.poll_gen;
+/* Queue @s for sync_source() at the next wait. */
+static int sync_request(Uring *u, EngineSource *s) {
         int r;
 
-        r = uring_cancel_polls(e, u, s);
+        if (s->io.sync_queued)
+                return 0;
+        r = queue_push(&u->pending, s);
         if (r < 0)
                 return r;
-        /* Next generation whose poll is not still live (it may be ending after a cancel). */
-        for (unsigned tries = 0;; tries++) {
-                if (tries > GEN_MASK)
-                        return -EBUSY;
-                gen = (gen + 1) & GEN_MASK;
-                if (!(s->io.poll_mask & (1u << gen)))
-                        break;
+        s->io.sync_queued = true;
+        return 0;
+}
+
+static bool current_poll_live(EngineSource *s) {
+        return !s->io.superseded && (s->io.poll_mask & (1u << s->io.poll_gen));
+}
+
+/* A control request (cancel, update) of generation @gen's poll; NULL when none can be had
+ * now (the SQ cannot be flushed, or 255 are in flight). */
+static struct io_uring_sqe *ctl_sqe(Engine *e, Uring *u, EngineSource *s, unsigned gen, unsigned op) {
+        struct io_uring_sqe *sqe;
+
+        if (s->io.ctl_inflight == UINT8_MAX || !(sqe = uring_get_sqe(e, u)))
+                return NULL;
+        io_uring_sqe_set_data64(sqe, request_udata(s, gen, op));
+        s->io.ctl_inflight++;
+        engine_source_ref(s);
+        return sqe;
+}
+
+/* Cancel every live poll of @s except the current one when @keep_current. Return: false if
+ * some cancel could not be queued (try again at the next wait). */
+static bool cancel_polls(Engine *e, Uring *u, EngineSource *s, bool keep_current) {
+        unsigned todo = s->io.poll_mask & ~(unsigned)s->io.cancel_mask;
+
+        if (keep_current)
+                todo &= ~(1u << s->io.poll_gen);
+        for (unsigned gen = 0; todo; gen++, todo >>= 1) {
+                struct io_uring_sqe *sqe;
+
+                if (!(todo & 1))
+                        continue;
+                sqe = ctl_sqe(e, u, s, gen, OP_CANCEL);
+                if (!sqe)
+                        return false;
+                io_uring_prep_cancel64(sqe, poll_udata(s, gen), 0);
+                io_uring_sqe_set_data64(sqe, request_udata(s, gen, OP_CANCEL));
+                s->io.cancel_mask |= (uint16_t)(1u << gen);
         }
+        return true;
+}
+
+/* Change the current poll's mask in place. Return: false if no request could be queued. */
+static bool update_poll(Engine *e, Uring *u, EngineSource *s) {
+        unsigned gen = s->io.poll_gen;
+        struct io_uring_sqe *sqe = ctl_sqe(e, u, s, gen, OP_UPDATE);
+
+        if (!sqe)
+                return false;
+        /* new_user_data 0: without IORING_POLL_UPDATE_USER_DATA any other value is EINVAL. */
+        io_uring_prep_poll_update(sqe, poll_udata(s, gen), 0, kernel_mask(s), IORING_POLL_UPDATE_EVENTS);
+        io_uring_sqe_set_data64(sqe, request_udata(s, gen, OP_UPDATE));
+        s->io.kernel_events = kernel_mask(s);
+        return true;
+}
+
+/* A new current poll. Return: false if none could be queued now (every generation is
+ * still live or being cancelled, or no SQE). */
+static bool start_poll(Engine *e, Uring *u, EngineSource *s) {
+        unsigned busy = s->io.poll_mask | s->io.cancel_mask;
+        unsigned gen = s->io.poll_gen;
+        struct io_uring_sqe *sqe;
+
+        if ((busy & GEN_ALL) == GEN_ALL)
+                return false;
+        do
+                gen = (gen + 1) & GEN_MASK;
+        while (busy & (1u << gen));
         sqe = uring_get_sqe(e, u);
         if (!sqe)
-                return -EBUSY;
+                return false;
         if (s->io.mode == ENGINE_EDGE)
                 io_uring_prep_poll_multishot(sqe, s->io.fd, kernel_mask(s));
         else
@@ -170,69 +263,106 @@ static int uring_io_start(Engine *e, EngineSource *s) {
         io_uring_sqe_set_data64(sqe, poll_udata(s, gen));
         s->io.poll_gen = (uint8_t)gen;
         s->io.poll_mask |= (uint16_t)(1u << gen);
+        s->io.superseded = false;
         s->io.kernel_armed = s->io.mode == ENGINE_EDGE; /* the live poll's mode */
+        s->io.kernel_events = kernel_mask(s);
         u->live_polls++;
         engine_source_ref(s);
-        return 0;
+        return true;
+}
+
+/* Make the kernel's requests for @s match what it wants. Return: false if part of it must
+ * wait for the next iteration. */
+static bool sync_source(Engine *e, Uring *u, EngineSource *s) {
+        bool want = !s->dead && s->enabled;
+        bool keep = want && current_poll_live(s);
+
+        if (keep && s->io.kernel_events != kernel_mask(s) && !update_poll(e, u, s))
+                keep = false;
+        if (!keep)
+                s->io.superseded = true;
+        if (!cancel_polls(e, u, s, keep))
+                return false;
+        return keep || !want || start_poll(e, u, s);
+}
+
+/* Everything queued since the last wait. What cannot be done now is queued again: the
+ * caller then polls instead of sleeping. */
+static void sync_pending(Engine *e, Uring *u) {
+        size_t n = u->pending.n;
+
+        for (size_t i = 0; i < n; i++) {
+                EngineSource *s = u->pending.items[i];
+
+                s->io.sync_queued = false;
+                if (!sync_source(e, u, s) && sync_request(u, s) < 0)
+                        s->io.superseded = true; /* no memory: what is armed stays, quietly */
+                engine_source_unref(s);
+        }
+        queue_consume(&u->pending, n);
+}
+
+/* Sync @s now when it cannot wait in the queue (no memory for it). */
+static int sync_soon(Engine *e, Uring *u, EngineSource *s) {
+        if (sync_request(u, s) == 0)
+                return 0;
+        return sync_source(e, u, s) ? 0 : -ENOMEM;
+}
+
+static int uring_io_start(Engine *e, EngineSource *s) {
+        Uring *u = uring_of(e);
+        bool was_superseded = s->io.superseded;
+        int r;
+
+        /* Whatever poll is still live was made for an earlier state. */
+        s->io.superseded = true;
+        r = sync_soon(e, u, s);
+        if (r < 0)
+                s->io.superseded = was_superseded;
+        return r;
 }
 
 static int uring_io_update(Engine *e, EngineSource *s) {
-        Uring *u = uring_of(e);
-        struct io_uring_sqe *sqe;
-        uint64_t ud = poll_udata(s, s->io.poll_gen);
-
         /* The kernel updates a poll's event mask, not its oneshot/multishot mode. */
-        if (s->io.poll_mask != (1u << s->io.poll_gen) || s->io.kernel_armed != (s->io.mode == ENGINE_EDGE) ||
-            !(e->features & ENGINE_FEATURE_POLL_UPDATE))
+        if (s->io.kernel_armed != (s->io.mode == ENGINE_EDGE) || !(e->features & ENGINE_FEATURE_POLL_UPDATE))
                 return uring_io_start(e, s);
-        sqe = uring_get_sqe(e, u);
-        if (!sqe)
-                return -EBUSY;
-        io_uring_prep_poll_update(sqe, ud, ud, kernel_mask(s),
-                                  IORING_POLL_UPDATE_EVENTS | (s->io.kernel_armed ? IORING_POLL_ADD_MULTI : 0));
-        prep_quiet(u, sqe);
-        return 0;
+        return sync_soon(e, uring_of(e), s);
 }
 
 static void uring_io_stop(Engine *e, EngineSource *s) {
-        /* If no SQE can be had even after a flush, the poll stays: its events are dropped
-         * (dead or disabled) and its last CQE still releases the source. */
-        (void)uring_cancel_polls(e, uring_of(e), s);
+        Uring *u = uring_of(e);
+
+        s->io.superseded = true;
+        /* No memory and no SQE: the poll stays until its next CQE, which is dropped (dead or
+         * disabled); the source is queued again from there. */
+        (void)sync_soon(e, u, s);
 }
 
 static void rearm_queue(Engine *e, Uring *u, EngineSource *s) {
         if (s->io.rearm_queued)
                 return;
-        if (u->n_rearm == u->rearm_capacity) {
-                size_t capacity = u->rearm_capacity ? u->rearm_capacity * 2 : 64;
-                EngineSource **q = realloc(u->rearm, capacity * sizeof(*q));
-                if (!q) {
-                        /* No memory to defer it: re-arm now, as the kernel allows. */
-                        (void)uring_io_start(e, s);
-                        return;
-                }
-                u->rearm = q;
-                u->rearm_capacity = capacity;
+        if (queue_push(&u->rearm, s) < 0) {
+                /* No memory to defer it: re-arm now, as the kernel allows. */
+                (void)sync_source(e, u, s);
+                return;
         }
-        engine_source_ref(s);
         s->io.rearm_queued = true;
-        u->rearm[u->n_rearm++] = s;
 }
 
 /* Re-arm queued sources, at most half a CQ's worth: see the top of the file. */
-static void rearm_run(Engine *e, Uring *u, bool all) {
-        size_t budget = all ? u->n_rearm : MIN(u->n_rearm, (size_t)MAX(u->cq_entries / 2, 1u));
+static void rearm_run(Engine *e, Uring *u) {
+        size_t budget = MIN(u->rearm.n, (size_t)MAX(u->cq_entries / 2, 1u));
 
         for (size_t i = 0; i < budget; i++) {
-                EngineSource *s = u->rearm[i];
+                EngineSource *s = u->rearm.items[i];
 
                 s->io.rearm_queued = false;
-                if (!s->dead && s->enabled && !(s->io.poll_mask & (1u << s->io.poll_gen)))
-                        (void)uring_io_start(e, s);
+                if (!s->dead && s->enabled && !s->io.superseded && !current_poll_live(s) &&
+                    !sync_source(e, u, s))
+                        (void)sync_request(u, s);
                 engine_source_unref(s);
         }
-        memmove(u->rearm, u->rearm + budget, (u->n_rearm - budget) * sizeof(*u->rearm));
-        u->n_rearm -= budget;
+        queue_consume(&u->rearm, budget);
 }
 
 static int uring_io_validate(Engine *e, int fd) {
@@ -252,18 +382,16 @@ static int uring_io_validate(Engine *e, int fd) {
         return 0;
 }
 
-/* A poll's CQE. With @dispatch false (draining a ring), only the bookkeeping. */
-static void handle_poll_cqe(Engine *e, Uring *u, uint64_t ud, int res, unsigned flags, bool dispatch) {
-        EngineSource *s = (EngineSource *)(uintptr_t)(ud & ~(uint64_t)GEN_MASK);
-        unsigned gen = (unsigned)(ud & GEN_MASK);
+/* A poll's CQE. */
+static void handle_poll_cqe(Engine *e, Uring *u, EngineSource *s, unsigned gen, int res, unsigned flags) {
         bool last = !(flags & IORING_CQE_F_MORE);
-        bool current = gen == s->io.poll_gen;
+        bool current = gen == s->io.poll_gen && !s->io.superseded;
 
         if (last) {
                 s->io.poll_mask &= (uint16_t)~(1u << gen);
                 u->live_polls--;
         }
-        if (dispatch && current) {
+        if (current) {
                 if (res > 0)
                         engine_io_event(e, s, (uint32_t)res);
                 else if (res < 0 && res != -ECANCELED && !s->dead && s->enabled) {
@@ -273,12 +401,47 @@ static void handle_poll_cqe(Engine *e, Uring *u, uint64_t ud, int res, unsigned 
                         if (!s->dead && s->enabled)
                                 (void)source_set_enabled(s, false);
                 }
-                /* Still wanted, and no newer poll was started from the callback. */
-                if (last && !s->dead && s->enabled && !(s->io.poll_mask & (1u << s->io.poll_gen)))
+                /* Still wanted, and nothing newer was asked for from the callback. */
+                if (last && !s->dead && s->enabled && !s->io.superseded && !current_poll_live(s))
                         rearm_queue(e, u, s);
         }
         if (last)
                 engine_source_unref(s);
+}
+
+/* A cancel's or an update's CQE: check what the kernel did. */
+static void handle_ctl_cqe(Engine *e, Uring *u, EngineSource *s, unsigned gen, unsigned op, int res) {
+        s->io.ctl_inflight--;
+        if (op == OP_CANCEL) {
+                s->io.cancel_mask &= (uint16_t)~(1u << gen);
+                /* -ENOENT: the poll had ended already; its last CQE is or was in the CQ.
+                 * Anything else (-EALREADY) leaves it live: cancel it again. */
+                if (res < 0 && res != -ENOENT && (s->io.poll_mask & (1u << gen))) {
+                        e->stats.cancel_retries++;
+                        if (sync_request(u, s) < 0)
+                                (void)cancel_polls(e, u, s, !s->io.superseded);
+                }
+        } else if (res == 0) {
+                e->stats.poll_updates++;
+        } else if (res != -ENOENT && gen == s->io.poll_gen && !s->io.superseded) {
+                /* The poll kept its old mask (-EALREADY: mid-wakeup): replace it. -ENOENT:
+                 * it had ended, and its last CQE re-arms it with the new mask. */
+                s->io.superseded = true;
+                if (sync_request(u, s) < 0)
+                        (void)sync_source(e, u, s);
+        }
+        engine_source_unref(s);
+}
+
+static void handle_cqe(Engine *e, Uring *u, uint64_t ud, int res, unsigned flags) {
+        EngineSource *s = (EngineSource *)(uintptr_t)(ud & ~(uint64_t)UDATA_LOW_MASK);
+        unsigned gen = (unsigned)(ud & GEN_MASK);
+        unsigned op = (unsigned)((ud & OP_MASK) >> OP_SHIFT);
+
+        if (op == OP_POLL)
+                handle_poll_cqe(e, u, s, gen, res, flags);
+        else
+                handle_ctl_cqe(e, u, s, gen, op, res);
 }
 
 /* Left alone, liburing's peek would flush deferred task work ~20 completions per enter;
@@ -304,7 +467,7 @@ typedef struct Completion {
  * one iteration could last as long as clients stay busy, with stale time and timers and
  * output held back. At most @budget CQEs for the same reason; what is left stays in the
  * CQ and the next wait returns at once for it. */
-static void reap(Engine *e, Uring *u, bool dispatch, unsigned budget) {
+static void reap(Engine *e, Uring *u, unsigned budget) {
         Completion done[REAP_BATCH];
         bool fetched = false;
 
@@ -335,7 +498,7 @@ static void reap(Engine *e, Uring *u, bool dispatch, unsigned budget) {
 
                         if (ud <= UDATA_PROBE_REMOVE || ud == LIBURING_UDATA_TIMEOUT)
                                 continue;
-                        handle_poll_cqe(e, u, ud, done[i].res, done[i].flags, dispatch);
+                        handle_cqe(e, u, ud, done[i].res, done[i].flags);
                 }
         }
 }
@@ -438,8 +601,7 @@ static void probe_poll_ops(Engine *e, Uring *u) {
         io_uring_sqe_set_data64(sqe, UDATA_PROBE_POLL);
         if (!(sqe = uring_get_sqe(e, u)))
                 return;
-        io_uring_prep_poll_update(sqe, UDATA_PROBE_POLL, UDATA_PROBE_POLL, POLLIN | POLLOUT,
-                                  IORING_POLL_UPDATE_EVENTS | IORING_POLL_ADD_MULTI);
+        io_uring_prep_poll_update(sqe, UDATA_PROBE_POLL, 0, POLLIN | POLLOUT, IORING_POLL_UPDATE_EVENTS);
         io_uring_sqe_set_data64(sqe, UDATA_PROBE_UPDATE);
         if (!(sqe = uring_get_sqe(e, u)))
                 return;
@@ -500,26 +662,29 @@ static int uring_init(Engine *e, const EngineOptions *opts) {
 
 static void forget_polls(Engine *e, EngineSource *s, void *data) {
         Uring *u = data;
-        unsigned n = (unsigned)__builtin_popcount(s->io.poll_mask);
+        unsigned polls = (unsigned)__builtin_popcount(s->io.poll_mask);
+        unsigned n = polls + s->io.ctl_inflight;
 
         s->io.poll_mask = 0;
-        u->live_polls -= n;
+        s->io.cancel_mask = 0;
+        s->io.ctl_inflight = 0;
+        u->live_polls -= polls;
         while (n-- > 0)
                 engine_source_unref(s); /* may release @s: nothing touches it after */
 }
 
-/* A ring about to be closed takes its requests with it (the kernel cancels them); their
- * CQEs are never seen, so the references their polls held are dropped here instead. No
- * waiting for cancellations: some polls (a signalfd's, one mid-wakeup) do not answer a
- * POLL_REMOVE promptly. Whatever they would have reported, a fresh poll finds again. */
+/* A ring about to be closed takes its requests with it (the kernel cancels them when the
+ * ring goes, and with them their file references); their CQEs are never seen, so the
+ * references the requests held are dropped here instead. No waiting for cancellations:
+ * whatever the polls would have reported, a fresh poll finds again. */
 static void ring_abandon(Engine *e, Uring *u) {
         engine_for_each_allocated_io(e, forget_polls, u);
         u->live_polls = 0;
 }
 
 static void rearm_on_new_ring(Engine *e, EngineSource *s, void *data) {
-        if (s->enabled && !(s->io.poll_mask & (1u << s->io.poll_gen)))
-                (void)uring_io_start(e, s);
+        if (s->enabled)
+                (void)sync_soon(e, data, s);
 }
 
 /* See the top of the file: a bigger ring means a new ring. On any failure, keep the old
@@ -542,7 +707,7 @@ static void ring_grow(Engine *e, Uring *u) {
         ring_register(e, u);
         e->stats.ring_resizes++;
         e->stats.cq_entries = u->cq_entries;
-        engine_for_each_io(e, rearm_on_new_ring, NULL);
+        engine_for_each_io(e, rearm_on_new_ring, u);
 }
 
 static void uring_done(Engine *e) {
@@ -550,11 +715,16 @@ static void uring_done(Engine *e) {
 
         if (!u)
                 return;
-        for (size_t i = 0; i < u->n_rearm; i++) {
-                u->rearm[i]->io.rearm_queued = false;
-                engine_source_unref(u->rearm[i]);
+        for (size_t i = 0; i < u->rearm.n; i++) {
+                u->rearm.items[i]->io.rearm_queued = false;
+                engine_source_unref(u->rearm.items[i]);
         }
-        free(u->rearm);
+        free(u->rearm.items);
+        for (size_t i = 0; i < u->pending.n; i++) {
+                u->pending.items[i]->io.sync_queued = false;
+                engine_source_unref(u->pending.items[i]);
+        }
+        free(u->pending.items);
         if (u->ring_ready) {
                 ring_abandon(e, u);
                 io_uring_queue_exit(&u->ring);
@@ -570,17 +740,22 @@ static int uring_wait(Engine *e, int64_t timeout_ns) {
         unsigned queued;
         int r;
 
-        if (!u->fixed && u->cq_entries < CQ_ENTRIES_MAX && (u->overflowed || u->live_polls > u->cq_entries))
+        /* Pending sources may each start a poll: grow for them before they do. */
+        if (!u->fixed && u->cq_entries < CQ_ENTRIES_MAX &&
+            (u->overflowed || u->live_polls + u->pending.n > u->cq_entries))
                 ring_grow(e, u);
         u->overflowed = false;
-        if (u->n_rearm > 0) {
+        if (u->rearm.n > 0) {
                 /* Not while the kernel still holds overflowed CQEs: the fresh polls' reports
                  * would overflow and end them again. */
                 if (!io_uring_cq_has_overflow(&u->ring))
-                        rearm_run(e, u, false);
-                if (u->n_rearm > 0)
+                        rearm_run(e, u);
+                if (u->rearm.n > 0)
                         timeout_ns = 0; /* more to re-arm next iteration: do not sleep on them */
         }
+        sync_pending(e, u);
+        if (u->pending.n > 0)
+                timeout_ns = 0; /* waiting for a generation or an SQE: try again at once */
 
         queued = io_uring_sq_ready(&u->ring);
         if (timeout_ns == 0)
@@ -599,7 +774,7 @@ static int uring_wait(Engine *e, int64_t timeout_ns) {
         if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY)
                 return r;
         e->stats.submissions += queued - io_uring_sq_ready(&u->ring);
-        reap(e, u, true, u->cq_entries);
+        reap(e, u, u->cq_entries);
         return 0;
 }
 

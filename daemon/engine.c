@@ -30,7 +30,8 @@ struct SourcePoolChunk {
         EngineSource sources[SOURCE_POOL_CHUNK];
 };
 
-typedef struct __attribute__((aligned(16))) SourceLink {
+/* As aligned as a source, so that the source behind it is too. */
+typedef struct __attribute__((aligned(64))) SourceLink {
         struct SourceLink *prev, *next;
 } SourceLink;
 
@@ -50,10 +51,11 @@ static const char *const feature_names[_ENGINE_FEATURE_COUNT] = {
 /* A chunk's sources go on the free list; writing each one's link touches every page, so
  * the chunk is faulted in here, once, not source by source later. */
 static int pool_grow(Engine *e) {
-        SourcePoolChunk *c = calloc(1, sizeof(*c));
+        SourcePoolChunk *c;
 
-        if (!c)
+        if (posix_memalign((void **)&c, _Alignof(SourcePoolChunk), sizeof(*c)) != 0)
                 return -ENOMEM;
+        memset(c, 0, sizeof(*c));
         c->next = e->chunks;
         e->chunks = c;
         for (size_t i = SOURCE_POOL_CHUNK; i-- > 0;) {
@@ -81,8 +83,9 @@ static EngineSource *source_alloc(Engine *e, SourceType type) {
         EngineSource *s;
 
         if (!e->pool_enabled) {
-                SourceLink *l = malloc(sizeof(SourceLink) + sizeof(*s));
-                if (!l)
+                SourceLink *l;
+
+                if (posix_memalign((void **)&l, _Alignof(SourceLink), sizeof(SourceLink) + sizeof(*s)) != 0)
                         return NULL;
                 l->prev = NULL;
                 l->next = e->malloced;
@@ -244,16 +247,28 @@ int engine_add_io(Engine *e, EngineSource **ret, int fd, uint32_t events, Engine
 }
 
 int source_io_modify(EngineSource *s, uint32_t events, EngineMode mode) {
+        uint32_t old_events;
+        uint8_t old_mode;
+        int r;
+
         if (!s || s->type != SOURCE_IO || s->dead || (events & ~(uint32_t)ENGINE_EVENTS_REQUESTABLE) ||
             (unsigned)mode >= _ENGINE_MODE_MAX)
                 return -EINVAL;
         if (s->io.events == events && s->io.mode == mode)
                 return 0;
+        old_events = s->io.events;
+        old_mode = s->io.mode;
         s->io.events = events;
         s->io.mode = (uint8_t)mode;
         if (!s->enabled)
                 return 0;
-        return s->engine->backend->io_update(s->engine, s);
+        r = s->engine->backend->io_update(s->engine, s);
+        if (r < 0) {
+                /* A failed request changes nothing. */
+                s->io.events = old_events;
+                s->io.mode = old_mode;
+        }
+        return r;
 }
 
 int source_io_arm(EngineSource *s) {

@@ -104,6 +104,8 @@ typedef struct EngineStats {
         uint64_t overflows;   /* io_uring CQ overflow episodes survived without losing events */
         uint64_t ring_resizes;
         uint64_t sq_full;     /* times the SQ filled up and was flushed early */
+        uint64_t poll_updates;   /* io_uring: events changes applied as a poll update */
+        uint64_t cancel_retries; /* io_uring: cancels the kernel refused for now (-EALREADY) */
         uint32_t io_sources;
         uint32_t timer_sources;
         uint32_t sq_entries;
