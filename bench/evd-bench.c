@@ -623,7 +623,8 @@ static void daemon_start(BenchDaemon *d, const char *backend, const char *const 
         size_t i;
 
         *d = (BenchDaemon){.backend = backend};
-        snprintf(d->dir, sizeof(d->dir), "/tmp/evd-bench-XXXXXX");
+        snprintf(d->dir, sizeof(d->dir), "%s/evd-bench-XXXXXX",
+                 getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
         if (!mkdtemp(d->dir))
                 die_errno("mkdtemp");
         snprintf(d->socket, sizeof(d->socket), "%s/evd.sock", d->dir);

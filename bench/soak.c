@@ -724,7 +724,8 @@ static int start_daemon(void) {
         pid_t parent = getpid();
         long long deadline;
 
-        snprintf(soak_dir, sizeof(soak_dir), "/tmp/evd-soak-XXXXXX");
+        snprintf(soak_dir, sizeof(soak_dir), "%s/evd-soak-XXXXXX",
+                 getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
         if (!mkdtemp(soak_dir))
                 return -errno;
         snprintf(soak_socket, sizeof(soak_socket), "%s/evd.sock", soak_dir);

@@ -19,7 +19,7 @@ fi
 build=$1
 src=$2
 sanitize=${3:-none}
-tmp=$(mktemp -d /tmp/evd-example-XXXXXX)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/evd-example-XXXXXX")
 daemon_pid=
 cleanup() {
     [ -z "$daemon_pid" ] || kill "$daemon_pid" 2>/dev/null || true

@@ -2939,7 +2939,7 @@ START_TEST(test_reload) {
         json_t *reply;
         bool applied = false;
 
-        snprintf(config, sizeof(config), "/tmp/evd-reload-%d.conf", (int)getpid());
+        snprintf(config, sizeof(config), "%s/evd-reload-%d.conf", test_tmpdir(), (int)getpid());
         write_file(config, "# test\nmax-watches-per-client = 1\nlog-level = info\n");
         snprintf(arg, sizeof(arg), "--config=%s", config);
         start(&d, &c, args);

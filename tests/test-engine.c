@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -1236,17 +1237,19 @@ static void expect_add_fails(Engine *e, int fd, uint32_t events, EngineMode mode
 START_TEST(test_add_errors) {
         _cleanup_pair_ int p[2] = PAIR_NULL;
         _cleanup_close_ int file = -1, dir = -1, null = -1;
-        char path[] = "/tmp/evd-test-engine-XXXXXX";
+        const char *tmp = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+        char path[PATH_MAX];
         IoRec r = { 0 };
         EngineSource *s;
         uint32_t base;
         int closed;
 
         make_pipe(p);
+        ck_assert_int_lt(snprintf(path, sizeof(path), "%s/evd-test-engine-XXXXXX", tmp), (int)sizeof(path));
         file = mkostemp(path, O_CLOEXEC);
         ck_assert_int_ge(file, 0);
         ck_assert_int_eq(unlink(path), 0);
-        dir = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        dir = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         ck_assert_int_ge(dir, 0);
         null = open("/dev/null", O_RDWR | O_CLOEXEC);
         ck_assert_int_ge(null, 0);

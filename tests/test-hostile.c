@@ -2260,8 +2260,7 @@ static bool file_contains(const char *path, const char *needle) {
 }
 
 static void make_tmpdir(char *dir, size_t size) {
-        snprintf(dir, size, "/tmp/evd-hostile-XXXXXX");
-        ck_assert_ptr_nonnull(mkdtemp(dir));
+        test_mkdtemp(dir, size, "evd-hostile");
 }
 
 static void connect_ping_as(const char *sock, uid_t uid) {

@@ -369,7 +369,7 @@ int main(void) {
         SRunner *sr = srunner_create(activation_suite());
         int failed;
 
-        snprintf(run_dir, sizeof(run_dir), "/tmp/evd-sd-act-XXXXXX");
+        snprintf(run_dir, sizeof(run_dir), "%s/evd-sd-act-XXXXXX", test_tmpdir());
         if (!mkdtemp(run_dir)) {
                 perror("mkdtemp");
                 return 1;

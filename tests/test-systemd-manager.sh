@@ -46,7 +46,7 @@ for v in EVD_TEST_DAEMON EVD_TEST_CLIENT EVD_TEST_SYSTEM_SERVICE EVD_TEST_USER_S
         [ -e "${!v:-}" ] || { echo "FAIL: $v is not set"; exit 1; }
 done
 
-W=$(mktemp -d /tmp/evd-sd-manager.XXXXXX)
+W=$(mktemp -d "${TMPDIR:-/tmp}/evd-sd-manager.XXXXXX")
 chmod 755 "$W"
 U=$W/root/config/systemd/user  # the root manager's units
 UU=$W/user/config/systemd/user # the unprivileged manager's units

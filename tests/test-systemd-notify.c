@@ -551,7 +551,7 @@ int main(void) {
         SRunner *sr = srunner_create(notify_suite());
         int failed;
 
-        snprintf(run_dir, sizeof(run_dir), "/tmp/evd-sd-notify-XXXXXX");
+        snprintf(run_dir, sizeof(run_dir), "%s/evd-sd-notify-XXXXXX", test_tmpdir());
         if (!mkdtemp(run_dir)) {
                 perror("mkdtemp");
                 return 1;

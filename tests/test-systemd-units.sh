@@ -25,7 +25,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 [ -n "$ANALYZE" ] || skip "systemd-analyze not found"
 [ -x "${EVD_TEST_DAEMON:-}" ] || fail "EVD_TEST_DAEMON is not set"
 
-W=$(mktemp -d /tmp/evd-units.XXXXXX)
+W=$(mktemp -d "${TMPDIR:-/tmp}/evd-units.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 DEST=$W/dest
 

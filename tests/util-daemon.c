@@ -34,6 +34,31 @@ static long long now_ms(void) {
         return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+const char *test_tmpdir(void) {
+        const char *t = getenv("TMPDIR");
+
+        return t && *t ? t : "/tmp";
+}
+
+void test_mkdtemp(char *buf, size_t size, const char *prefix) {
+        int n = snprintf(buf, size, "%s/%s-XXXXXX", test_tmpdir(), prefix);
+
+        ck_assert_msg(n > 0 && (size_t)n < size, "TMPDIR too long for %s", prefix);
+        ck_assert_msg(mkdtemp(buf), "mkdtemp(%s): %s", buf, strerror(errno));
+}
+
+/* The start-up probe is gone from the daemon's books before the test begins: tests count
+ * the daemon's fds and clients, and a probe still being closed is off by one. A ping
+ * answered means it was accepted (and counted); its fd is closed when evd sees the EOF. */
+static void probe_goes_away(TestDaemon *d, TestClient *probe) {
+        int with_probe;
+
+        json_decref(test_client_result(probe, "ping", NULL, NULL, 0));
+        with_probe = test_daemon_fd_count(d);
+        test_client_close(probe);
+        ck_assert_int_eq(test_daemon_wait_fd_count(d, with_probe - 1, TEST_TIMEOUT_MS), with_probe - 1);
+}
+
 void test_daemon_start(TestDaemon *d, const char *const *extra_args) {
         const char *bin = getenv("EVD_TEST_DAEMON");
         const char *backend = getenv("EVD_TEST_BACKEND");
@@ -44,8 +69,7 @@ void test_daemon_start(TestDaemon *d, const char *const *extra_args) {
 
         ck_assert_msg(bin && *bin, "EVD_TEST_DAEMON is not set");
         memset(d, 0, sizeof(*d));
-        snprintf(d->dir, sizeof(d->dir), "/tmp/evd-test-XXXXXX");
-        ck_assert_ptr_nonnull(mkdtemp(d->dir));
+        test_mkdtemp(d->dir, sizeof(d->dir), "evd-test");
         snprintf(d->socket, sizeof(d->socket), "%s/evd.sock", d->dir);
         snprintf(d->log, sizeof(d->log), "%s/evd.log", d->dir);
 
@@ -89,7 +113,7 @@ void test_daemon_start(TestDaemon *d, const char *const *extra_args) {
                 int status;
 
                 if (test_client_connect(&probe, d->socket) == 0) {
-                        test_client_close(&probe);
+                        probe_goes_away(d, &probe);
                         return;
                 }
                 ck_assert_msg(waitpid(d->pid, &status, WNOHANG) == 0, "evd exited during start-up (see %s)", d->log);

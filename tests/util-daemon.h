@@ -13,13 +13,19 @@
  */
 typedef struct TestDaemon {
         pid_t pid;
-        char dir[64];     /* mkdtemp() directory, removed by test_daemon_stop() */
-        char socket[128]; /* dir/evd.sock */
+        char dir[80];     /* mkdtemp() directory under $TMPDIR, removed by test_daemon_stop() */
+        char socket[108]; /* dir/evd.sock (sun_path's size) */
         char log[128];    /* dir/evd.log: the daemon's stderr */
 } TestDaemon;
 
+/** test_tmpdir() - $TMPDIR, or /tmp: where every test makes its temporary folders. */
+const char *test_tmpdir(void);
+/** test_mkdtemp() - a new private folder $TMPDIR/@prefix-XXXXXX in @buf; aborts on failure. */
+void test_mkdtemp(char *buf, size_t size, const char *prefix);
+
 /** test_daemon_start() - start evd with @extra_args (NULL-terminated, may be NULL) and wait
- * (at most 5 s) until it accepts connections. Aborts the test on failure. The daemon gets
+ * (at most 5 s) until it accepts connections and has closed the probe connection that
+ * found out (fd and client counts are exact when it returns). Aborts the test on failure. The daemon gets
  * SIGKILL if the process that started it dies first (a failed test leaves none behind). */
 void test_daemon_start(TestDaemon *d, const char *const *extra_args);
 /** test_daemon_stop() - SIGTERM, wait (at most 10 s, then SIGKILL), clean up the directory.
