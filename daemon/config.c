@@ -47,6 +47,8 @@ static const Setting settings[] = {
         { "max-watches-per-uid", SETTING_UNSIGNED, LIMIT(watches_per_uid), 0, 10000000, "watches per user (fd limit / 4)" },
         { "max-timers-per-client", SETTING_UNSIGNED, LIMIT(timers_per_client), 0, 100000000, "timers per connection" },
         { "max-timers-per-uid", SETTING_UNSIGNED, LIMIT(timers_per_uid), 0, 100000000, "timers per user" },
+        { "max-timer-rate-per-uid", SETTING_UNSIGNED, LIMIT(timer_rate_per_uid), 0, 100000000,
+          "timer expirations delivered per second per user, beyond: held and coalesced (0: no limit)" },
         { "max-queued-bytes", SETTING_SIZE, LIMIT(queued_bytes), 65536 * 2, 1ull << 32,
           "unread output per client before it is disconnected" },
         { "admin-group", SETTING_STRING, offsetof(Config, admin_group), 0, 0,
@@ -72,6 +74,9 @@ void config_init(Config *c) {
                         .watches_per_uid = MAX(fds / 4, 16u),
                         .timers_per_client = 100000,
                         .timers_per_uid = 200000,
+                        /* About a tenth of what this daemon can send in a second on a small
+                         * machine: one user's timers cannot take the loop from the others. */
+                        .timer_rate_per_uid = 100000,
                         .queued_bytes = 4u << 20,
                 },
         };

@@ -12,6 +12,7 @@ typedef struct Limits {
         unsigned watches_per_uid;
         unsigned timers_per_client;
         unsigned timers_per_uid;
+        unsigned timer_rate_per_uid;  /* expirations delivered per second, per user; 0: no limit */
         size_t queued_bytes;          /* output a client may leave unread before it is dropped */
 } Limits;
 

@@ -9,6 +9,7 @@
 #include "engine.h"
 #include "idmap.h"
 #include "list.h"
+#include "pace.h"
 #include "protocol.h"
 #include "server.h"
 #include "stats.h"
@@ -21,6 +22,7 @@ typedef struct UidUsage {
         unsigned clients;
         unsigned watches;
         unsigned timers;
+        Pace timer_pace; /* max-timer-rate-per-uid over all its timers */
 } UidUsage;
 
 typedef struct DaemonOptions {

@@ -469,6 +469,12 @@ static int m_stats(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodErr
                          "bytes_out", (json_int_t)s->bytes_out, "fds_received", (json_int_t)s->fds_in,
                          "monitor_dropped", (json_int_t)s->monitor_dropped,
                          "latency", histogram_to_json(&d->latency));
+        if (!*ret)
+                return 0; /* answered as out of memory */
+        (void)json_object_set_new(json_object_get(*ret, "engine"), "poll_updates", json_integer((json_int_t)e.poll_updates));
+        (void)json_object_set_new(json_object_get(*ret, "engine"), "cancel_retries",
+                                  json_integer((json_int_t)e.cancel_retries));
+        (void)json_object_set_new(json_object_get(*ret, "daemon"), "timers_held", json_integer((json_int_t)s->timers_held));
         return 0;
 }
 
@@ -584,8 +590,9 @@ static int m_timers(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodEr
             page_init(&p, params, err) < 0)
                 return -1;
         LIST_FOREACH(ClientTimer, link, t, &owner->timers) {
-                uint64_t at = source_timer_get_at(t->source), now = engine_now(d->engine, t->clock);
-                uint64_t interval = source_timer_get_interval(t->source);
+                /* A held timer is due since its first unreported deadline (overdue). */
+                uint64_t at = t->held ? t->held_due : source_timer_get_at(t->source);
+                uint64_t now = engine_now(d->engine, t->clock), interval = source_timer_get_interval(t->source);
 
                 if (!page_add(&p, json_pack("{s:I,s:I,s:s,s:f,s:o,s:O*,s:I}", "timer", (json_int_t)t->id,
                                             "client", (json_int_t)owner->id, "clock",

@@ -36,4 +36,5 @@ typedef struct DaemonStats {
         uint64_t bytes_out;
         uint64_t fds_in;
         uint64_t monitor_dropped;
+        uint64_t timers_held;  /* expirations held back by max-timer-rate-per-uid */
 } DaemonStats;

@@ -199,15 +199,46 @@ const char *watch_fd_kind(int fd) {
         return "anon";
 }
 
+/* Over the user's rate: park the timer at the slot reserved for it, @due remembered. The
+ * slot is on the monotonic clock; a wall-clock timer gets the same distance from now. */
+static void client_timer_hold(ClientTimer *t, EngineSource *s, uint64_t due, uint64_t slot_mono) {
+        Engine *e = source_get_engine(s);
+        uint64_t at = slot_mono;
+
+        if (t->clock != ENGINE_CLOCK_MONOTONIC)
+                at = engine_now(e, t->clock) + (slot_mono - engine_now(e, ENGINE_CLOCK_MONOTONIC));
+        t->held = true;
+        t->held_due = due;
+        t->conn->daemon->stats.timers_held++;
+        (void)source_timer_set(s, at, source_timer_get_interval(s));
+}
+
 static int client_timer_cb(EngineSource *s, uint64_t expirations, void *userdata) {
         ClientTimer *t = userdata;
-        uint64_t at = source_timer_get_at(s), now = engine_now(source_get_engine(s), t->clock);
+        Engine *e = source_get_engine(s);
+        uint64_t at = source_timer_get_at(s), now = engine_now(e, t->clock);
+        uint64_t interval = source_timer_get_interval(s), slot;
 
         if (t->conn->closing)
                 return 0;
+        if (t->held) {
+                /* Its slot: everything since the first deadline it held back, in one. */
+                t->held = false;
+                at = t->held_due;
+                if (interval) {
+                        expirations = 1 + (now - MIN(at, now)) / interval;
+                        at += (expirations - 1) * interval;
+                        /* Back on its own schedule, from the planned deadlines: no drift. */
+                        (void)source_timer_set(s, at + interval, interval);
+                }
+        } else if (!pace_admit(&t->conn->usage->timer_pace, t->conn->daemon->config.limits.timer_rate_per_uid,
+                               engine_now(e, ENGINE_CLOCK_MONOTONIC), &slot)) {
+                client_timer_hold(t, s, at, slot);
+                return 0;
+        }
         t->expirations += expirations;
         notify_timer(t, expirations, now > at ? now - at : 0);
-        if (source_timer_get_interval(s) == 0) {
+        if (interval == 0) {
                 /* A fired one-shot timer is done: its id goes away, its notice stays queued. */
                 t->pending = NULL;
                 (void)client_timer_free(t);

@@ -41,6 +41,10 @@ typedef struct ClientTimer {
         json_t *tag;
         Notice *pending;
         uint64_t expirations;
+        /* Over its user's timer rate: waiting for the slot pace_admit() reserved, with the
+         * first deadline not yet reported (in its clock). */
+        bool held;
+        uint64_t held_due;
 } ClientTimer;
 
 /** watch_new() - watch @fd for @conn. On success the watch owns @fd; on failure the caller
