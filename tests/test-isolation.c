@@ -509,6 +509,103 @@ START_TEST(test_monitor_ends_with_admin_rights) {
 }
 END_TEST
 
+/* @uid's connection's queued_bytes (as root sees it). */
+static json_int_t uid_queued_bytes(TestClient *root, uid_t uid) {
+        json_t *list = test_client_result(root, "clients", NULL, NULL, 0), *item;
+        json_int_t queued = -1;
+        size_t i;
+
+        json_array_foreach(json_object_get(list, "clients"), i,
+                           item) if (json_integer_value(json_object_get(item, "uid")) ==
+                                     (json_int_t)uid) queued =
+                json_integer_value(json_object_get(item, "queued_bytes"));
+        json_decref(list);
+        return queued;
+}
+
+/*
+ * Copies queued for a monitor that does not read (its socket full) when it loses admin
+ * rights are not sent after all: of @n copies made, fewer arrive, and none after
+ * `monitor-ended`.
+ */
+START_TEST(test_monitor_queued_copies_dropped) {
+        const int n = 2000;
+        char config[128], arg[160], text[64];
+        const char *args[] = {arg, NULL};
+        TestDaemon d;
+        TestClient admin, user, root;
+        json_t *m;
+        json_int_t w;
+        int p[2], copies = 0;
+        bool ended = false;
+
+        snprintf(config, sizeof(config), "/tmp/evd-iso-q-%d.conf", (int)getpid());
+        snprintf(text, sizeof(text), "admin-group = %d\n", ADMIN_GID);
+        write_file(config, text);
+        snprintf(arg, sizeof(arg), "--config=%s", config);
+        test_daemon_start(&d, args);
+        ck_assert_int_eq(chmod(d.dir, 0755), 0);
+        ck_assert_int_eq(test_client_connect_as(&admin, d.socket, 4001, ADMIN_GID), 0);
+        ck_assert_int_eq(test_client_connect_as(&user, d.socket, 4002, 4002), 0);
+        ck_assert_int_eq(test_client_connect(&root, d.socket), 0);
+        call_ok(&admin, "monitor", NULL);
+
+        /* n separate `ready`s (the user reads each), n copies; the monitor reads none. */
+        make_pipe(p);
+        w = watch_ok(&user, p[0], "edge", "the user's pipe");
+        for (int i = 0; i < n; i++) {
+                char b;
+
+                ck_assert_int_eq(write(p[1], "x", 1), 1);
+                m = test_client_notification_for(&user, "ready", "watch", w, TIMEOUT);
+                ck_assert_ptr_nonnull(m);
+                json_decref(m);
+                ck_assert_int_eq(read(p[0], &b, 1), 1);
+        }
+        ck_assert_msg(uid_queued_bytes(&root, 4001) > 0,
+                      "all %d copies fit in the monitor's socket: nothing was queued", n);
+
+        write_file(config, "# no admin group any more\n");
+        ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
+        for (long long deadline = now_ms() + TIMEOUT; uid_is_monitor(&root, 4001);) {
+                ck_assert_msg(now_ms() < deadline, "still a monitor after the reload");
+                (void)poll(NULL, 0, 10);
+        }
+        while (!ended && (m = test_client_recv(&admin, TIMEOUT))) {
+                json_t *one;
+                size_t i;
+
+                /* One notification or a batch of them. */
+                if (json_is_object(m)) {
+                        json_t *a = json_array();
+                        json_array_append_new(a, m);
+                        m = a;
+                }
+                json_array_foreach(m, i, one) {
+                        const char *method = json_string_value(json_object_get(one, "method"));
+
+                        ck_assert_msg(!ended, "a notification after monitor-ended");
+                        if (method && strcmp(method, "monitor") == 0)
+                                copies++;
+                        else if (method && strcmp(method, "monitor-ended") == 0)
+                                ended = true;
+                }
+                json_decref(m);
+        }
+        ck_assert_msg(ended, "no monitor-ended");
+        ck_assert_msg(copies < n, "all %d copies were delivered after admin rights went", n);
+        call_ok(&admin, "ping", NULL);
+        ck_assert_ptr_null(test_client_notification(&admin, "monitor", 0));
+
+        close_pair(p);
+        test_client_close(&admin);
+        test_client_close(&user);
+        test_client_close(&root);
+        (void)unlink(config);
+        ck_assert_int_eq(test_daemon_stop(&d), 0);
+}
+END_TEST
+
 /* ---- debug-wedge ------------------------------------------------------------------- */
 
 START_TEST(test_debug_wedge_admin_only) {
@@ -698,6 +795,7 @@ static Suite *isolation_suite(void) {
         tc = tcase_create("admin");
         tcase_set_timeout(tc, 30);
         tcase_add_test(tc, test_monitor_ends_with_admin_rights);
+        tcase_add_test(tc, test_monitor_queued_copies_dropped);
         tcase_add_test(tc, test_debug_wedge_admin_only);
         suite_add_tcase(s, tc);
 
