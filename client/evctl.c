@@ -719,6 +719,18 @@ static int on_monitor(struct evd_client *c, const char *method, json_t *params, 
                 fflush(stdout);
                 return 0;
         }
+        if (strcmp(method, "monitor-ended") == 0) {
+                /* evd took the subscription back: admin rights gone with a reload. */
+                if (arg_json)
+                        print_json_new(json_pack("{s:s,s:f,s:O}", "event", "monitor-ended", "time",
+                                                 now, "params", params));
+                else
+                        printf("evd ended monitoring (%s)\n", jstr(params, "reason"));
+                fflush(stdout);
+                loop_done = true;
+                loop_exit = EXIT_PERMISSION;
+                return 0;
+        }
         if (strcmp(method, "monitor") != 0)
                 return 0;
         if (arg_json) {

@@ -64,7 +64,7 @@ static void set_want_out(Conn *c, bool on) {
         (void)source_io_modify(c->source, ENGINE_IN | ENGINE_RDHUP | (on ? ENGINE_OUT : 0), ENGINE_EDGE);
 }
 
-int conn_queue_packet(Conn *c, const void *data, size_t len) {
+static int queue_packet(Conn *c, const void *data, size_t len, bool monitor_copy) {
         Daemon *d = c->daemon;
         OutPacket *p;
 
@@ -80,11 +80,47 @@ int conn_queue_packet(Conn *c, const void *data, size_t len) {
                 return -ENOMEM;
         }
         p->len = len;
+        p->monitor_copy = monitor_copy;
         memcpy(p->data, data, len);
         list_append(&c->out, &p->link);
         c->queued_bytes += len;
         conn_mark_dirty(c);
         return 0;
+}
+
+int conn_queue_packet(Conn *c, const void *data, size_t len) {
+        return queue_packet(c, data, len, false);
+}
+
+int conn_queue_monitor_copy(Conn *c, const void *data, size_t len) {
+        return queue_packet(c, data, len, true);
+}
+
+void conn_stop_monitor(Conn *c, const char *reason) {
+        json_auto_t *note = NULL;
+        ListNode *node, *next;
+
+        if (!c->monitor)
+                return;
+        c->monitor = false;
+        list_remove(&c->daemon->monitors, &c->monitor_link);
+        /* Copies still queued were meant for a monitor this connection no longer is; a
+         * SEQPACKET packet is sent whole or not at all, so none of them is half sent. */
+        for (node = list_first(&c->out); node; node = next) {
+                OutPacket *p = container_of(node, OutPacket, link);
+
+                next = list_next(&c->out, node);
+                if (!p->monitor_copy)
+                        continue;
+                list_remove(&c->out, node);
+                c->queued_bytes -= p->len;
+                free(p);
+        }
+        note = jsonrpc_notification("monitor-ended", json_pack("{s:s}", "reason", reason));
+        if (note)
+                (void)conn_queue_json(c, note, NULL);
+        else
+                conn_close(c, "out of memory ending a monitor", true);
 }
 
 static int conn_send_or_queue(Conn *c, const void *data, size_t len) {

@@ -17,6 +17,7 @@ typedef struct UidUsage UidUsage;
 /* An encoded packet waiting for the socket: replies, in request order, and monitor copies. */
 typedef struct OutPacket {
         ListNode link;
+        bool monitor_copy; /* dropped if the connection stops being a monitor */
         size_t len;
         char data[];
 } OutPacket;
@@ -83,6 +84,12 @@ void conn_flush(Conn *c);
 /** conn_queue_packet() - queue an encoded packet (copied). Return: 0, -ENOBUFS over the
  * limit (the client is then being closed), -ENOMEM. */
 int conn_queue_packet(Conn *c, const void *data, size_t len);
+/** conn_queue_monitor_copy() - conn_queue_packet() for a monitor copy, which
+ * conn_stop_monitor() can still take back. */
+int conn_queue_monitor_copy(Conn *c, const void *data, size_t len);
+/** conn_stop_monitor() - end @c's monitor subscription: drop the copies not sent yet and
+ * tell it (`monitor-ended` with @reason, PROTOCOL.md). No-op if it is not a monitor. */
+void conn_stop_monitor(Conn *c, const char *reason);
 /** conn_queue_json() - encode @v (borrowed) and queue it; a value too large for one packet
  * becomes a TOO_LARGE error for @id (borrowed). */
 int conn_queue_json(Conn *c, json_t *v, json_t *id);

@@ -172,11 +172,17 @@ void daemon_shutdown(Daemon *d, const char *reason) {
         daemon_schedule(d);
 }
 
+/* A reload can take admin rights away: whatever a connection holds because it was an
+ * admin ends with them, at once. Of the admin-only methods only `monitor` leaves state on
+ * the connection (the listings answer once). */
 static void recompute_admins(Daemon *d) {
         Conn *c;
 
-        LIST_FOREACH(Conn, link, c, &d->conns)
+        LIST_FOREACH(Conn, link, c, &d->conns) {
                 c->admin = daemon_is_admin(d, c->uid, c->gid, c->groups, c->n_groups);
+                if (!c->admin && !c->closing)
+                        conn_stop_monitor(c, "permission");
+        }
 }
 
 static void daemon_reload(Daemon *d) {
@@ -300,6 +306,7 @@ Daemon *daemon_free(Daemon *d) {
         /* The engine frees the sources still registered (work, signals, timers). */
         d->engine = engine_free(d->engine);
         idmap_deinit(&d->uids);
+        idmap_deinit(&d->passrights_off);
         config_deinit(&d->config);
         free(d->config_path);
         free(d);

@@ -47,6 +47,7 @@ typedef struct Daemon {
         List monitors; /* Conn.monitor_link */
         List doomed;   /* Conn.doomed_link: closing, freed at the end of the work pass */
         IdMap uids;    /* uid + 1 -> UidUsage */
+        IdMap passrights_off; /* socket inode -> watches holding SO_PASSRIGHTS off (count) */
         uint64_t next_client_id, next_watch_id, next_timer_id;
         unsigned n_watches, n_timers;
 

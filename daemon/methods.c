@@ -10,6 +10,7 @@
 #include "methods.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -232,56 +233,72 @@ static Watch *own_watch(Conn *c, json_t *params, MethodError *err) {
         return w;
 }
 
-#ifndef SO_PASSRIGHTS
-#define SO_PASSRIGHTS 83
-#endif
-
 /* An AF_UNIX socket the daemon holds must not be able to hold, in its queue, the client's
  * own connection to evd (sent there with SCM_RIGHTS): the connection would then never be
  * seen to close, with its watches and quota, a cycle the kernel's collector cannot break
- * because the daemon keeps the socket. So: not a connection to evd itself, not a listener
- * (connections queued on it may carry fds), an empty receive queue, and no fds from now on
- * (SO_PASSRIGHTS, Linux 6.16; older kernels lack it, and the exposure is what the user's
- * own quotas allow). PROTOCOL.md documents all three. */
-static int check_unix_socket(int fd, MethodError *err) {
-        int domain = 0, listening = 0, off = 0;
+ * because the daemon keeps the socket. So: not a connection to evd itself (see
+ * server_is_own_connection()), not a listener (connections queued on it may carry fds), an
+ * empty receive queue, and no fds from now on (SO_PASSRIGHTS, Linux 6.16; older kernels
+ * lack it, and the exposure is what the user's own quotas allow). PROTOCOL.md documents
+ * all three. The socket is the client's as much as evd's: a refusal puts SO_PASSRIGHTS
+ * back at once, an accepted watch when it ends (*@ret_held). */
+static int check_unix_socket(Conn *c, int fd, bool *ret_held, MethodError *err) {
+        int domain = 0, listening = 0, r;
         socklen_t len = sizeof(domain);
-        struct ucred cred;
+        bool held = false;
         char byte;
         struct iovec iov = { &byte, 1 };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
         if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || domain != AF_UNIX)
                 return 0;
-        len = sizeof(cred);
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid == getpid())
+        if (server_is_own_connection(&c->daemon->server, fd))
                 return fail(err, EVD_ERR_INVALID_PARAMS, "fd", "a connection to evd cannot be watched through evd");
         len = sizeof(listening);
         if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening)
                 return fail(err, EVD_ERR_INVALID_PARAMS, "fd", "an AF_UNIX listening socket cannot be watched");
-        if (setsockopt(fd, SOL_SOCKET, SO_PASSRIGHTS, &off, sizeof(off)) < 0 && errno != ENOPROTOOPT &&
-            errno != EINVAL)
+        r = watch_passrights_hold(c, fd, &held);
+        if (r < 0)
                 return fail(err, EVD_ERR_BAD_FD, "fd", "cannot turn off fd passing on this AF_UNIX socket");
         /* Anything queued, data or fds (which a peek without room for them flags as
          * MSG_CTRUNC), could hide fds: the client drains the socket first. */
-        if (recvmsg(fd, &mh, MSG_PEEK | MSG_DONTWAIT) > 0 || (mh.msg_flags & MSG_CTRUNC))
+        if (recvmsg(fd, &mh, MSG_PEEK | MSG_DONTWAIT) > 0 || (mh.msg_flags & MSG_CTRUNC)) {
+                if (held)
+                        watch_passrights_release(c, fd);
                 return fail(err, EVD_ERR_INVALID_PARAMS, "fd",
                             "an AF_UNIX socket with unread data cannot be watched: read it first");
+        }
+        *ret_held = held;
         return 0;
 }
 
-/* Refuse what cannot sensibly be watched before the engine sees it, with a reason. */
-static int check_watchable(int fd, MethodError *err) {
+/* Refuse what cannot sensibly be watched before the engine sees it, with a reason.
+ * *@ret_held: SO_PASSRIGHTS was turned off and must be turned on again when the watch
+ * ends (or now, if it is not made after all). */
+static int check_watchable(Conn *c, int fd, bool *ret_held, MethodError *err) {
         struct stat st;
+        int flags;
 
+        *ret_held = false;
+        /* An O_PATH fd refers to a file without opening it: nothing to poll, whatever the
+         * file's type (fstat() works on it and would say "socket", "fifo", ...). */
+        flags = fcntl(fd, F_GETFL);
+        if (flags < 0)
+                return fail(err, EVD_ERR_BAD_FD, "fd", "bad file descriptor");
+        if (flags & O_PATH)
+                return fail(err, EVD_ERR_BAD_FD, "fd", "an O_PATH fd cannot be polled");
         if (fstat(fd, &st) < 0)
                 return fail(err, EVD_ERR_BAD_FD, "fd", "cannot stat the fd");
+        if (watch_fd_is_signalfd(fd))
+                return fail(err, EVD_ERR_BAD_FD, "fd",
+                            "a signalfd reports the signals of the process that polls it (evd), "
+                            "not the client's: it cannot be watched");
         if (S_ISREG(st.st_mode))
                 return fail(err, EVD_ERR_INVALID_PARAMS, "fd", "regular files are always ready and cannot be watched");
         if (S_ISDIR(st.st_mode))
                 return fail(err, EVD_ERR_INVALID_PARAMS, "fd", "directories are always ready and cannot be watched");
         if (S_ISSOCK(st.st_mode))
-                return check_unix_socket(fd, err);
+                return check_unix_socket(c, fd, ret_held, err);
         return 0;
 }
 
@@ -293,6 +310,7 @@ static int m_watch(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodErr
         uint32_t events = 0;
         EngineMode mode = ENGINE_ONESHOT;
         json_t *tag = NULL;
+        bool held = false;
         Watch *w;
         int fd, r;
 
@@ -312,15 +330,18 @@ static int m_watch(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodErr
                 return fail_quota(err, "too many watches for this client (max-watches-per-client)", l->watches_per_client);
         if (c->usage->watches >= l->watches_per_uid)
                 return fail_quota(err, "too many watches for this user (max-watches-per-uid)", l->watches_per_uid);
-        if (check_watchable(fd, err) < 0)
+        if (check_watchable(c, fd, &held, err) < 0)
                 return -1;
         r = watch_new(c, fd, events, mode, tag, &w);
+        if (r < 0 && held)
+                watch_passrights_release(c, fd);
         if (r == -EPERM || r == -EINVAL)
                 return fail(err, EVD_ERR_BAD_FD, "fd", "the kernel cannot poll this kind of fd");
         if (r == -EBADF)
                 return fail(err, EVD_ERR_BAD_FD, "fd", "bad file descriptor");
         if (r < 0)
                 return fail_errno(err, r);
+        w->holds_passrights = held;
         (void)fd_list_take(fds, json_integer_value(index), &fd); /* the watch owns it now */
         *ret = json_pack("{s:I}", "watch", (json_int_t)w->id);
         return 0;
@@ -651,7 +672,7 @@ static int m_monitor(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodE
 
 /* Debug only ($EVD_DEBUG=1 in the daemon's environment): block the event loop for
  * `seconds`, so that tests can see the service manager's watchdog fire. Not part of the
- * protocol. */
+ * protocol. Admin only: it stops the daemon for everyone. */
 static int m_debug_wedge(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err) {
         static const char *const known[] = { "seconds", NULL };
         uint64_t ns = 0;
@@ -660,6 +681,8 @@ static int m_debug_wedge(Conn *c, json_t *params, FdList *fds, json_t **ret, Met
 
         if (!getenv("EVD_DEBUG") || strcmp(getenv("EVD_DEBUG"), "1") != 0)
                 return fail(err, EVD_ERR_METHOD_NOT_FOUND, NULL, NULL);
+        if (!c->admin)
+                return fail(err, EVD_ERR_PERMISSION, NULL, "only admins may wedge the daemon");
         if (check_known(params, known, err) < 0 || get_seconds(params, "seconds", 0, &present, &ns, err) < 0)
                 return -1;
         ts.tv_sec = (time_t)(ns / NSEC_PER_SEC);

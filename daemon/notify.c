@@ -241,7 +241,7 @@ static void monitor_copy(Daemon *d, Conn *from, json_t *msg) {
                                         json_integer((json_int_t)m->monitor_dropped)) == 0)
                         m->monitor_dropped = 0;
                 if (copy && jsonrpc_encode_alloc(copy, &buf, &len) >= 0)
-                        (void)conn_queue_packet(m, buf, len);
+                        (void)conn_queue_monitor_copy(m, buf, len);
                 free(buf);
                 json_decref(copy);
         }

@@ -258,6 +258,62 @@ static int listen_cb(EngineSource *source, int fd, uint32_t revents, void *userd
         return 0;
 }
 
+/*
+ * Telling evd's own connections apart from other sockets, for the watch method: a client
+ * must not have evd hold the client's end of a connection to evd (its own, or another
+ * one's), or that connection is never seen to close and pins its watches and quota.
+ *
+ * Every socket connected to the listener, accepted or still in the backlog, has the
+ * listener's address as its peer name (the kernel gives the new connection the listener's
+ * address) and the credentials of whoever called listen() as its SO_PEERCRED (copied from
+ * the listener at connect()). Under socket activation that is the service manager, not
+ * evd: comparing SO_PEERCRED with getpid() misses every connection. Both are compared with
+ * the listener's own, taken once here; together they name this listener, in any mount,
+ * network or pid namespace, without privileges or extra sockets.
+ *
+ * Not used: the peer's inode through NETLINK_SOCK_DIAG (unix_diag, UDIAG_SHOW_PEER)
+ * matched against the inodes of evd's own sockets. evd.service has
+ * RestrictAddressFamilies=AF_UNIX (no AF_NETLINK) and PrivateNetwork=yes (unix_diag only
+ * finds sockets of the caller's network namespace, and a connection lives in its client's),
+ * and a connection still in the backlog has no inode yet. The price of names: a socket
+ * connected to another listener with the same address and the same listen() credentials
+ * (another evd, in another mount namespace, activated by the same process) is refused too.
+ */
+static void record_identity(Server *s) {
+        socklen_t len = sizeof(s->addr);
+
+        s->has_identity = false;
+        if (getsockname(s->fd, (struct sockaddr *)&s->addr, &len) < 0 ||
+            len <= offsetof(struct sockaddr_un, sun_path) || len > sizeof(s->addr)) {
+                log_warning_errno(-errno, "Cannot read the listening socket's address");
+                return;
+        }
+        s->addr_len = len;
+        len = sizeof(s->listen_cred);
+        if (getsockopt(s->fd, SOL_SOCKET, SO_PEERCRED, &s->listen_cred, &len) < 0) {
+                log_warning_errno(-errno, "Cannot read the listening socket's credentials");
+                return;
+        }
+        s->has_identity = true;
+}
+
+bool server_is_own_connection(const Server *s, int fd) {
+        struct sockaddr_un peer;
+        socklen_t len = sizeof(peer);
+        struct ucred cred;
+
+        if (!s->has_identity)
+                return false;
+        if (getpeername(fd, (struct sockaddr *)&peer, &len) < 0 || len != s->addr_len ||
+            memcmp(&peer, &s->addr, len) != 0)
+                return false;
+        len = sizeof(cred);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+                return false;
+        return cred.pid == s->listen_cred.pid && cred.uid == s->listen_cred.uid &&
+               cred.gid == s->listen_cred.gid;
+}
+
 int server_open(Server *s, Daemon *d, const char *path) {
         _cleanup_free_ char *default_path = NULL;
         int r;
@@ -285,6 +341,7 @@ int server_open(Server *s, Daemon *d, const char *path) {
                 if (r < 0)
                         return r;
         }
+        record_identity(s);
         s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (s->reserve_fd < 0)
                 return log_error_errno(-errno, "Cannot open /dev/null");

@@ -10,10 +10,13 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <linux/magic.h>
+#include <unistd.h>
 
 #include "conn.h"
 #include "log.h"
@@ -142,6 +145,9 @@ Watch *watch_free(Watch *w) {
                 notice_unqueue(c, w->pending);
         fd = watch_fd(w);
         (void)source_free(w->source);
+        /* The client shares the socket: leave it as it came. */
+        if (w->holds_passrights)
+                watch_passrights_release(c, fd);
         (void)safe_close(fd);
         (void)idmap_remove(&c->watch_map, w->id);
         list_remove(&c->watches, &w->link);
@@ -197,6 +203,93 @@ const char *watch_fd_kind(int fd) {
         if (fstatfs(fd, &fs) == 0 && fs.f_type == 0x50494446 /* PID_FS_MAGIC */)
                 return "pidfd";
         return "anon";
+}
+
+/*
+ * Fds whose readiness depends on who polls them report evd's state, not the client's, and
+ * are refused at watch. Of those Linux has, only the signalfd reaches evd: it reports the
+ * signals pending for the polling process (evd blocks its own SIGTERM, SIGINT and SIGHUP
+ * for its signalfds, so a client's signalfd for those would fire on evd's signals and never
+ * on the client's). The others are judged on their own object, whoever polls: pidfd
+ * (the process), eventfd, timerfd, inotify, fanotify, userfaultfd (the faults of the memory
+ * it was created for), epoll (its ready list; evd does not look inside the set, so a
+ * signalfd put in an epoll set that evd watches is judged by evd too), and io_uring fds
+ * (the ring's completions; Linux 6.7 and later refuse to pass them with SCM_RIGHTS).
+ * The anon inode's name is the only way to tell a signalfd from an eventfd; without /proc
+ * (not mounted) it cannot be told and is let through.
+ */
+bool watch_fd_is_signalfd(int fd) {
+        static const char name[] = "anon_inode:[signalfd]";
+        char path[64], link[sizeof(name) + 1];
+        struct statfs fs;
+        ssize_t n;
+
+        if (fstatfs(fd, &fs) < 0 || fs.f_type != ANON_INODE_FS_MAGIC)
+                return false;
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        n = readlink(path, link, sizeof(link));
+        return n == (ssize_t)strlen(name) && memcmp(link, name, (size_t)n) == 0;
+}
+
+#ifndef SO_PASSRIGHTS
+#define SO_PASSRIGHTS 83
+#endif
+
+/* Several watches may hold one socket (several fds, or one sent twice): the first turns
+ * SO_PASSRIGHTS off, the last one to go turns it on again. Counted per socket inode in
+ * d->passrights_off; a socket is in there only while evd holds an fd of it. */
+int watch_passrights_hold(Conn *c, int fd, bool *ret_held) {
+        Daemon *d = c->daemon;
+        struct stat st;
+        uintptr_t count;
+        int on = 0, off = 0, r;
+        socklen_t len = sizeof(on);
+
+        *ret_held = false;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        count = (uintptr_t)idmap_get(&d->passrights_off, (uint64_t)st.st_ino);
+        if (count > 0) {
+                r = idmap_put(&d->passrights_off, (uint64_t)st.st_ino, (void *)(count + 1));
+                if (r < 0)
+                        return r;
+                *ret_held = true;
+                return 0;
+        }
+        if (getsockopt(fd, SOL_SOCKET, SO_PASSRIGHTS, &on, &len) < 0)
+                /* ENOPROTOOPT: a kernel before 6.16, which always passes fds. */
+                return errno == ENOPROTOOPT || errno == EINVAL ? 0 : -errno;
+        if (!on)
+                return 0; /* the client's choice: nothing to restore */
+        r = idmap_put(&d->passrights_off, (uint64_t)st.st_ino, (void *)(uintptr_t)1);
+        if (r < 0)
+                return r;
+        if (setsockopt(fd, SOL_SOCKET, SO_PASSRIGHTS, &off, sizeof(off)) < 0) {
+                r = -errno;
+                (void)idmap_remove(&d->passrights_off, (uint64_t)st.st_ino);
+                return r;
+        }
+        *ret_held = true;
+        return 0;
+}
+
+void watch_passrights_release(Conn *c, int fd) {
+        Daemon *d = c->daemon;
+        struct stat st;
+        uintptr_t count;
+        int on = 1;
+
+        if (fstat(fd, &st) < 0)
+                return;
+        count = (uintptr_t)idmap_get(&d->passrights_off, (uint64_t)st.st_ino);
+        if (count > 1) {
+                /* Replacing a key's value does not allocate. */
+                (void)idmap_put(&d->passrights_off, (uint64_t)st.st_ino, (void *)(count - 1));
+                return;
+        }
+        (void)idmap_remove(&d->passrights_off, (uint64_t)st.st_ino);
+        if (count == 1 && setsockopt(fd, SOL_SOCKET, SO_PASSRIGHTS, &on, sizeof(on)) < 0)
+                log_full(LOG_DEBUG, errno, NULL, "Cannot turn SO_PASSRIGHTS on again on fd %d", fd);
 }
 
 /* Over the user's rate: park the timer at the slot reserved for it, @due remembered. The

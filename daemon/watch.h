@@ -2,6 +2,7 @@
 /* watch.h - a client's watched fd and a client's timer, on top of engine sources */
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "engine.h"
@@ -30,6 +31,7 @@ typedef struct Watch {
         uint16_t tag_len; /* 0: no tag */
         uint16_t events;  /* ENGINE_IN.. (all below 1 << 16) */
         uint8_t mode;     /* EngineMode */
+        bool holds_passrights; /* SO_PASSRIGHTS is off for it: watch_passrights_release() */
 } Watch;
 
 typedef struct ClientTimer {
@@ -55,6 +57,14 @@ Watch *watch_free(Watch *w);
 int watch_modify(Watch *w, uint32_t events, EngineMode mode);
 int watch_arm(Watch *w);
 const char *watch_fd_kind(int fd);
+/** watch_fd_is_signalfd() - whether @fd is a signalfd (from its /proc/self/fd link). */
+bool watch_fd_is_signalfd(int fd);
+/** watch_passrights_hold() - keep SO_PASSRIGHTS off on AF_UNIX socket @fd for a watch
+ * (turned off by the first watch that holds it); *@ret_held says whether this one holds it,
+ * false where it was off already or the kernel lacks the option. Return: 0 or -errno. */
+int watch_passrights_hold(Conn *c, int fd, bool *ret_held);
+/** watch_passrights_release() - undo one hold: the last one turns SO_PASSRIGHTS on again. */
+void watch_passrights_release(Conn *c, int fd);
 int watch_fd(const Watch *w);
 /** watch_tag_text() - the encoded tag, NULL if none; @ret_len its length. */
 const char *watch_tag_text(const Watch *w, size_t *ret_len);

@@ -1368,13 +1368,18 @@ START_TEST(test_fd_types) {
                 break;
         case FD_SIGNALFD: {
                 /* A signalfd reports the signals pending for the process that polls it: the
-                 * daemon, which blocks SIGHUP (its reload signal) and so keeps one pending
-                 * until its own signalfd takes it. */
+                 * daemon's, never the client's. So it is refused (PROTOCOL.md, watch). */
                 sigset_t mask;
                 sigemptyset(&mask);
                 sigaddset(&mask, SIGHUP);
                 watched = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-                break;
+                ck_assert_int_ge(watched, 0);
+                call_error(&c, "watch",
+                           json_pack("{s:i,s:[s],s:s}", "fd", 0, "events", "in", "mode", "oneshot"),
+                           &watched, 1, -32003, "fd");
+                close(watched);
+                stop(&d, &c);
+                return;
         }
         case FD_INOTIFY:
                 watched = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
@@ -1422,9 +1427,6 @@ START_TEST(test_fd_types) {
                 ck_assert_int_eq(timerfd_settime(watched, 0, &its, NULL), 0);
                 break;
         }
-        case FD_SIGNALFD:
-                ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
-                break;
         case FD_INOTIFY: {
                 char file[192];
                 int fd;

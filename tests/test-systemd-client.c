@@ -8,7 +8,8 @@
  *
  *   test-systemd-client SOCKET hello          "pid=P client_id=N admin=B backend=NAME"
  *   test-systemd-client SOCKET fds            watch a pipe, a pty, a pidfd and an AF_INET
- *                                              socket; each must report `ready`
+ *                                              socket; each must report `ready`; its own
+ *                                              connection must be refused
  *   test-systemd-client SOCKET wedge SECONDS  debug-wedge; returns on the reply or on EOF
  */
 
@@ -120,10 +121,10 @@ static void sort_packet(json_t *v, json_int_t id, json_t **ret_reply) {
         }
 }
 
-/* @params stolen. Returns the `result` (a new reference); dies on an error reply. */
-static json_t *call(const char *method, json_t *params, const int *fds, size_t n_fds) {
+/* @params stolen. Returns the whole reply (a new reference); dies without one. */
+static json_t *call_reply(const char *method, json_t *params, const int *fds, size_t n_fds) {
         long long deadline = now_ms() + TIMEOUT_MS;
-        json_t *reply = NULL, *result;
+        json_t *reply = NULL;
         json_int_t id;
 
         send_request(method, params, fds, n_fds, &id);
@@ -137,6 +138,13 @@ static json_t *call(const char *method, json_t *params, const int *fds, size_t n
                 sort_packet(v, id, &reply);
                 json_decref(v);
         }
+        return reply;
+}
+
+/* @params stolen. Returns the `result` (a new reference); dies on an error reply. */
+static json_t *call(const char *method, json_t *params, const int *fds, size_t n_fds) {
+        json_t *reply = call_reply(method, params, fds, n_fds), *result;
+
         result = json_object_get(reply, "result");
         if (!result) {
                 char *text = json_dumps(reply, JSON_COMPACT);
@@ -245,6 +253,23 @@ static void fds(void) {
         expect_ready(w_inet, "AF_INET socket");
         (void)waitpid(child, NULL, 0);
         printf("ready: pipe pty pidfd inet\n");
+
+        /* The client's own connection: refused (evd would hold it open for ever), also
+         * when the manager, not evd, called listen() on the socket. */
+        {
+                json_t *r = call_reply("watch",
+                                       json_pack("{s:i,s:[s],s:s}", "fd", 0, "events", "in",
+                                                 "mode", "edge"),
+                                       &conn_fd, 1);
+                json_int_t code = json_integer_value(
+                        json_object_get(json_object_get(r, "error"), "code"));
+
+                json_decref(r);
+                if (code != -32602)
+                        die("watching its own connection: %s",
+                            code ? "unexpected error" : "accepted");
+                printf("own connection: refused\n");
+        }
 }
 
 /* Blocks the daemon's loop; the watchdog kills it before it answers, so EOF is expected. */

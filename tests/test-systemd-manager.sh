@@ -259,6 +259,8 @@ echo "$out" | grep "admin=true" >/dev/null ||
 echo "$out" | grep "backend=$backend" >/dev/null ||
         fail "sandboxed evd does not use $backend: the sandbox blocks it"
 echo "$out" | grep "ready: pipe pty pidfd inet" >/dev/null || fail "a passed fd did not work"
+echo "$out" | grep "own connection: refused" >/dev/null ||
+        fail "evd watched a client's own connection"
 client_pid=$(echo "$out" | sed -n 's/^pid=\([0-9]*\) .*/\1/p')
 
 # Another user: the daemon sees its real uid and does not make it an admin.
@@ -363,6 +365,8 @@ log "uid $NOBODY client: $(echo "$out" | tr '\n' ' ')"
 echo "$out" | grep "admin=true" >/dev/null || fail "the user is not admin of their own daemon"
 echo "$out" | grep "backend=$backend" >/dev/null || fail "the user unit's evd does not use $backend"
 echo "$out" | grep "ready: pipe pty pidfd inet" >/dev/null || fail "a passed fd did not work"
+echo "$out" | grep "own connection: refused" >/dev/null ||
+        fail "evd watched a client's own connection"
 user_client_pid=$(echo "$out" | sed -n 's/^pid=\([0-9]*\) .*/\1/p')
 wait_for 3 prop_is usctl evd.service ActiveState active || fail "evd.service is not active"
 wait_for 3 status_ok usctl || fail "StatusText is \"$(prop usctl evd.service StatusText)\""
