@@ -154,8 +154,20 @@ int conn_queue_json(Conn *c, json_t *v, json_t *id) {
         return conn_send_or_queue(c, d->encode_buf, len);
 }
 
+/* The error for every request of a packet whose fds were lost (PROTOCOL.md 2.1), or 0. */
+static int fds_lost_error(const WirePacket *pkt) {
+        if (!pkt->fds_truncated)
+                return 0;
+        return pkt->fds_no_room ? EVD_ERR_NO_FDS : EVD_ERR_FDS_TRUNCATED;
+}
+
+static const char *fds_lost_why(int code) {
+        return code == EVD_ERR_NO_FDS ? "the daemon is out of file descriptors; no fd was kept"
+                                      : "more than 32 fds on the packet; none was kept";
+}
+
 /* One request object of a packet. Returns the reply or NULL (notification). */
-static json_t *handle_request(Conn *c, json_t *msg, FdList *fds, bool fds_truncated) {
+static json_t *handle_request(Conn *c, json_t *msg, FdList *fds, int fds_lost) {
         Daemon *d = c->daemon;
         JsonRpcRequest req = { 0 };
         const char *why = NULL;
@@ -165,10 +177,9 @@ static json_t *handle_request(Conn *c, json_t *msg, FdList *fds, bool fds_trunca
                 return error_reply(c, req.id, code, NULL, why);
         c->requests++;
         d->stats.requests++;
-        if (fds_truncated)
+        if (fds_lost)
                 /* The kernel dropped fds: running the request could act on the wrong ones. */
-                return req.id ? error_reply(c, req.id, EVD_ERR_FDS_TRUNCATED, NULL,
-                                            "more than 32 fds on the packet; none was kept")
+                return req.id ? error_reply(c, req.id, fds_lost, NULL, fds_lost_why(fds_lost))
                               : NULL;
         if (d->shutting_down)
                 return req.id ? error_reply(c, req.id, EVD_ERR_SHUTTING_DOWN, NULL, NULL) : NULL;
@@ -179,7 +190,7 @@ static void handle_packet(Conn *c, const WirePacket *pkt, FdList *fds) {
         Daemon *d = c->daemon;
         json_auto_t *msg = NULL, *reply = NULL;
         json_error_t jerr;
-        int r;
+        int fds_lost = fds_lost_error(pkt), r;
 
         d->stats.packets_in++;
         d->stats.bytes_in += pkt->len;
@@ -196,12 +207,12 @@ static void handle_packet(Conn *c, const WirePacket *pkt, FdList *fds) {
                 goto out;
         }
         if (r < 0) {
-                reply = error_reply(c, NULL, pkt->fds_truncated ? EVD_ERR_FDS_TRUNCATED : EVD_ERR_PARSE, NULL,
+                reply = error_reply(c, NULL, fds_lost ? fds_lost : EVD_ERR_PARSE, NULL,
                                     r == -EBADMSG ? jerr.text : "cannot parse");
                 goto out;
         }
         if (json_is_object(msg)) {
-                reply = handle_request(c, msg, fds, pkt->fds_truncated);
+                reply = handle_request(c, msg, fds, fds_lost);
                 goto out;
         }
         if (json_array_size(msg) == 0) {
@@ -216,7 +227,7 @@ static void handle_packet(Conn *c, const WirePacket *pkt, FdList *fds) {
         if (!reply)
                 goto out;
         for (size_t i = 0; i < json_array_size(msg) && !c->closing; i++) {
-                json_t *one = handle_request(c, json_array_get(msg, i), fds, pkt->fds_truncated);
+                json_t *one = handle_request(c, json_array_get(msg, i), fds, fds_lost);
                 if (one && json_array_append_new(reply, one) < 0)
                         break;
         }

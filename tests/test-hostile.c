@@ -1767,10 +1767,11 @@ static unsigned watch_until_refused(TestClient *c, const int *fds, unsigned n_fd
 /*
  * The daemon under RLIMIT_NOFILE 256 (set by a wrapper before it starts), flooded first with
  * connections and then with fds. Every connection and every request gets an answer: admitted
- * or refused with -32009 (out of fds) or -32004; watches fail with -32006 (the kernel could
- * not install the fds: MSG_CTRUNC) or -32009. While it is full and clients keep knocking, the
- * daemon does not spin: its CPU time stays under SPIN_BOUND (20%) of the 2 s measured. Once
- * the flood leaves, its fd count is back to the baseline and a new client can watch.
+ * or refused with -32009 (out of fds) or -32004; watches fail with -32009 (out of fds, also
+ * when the kernel could not install the packet's fds: MSG_CTRUNC) or -32004. While it is
+ * full and clients keep knocking, the daemon does not spin: its CPU time stays under
+ * SPIN_BOUND (20%) of the 2 s measured. Once the flood leaves, its fd count is back to the
+ * baseline and a new client can watch.
  */
 START_TEST(test_fd_exhaustion) {
         /* Limits out of the way (their defaults scale with the fd limit): this is about

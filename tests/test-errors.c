@@ -1,0 +1,255 @@
+/* test-errors.c - the daemon's error replies and counts, as protocol/PROTOCOL.md states them
+ *
+ * End to end like test-daemon.c: each test starts the built evd ($EVD_TEST_DAEMON, backend
+ * $EVD_TEST_BACKEND) in its own mkdtemp() directory and talks to it over its socket. What
+ * these tests pin down is which error code, and which `data`, a client sees when the daemon
+ * runs out of fds, refuses a connection, cannot poll an fd, and so on; and that the figures
+ * the daemon reports about its connections agree with each other.
+ *
+ * Where a test needs several events to reach the daemon in one loop iteration, another
+ * client holds the loop with debug-wedge (EVD_DEBUG=1) while the test causes them; the wedge's
+ * reply, read after, shows whether they all happened inside it.
+ *
+ * Forked children never call check's asserts: they report through exit codes or sockets.
+ */
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "jsonrpc.h"
+#include "macro.h"
+#include "util-daemon.h"
+
+#define TIMEOUT TEST_TIMEOUT_MS
+
+/* ---- helpers ---------------------------------------------------------------------- */
+
+static char *dump(const json_t *v) {
+        char *s = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("(null)");
+
+        ck_assert_ptr_nonnull(s);
+        return s;
+}
+
+static json_t *member(json_t *o, const char *key) {
+        json_t *v = json_object_get(o, key);
+
+        if (!v) {
+                char *s = dump(o);
+                ck_abort_msg("no member \"%s\" in %s", key, s);
+        }
+        return v;
+}
+
+static json_int_t int_member(json_t *o, const char *key) {
+        json_t *v = member(o, key);
+
+        if (!json_is_integer(v)) {
+                char *s = dump(o);
+                ck_abort_msg("member \"%s\" is not an integer in %s", key, s);
+        }
+        return json_integer_value(v);
+}
+
+/* @reply is an error with @code; with @id_text, its id's compact text is that. */
+static void check_error(json_t *reply, int code, const char *id_text) {
+        json_t *err = json_object_get(reply, "error");
+        char *s = dump(reply), *id = dump(json_object_get(reply, "id"));
+
+        ck_assert_msg(json_is_object(err) &&
+                              json_integer_value(json_object_get(err, "code")) == code,
+                      "expected error %d, got %s", code, s);
+        if (id_text)
+                ck_assert_msg(strcmp(id, id_text) == 0, "expected id %s in %s", id_text, s);
+        free(id);
+        free(s);
+}
+
+static void start(TestDaemon *d, TestClient *c, const char *const *args) {
+        test_daemon_start(d, args);
+        ck_assert_int_eq(test_client_connect(c, d->socket), 0);
+}
+
+static void stop(TestDaemon *d, TestClient *c) {
+        test_client_close(c);
+        ck_assert_int_eq(test_daemon_stop(d), 0);
+}
+
+static void ping(TestClient *c) {
+        json_decref(test_client_result(c, "ping", NULL, NULL, 0));
+}
+
+static json_int_t status_int(TestClient *c, const char *key) {
+        json_t *r = test_client_result(c, "status", NULL, NULL, 0);
+        json_int_t v = int_member(r, key);
+
+        json_decref(r);
+        return v;
+}
+
+static long long ms_now(void) {
+        struct timespec ts;
+
+        ck_assert_int_eq(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
+        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait until status says @want clients: the start-up probe goes away asynchronously. */
+static void wait_clients(TestClient *c, json_int_t want) {
+        long long deadline = ms_now() + TIMEOUT;
+        json_int_t v;
+
+        while ((v = status_int(c, "clients")) != want && ms_now() < deadline)
+                (void)poll(NULL, 0, 5);
+        ck_assert_int_eq(v, want);
+}
+
+/* The RLIMIT_NOFILE under which the daemon has room for exactly @room more fds: fds are
+ * allocated lowest first, so that is one above its @room-th free fd number (open fds need
+ * not be contiguous: it may have inherited high ones). */
+static rlim_t daemon_limit_for_room(const TestDaemon *d, int room) {
+        bool open_fd[4096] = { false };
+        char path[64];
+        struct dirent *de;
+        DIR *dir;
+
+        snprintf(path, sizeof(path), "/proc/%d/fd", (int)d->pid);
+        dir = opendir(path);
+        ck_assert_ptr_nonnull(dir);
+        while ((de = readdir(dir))) {
+                int fd = atoi(de->d_name);
+
+                if (de->d_name[0] != '.' && fd >= 0 && fd < (int)ELEMENTSOF(open_fd))
+                        open_fd[fd] = true;
+        }
+        closedir(dir);
+        for (int fd = 0; fd < (int)ELEMENTSOF(open_fd); fd++)
+                if (!open_fd[fd] && --room == 0)
+                        return (rlim_t)fd + 1;
+        ck_abort_msg("no room found in the daemon's fd table");
+        return 0;
+}
+
+/* ---- out of fds while receiving a packet's fds -------------------------------------- */
+
+/* The daemon's fd table has room for a few fds only (its soft RLIMIT_NOFILE lowered from
+ * outside), and a packet brings 32: the kernel installs what fits and flags MSG_CTRUNC. That
+ * is the daemon's shortage, -32009, not a client sending more than 32 (-32006); every fd that
+ * arrived is closed, nothing runs, and once there is room again 32 fds are fine and 40 are
+ * still -32006. */
+START_TEST(test_out_of_fds_on_packet) {
+        static const char batch[] = "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"watch\","
+                                    "\"params\":{\"fd\":0,\"events\":[\"in\"],\"mode\":\"edge\"}},"
+                                    "{\"jsonrpc\":\"2.0\",\"id\":\"t\",\"method\":\"timer\","
+                                    "\"params\":{\"after\":100}},"
+                                    "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"ping\"}]";
+        static const char single[] = "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"watch\","
+                                     "\"params\":{\"fd\":31,\"events\":[\"in\"],"
+                                     "\"mode\":\"edge\"}}";
+        static const char broken[] = "{\"jsonrpc\":\"2.0\",\"id\":5,";
+        TestDaemon d;
+        TestClient c;
+        struct rlimit old, low;
+        json_t *r;
+        int fds[40], base;
+
+        start(&d, &c, NULL);
+        wait_clients(&c, 1);
+        base = test_daemon_fd_count(&d);
+        for (int i = 0; i < 40; i++) {
+                fds[i] = eventfd(0, EFD_CLOEXEC);
+                ck_assert_int_ge(fds[i], 0);
+        }
+        ck_assert_int_eq(prlimit(d.pid, RLIMIT_NOFILE, NULL, &old), 0);
+        low = old;
+        low.rlim_cur = daemon_limit_for_room(&d, 4);
+        ck_assert_int_eq(prlimit(d.pid, RLIMIT_NOFILE, &low, NULL), 0);
+
+        ck_assert_int_eq(test_client_sendmsg(&c, batch, sizeof(batch) - 1, fds, 32), 0);
+        r = test_client_reply(&c, TIMEOUT);
+        ck_assert_msg(json_is_array(r) && json_array_size(r) == 3, "expected 3 replies");
+        check_error(json_array_get(r, 0), -32009, "1");
+        check_error(json_array_get(r, 1), -32009, "\"t\"");
+        check_error(json_array_get(r, 2), -32009, "3");
+        json_decref(r);
+        ck_assert_int_eq(test_daemon_wait_fd_count(&d, base, TIMEOUT), base);
+        ck_assert_int_eq(test_client_sendmsg(&c, single, sizeof(single) - 1, fds, 32), 0);
+        r = test_client_reply(&c, TIMEOUT);
+        check_error(r, -32009, "4");
+        json_decref(r);
+        ck_assert_int_eq(test_client_sendmsg(&c, broken, sizeof(broken) - 1, fds, 32), 0);
+        r = test_client_reply(&c, TIMEOUT);
+        check_error(r, -32009, "null");
+        json_decref(r);
+        ck_assert_int_eq(test_daemon_wait_fd_count(&d, base, TIMEOUT), base);
+        ck_assert_int_eq(status_int(&c, "watches"), 0);
+        ck_assert_int_eq(status_int(&c, "timers"), 0);
+
+        ck_assert_int_eq(prlimit(d.pid, RLIMIT_NOFILE, &old, NULL), 0);
+        ping(&c);
+        ck_assert_int_eq(test_client_sendmsg(&c, single, sizeof(single) - 1, fds, 40), 0);
+        r = test_client_reply(&c, TIMEOUT);
+        check_error(r, -32006, "4");
+        json_decref(r);
+        ck_assert_int_eq(test_client_sendmsg(&c, single, sizeof(single) - 1, fds, 32), 0);
+        r = test_client_reply(&c, TIMEOUT);
+        ck_assert_msg(json_object_get(r, "result"), "32 fds with room for them: not watched");
+        json_decref(r);
+        ck_assert_int_eq(test_daemon_wait_fd_count(&d, base + 1, TIMEOUT), base + 1);
+        for (int i = 0; i < 40; i++)
+                close(fds[i]);
+        stop(&d, &c);
+}
+END_TEST
+
+/* ---- suite ------------------------------------------------------------------------- */
+
+static Suite *errors_suite(void) {
+        Suite *s = suite_create("errors");
+        TCase *tc;
+
+        tc = tcase_create("fds");
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_out_of_fds_on_packet);
+        suite_add_tcase(s, tc);
+
+        return s;
+}
+
+int main(void) {
+        const char *backend = getenv("EVD_TEST_BACKEND");
+        SRunner *sr;
+        int failed;
+
+        (void)signal(SIGPIPE, SIG_IGN);
+
+        /* Skip (77) only where the kernel refuses io_uring; the epoll run still covers all. */
+        if (backend && strcmp(backend, "io_uring") == 0) {
+                EngineOptions o = { .backend = ENGINE_BACKEND_IO_URING };
+                Engine *e = NULL;
+                int r = engine_new(&e, &o);
+
+                if (r == -ENOSYS || r == -EPERM) {
+                        printf("io_uring refused by the kernel (%s): skipping\n", strerror(-r));
+                        return 77;
+                }
+                (void)engine_free(e);
+        }
+
+        sr = srunner_create(errors_suite());
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? 1 : 0;
+}
