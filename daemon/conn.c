@@ -352,11 +352,18 @@ static pid_t peer_pid_from_pidfd(int fd, pid_t fallback) {
         return fallback;
 }
 
-static void refuse(Daemon *d, int fd, int code, const char *why) {
-        json_auto_t *err = jsonrpc_error(NULL, code, NULL, jsonrpc_error_data(NULL, why));
+/* A connection over a quota: one -32004 with data.limit, as for every quota (PROTOCOL.md 9). */
+static void refuse(Daemon *d, int fd, const char *why, unsigned limit) {
+        json_t *data = jsonrpc_error_data(NULL, why);
+        json_auto_t *err = NULL;
         size_t len;
 
         d->stats.refused++;
+        if (!data || json_object_set_new(data, "limit", json_integer((json_int_t)limit)) < 0) {
+                json_decref(data);
+                return;
+        }
+        err = jsonrpc_error(NULL, EVD_ERR_QUOTA, NULL, data);
         if (err && jsonrpc_encode(err, d->encode_buf, sizeof(d->encode_buf), &len) >= 0)
                 (void)wire_send(fd, d->encode_buf, len, NULL, 0);
 }
@@ -377,7 +384,7 @@ int conn_new(Daemon *d, int fd_consumed, Conn **ret) {
         if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0)
                 n_groups = glen / sizeof(gid_t);
         if (d->conns.n >= d->config.limits.clients) {
-                refuse(d, fd, EVD_ERR_QUOTA, "too many clients");
+                refuse(d, fd, "too many clients (max-clients)", d->config.limits.clients);
                 log_full(LOG_WARNING, 0, &(LogContext){ .pid = cred.pid, .uid = cred.uid, .has_peer = true },
                          "Refusing a client: %u clients connected (max-clients)", d->config.limits.clients);
                 return -EDQUOT;
@@ -386,7 +393,8 @@ int conn_new(Daemon *d, int fd_consumed, Conn **ret) {
         if (!usage)
                 return -ENOMEM;
         if (usage->clients >= d->config.limits.clients_per_uid) {
-                refuse(d, fd, EVD_ERR_QUOTA, "too many clients for this user");
+                refuse(d, fd, "too many clients for this user (max-clients-per-uid)",
+                       d->config.limits.clients_per_uid);
                 log_full(LOG_WARNING, 0, &(LogContext){ .pid = cred.pid, .uid = cred.uid, .has_peer = true },
                          "Refusing a client: its user has %u connections (max-clients-per-uid)", usage->clients);
                 daemon_usage_put(d, usage);

@@ -213,6 +213,71 @@ START_TEST(test_out_of_fds_on_packet) {
 }
 END_TEST
 
+/* ---- connections refused by a quota ------------------------------------------------ */
+
+/* Connect, retrying while refused: the start-up probe goes away asynchronously, so under a
+ * tight connection limit the first client may race it. */
+static void connect_admitted(TestClient *c, const TestDaemon *d) {
+        static const char text[] = "{\"jsonrpc\":\"2.0\",\"id\":\"admitted\",\"method\":\"ping\"}";
+        long long deadline = ms_now() + TIMEOUT;
+
+        for (;;) {
+                json_t *r = NULL;
+                bool ok;
+
+                ck_assert_int_eq(test_client_connect(c, d->socket), 0);
+                if (test_client_sendmsg(c, text, sizeof(text) - 1, NULL, 0) == 0)
+                        r = test_client_reply(c, TIMEOUT);
+                ok = r && json_object_get(r, "result");
+                json_decref(r);
+                if (ok)
+                        return;
+                test_client_close(c);
+                ck_assert_msg(ms_now() < deadline, "never admitted");
+                (void)poll(NULL, 0, 5);
+        }
+}
+
+/* A new connection is refused with one -32004 (null id) whose data.limit is @limit, then EOF. */
+static void expect_refused_with_limit(const TestDaemon *d, json_int_t limit) {
+        TestClient c;
+        json_t *r;
+
+        ck_assert_int_eq(test_client_connect(&c, d->socket), 0);
+        r = test_client_reply(&c, TIMEOUT);
+        ck_assert_msg(r, "no refusal");
+        check_error(r, -32004, "null");
+        ck_assert_int_eq(int_member(member(member(r, "error"), "data"), "limit"), limit);
+        json_decref(r);
+        ck_assert_msg(test_client_wait_eof(&c, TIMEOUT), "a refused connection stays open");
+        test_client_close(&c);
+}
+
+/* PROTOCOL.md 9: a quota refusal carries data.limit, connections included. */
+START_TEST(test_refused_connection_has_limit) {
+        static const char *const clients[] = { "--max-clients=2", NULL };
+        static const char *const per_uid[] = { "--max-clients-per-uid=3", NULL };
+        TestDaemon d;
+        TestClient c[3];
+
+        test_daemon_start(&d, clients);
+        connect_admitted(&c[0], &d);
+        wait_clients(&c[0], 1);
+        connect_admitted(&c[1], &d);
+        expect_refused_with_limit(&d, 2);
+        test_client_close(&c[1]);
+        stop(&d, &c[0]);
+
+        test_daemon_start(&d, per_uid);
+        for (int i = 0; i < 3; i++)
+                connect_admitted(&c[i], &d);
+        expect_refused_with_limit(&d, 3);
+        test_client_close(&c[2]);
+        test_client_close(&c[1]);
+        stop(&d, &c[0]);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------------------- */
 
 static Suite *errors_suite(void) {
@@ -222,6 +287,11 @@ static Suite *errors_suite(void) {
         tc = tcase_create("fds");
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_out_of_fds_on_packet);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("quotas");
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_refused_connection_has_limit);
         suite_add_tcase(s, tc);
 
         return s;
