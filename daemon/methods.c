@@ -319,6 +319,10 @@ static int m_watch(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodErr
                 return fail(err, EVD_ERR_BAD_FD, "fd", "the kernel cannot poll this kind of fd");
         if (r == -EBADF)
                 return fail(err, EVD_ERR_BAD_FD, "fd", "bad file descriptor");
+        /* epoll_ctl() (the epoll backend, and the io_uring backend's pollability probe)
+         * refuses an epoll fd nested too deep or in a loop: the fd, not the daemon, is at fault. */
+        if (r == -ELOOP)
+                return fail(err, EVD_ERR_BAD_FD, "fd", "epoll fds nested too deep (or in a loop)");
         if (r < 0)
                 return fail_errno(err, r);
         (void)fd_list_take(fds, json_integer_value(index), &fd); /* the watch owns it now */

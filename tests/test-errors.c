@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -213,6 +214,55 @@ START_TEST(test_out_of_fds_on_packet) {
 }
 END_TEST
 
+/* ---- fds the kernel refuses to poll ----------------------------------------------- */
+
+static json_t *watch_call(TestClient *c, int fd) {
+        json_t *params = json_pack("{s:i,s:[s],s:s}", "fd", 0, "events", "in", "mode", "edge");
+
+        return test_client_call(c, "watch", params, &fd, 1);
+}
+
+/* An epoll fd nested as deep as the kernel allows: watching it would nest one level more,
+ * which epoll_ctl() refuses with ELOOP (as it refuses loops). That is an fd the kernel will
+ * not poll, -32003 (PROTOCOL.md 5), not an internal error; a shallow epoll fd is fine. */
+START_TEST(test_epoll_nesting_too_deep) {
+        struct epoll_event ev = { .events = EPOLLIN };
+        TestDaemon d;
+        TestClient c;
+        int ep[16], n = 0, base;
+        json_t *r;
+
+        start(&d, &c, NULL);
+        wait_clients(&c, 1);
+        base = test_daemon_fd_count(&d);
+        ep[n++] = epoll_create1(EPOLL_CLOEXEC);
+        ck_assert_int_ge(ep[0], 0);
+        for (;;) {
+                ck_assert_int_lt(n, (int)ELEMENTSOF(ep));
+                ep[n] = epoll_create1(EPOLL_CLOEXEC);
+                ck_assert_int_ge(ep[n], 0);
+                if (epoll_ctl(ep[n], EPOLL_CTL_ADD, ep[n - 1], &ev) < 0) {
+                        ck_assert_int_eq(errno, ELOOP);
+                        close(ep[n]);
+                        break;
+                }
+                n++;
+        }
+        r = watch_call(&c, ep[n - 1]);
+        check_error(r, -32003, NULL);
+        ck_assert_str_eq(json_string_value(member(member(member(r, "error"), "data"),
+                                                  "param")), "fd");
+        json_decref(r);
+        ck_assert_int_eq(test_daemon_wait_fd_count(&d, base, TIMEOUT), base);
+        r = watch_call(&c, ep[0]);
+        ck_assert_msg(json_object_get(r, "result"), "a plain epoll fd is not watchable");
+        json_decref(r);
+        for (int i = 0; i < n; i++)
+                close(ep[i]);
+        stop(&d, &c);
+}
+END_TEST
+
 /* ---- connections refused by a quota ------------------------------------------------ */
 
 /* Connect, retrying while refused: the start-up probe goes away asynchronously, so under a
@@ -287,6 +337,11 @@ static Suite *errors_suite(void) {
         tc = tcase_create("fds");
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_out_of_fds_on_packet);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("poll");
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_epoll_nesting_too_deep);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("quotas");
