@@ -26,9 +26,11 @@
 #include "macro.h"
 #include "watch.h"
 
-/* Values in seconds above this are refused: they would overflow nanosecond clocks' useful
- * range and are certainly a mistake. */
+/* Durations (`after`, `interval`) above this are refused: certainly a mistake. */
 #define MAX_SECONDS 2147483648.0
+/* `at`, in seconds since the epoch: up to 2^33 (2242-03-16). Deadlines are nanoseconds and
+ * the kernel's timers end at 2^63 ns (2262); 2^31 (2038) is no limit for a date. */
+#define MAX_AT_SECONDS 8589934592.0
 #define MIN_INTERVAL 0.001
 #define MAX_CLIENT_NAME 64
 #define LIST_DEFAULT_LIMIT 1000
@@ -93,9 +95,9 @@ static int get_id(json_t *params, const char *key, bool required, uint64_t *ret,
         return 0;
 }
 
-/* Seconds as a JSON number (integer or real) in [min, MAX_SECONDS]; absent: *present false. */
-static int get_seconds(json_t *params, const char *key, double min, bool *present, uint64_t *ret_ns,
-                       MethodError *err) {
+/* Seconds as a JSON number (integer or real) in [min, max]; absent: *present false. */
+static int get_seconds(json_t *params, const char *key, double min, double max, bool *present,
+                       uint64_t *ret_ns, MethodError *err) {
         json_t *v = params ? json_object_get(params, key) : NULL;
         double s;
 
@@ -108,8 +110,10 @@ static int get_seconds(json_t *params, const char *key, double min, bool *presen
         if (!isfinite(s) || s < min)
                 return fail(err, EVD_ERR_INVALID_PARAMS, key,
                             min > 0 ? "must be at least 0.001 seconds" : "must not be negative");
-        if (s > MAX_SECONDS)
-                return fail(err, EVD_ERR_INVALID_PARAMS, key, "larger than 2^31 seconds");
+        if (s > max)
+                return fail(err, EVD_ERR_INVALID_PARAMS, key,
+                            max == MAX_AT_SECONDS ? "later than 2^33 seconds after the epoch (2242)"
+                                                  : "larger than 2^31 seconds");
         *ret_ns = (uint64_t)llround(s * 1e9);
         return 0;
 }
@@ -392,9 +396,11 @@ static int m_timer(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodErr
         ClientTimer *t;
         int r;
 
-        if (check_known(params, known, err) < 0 || get_seconds(params, "after", 0, &has_after, &after, err) < 0 ||
-            get_seconds(params, "at", 0, &has_at, &at, err) < 0 ||
-            get_seconds(params, "interval", MIN_INTERVAL, &has_interval, &interval, err) < 0 ||
+        if (check_known(params, known, err) < 0 ||
+            get_seconds(params, "after", 0, MAX_SECONDS, &has_after, &after, err) < 0 ||
+            get_seconds(params, "at", 0, MAX_AT_SECONDS, &has_at, &at, err) < 0 ||
+            get_seconds(params, "interval", MIN_INTERVAL, MAX_SECONDS, &has_interval, &interval,
+                        err) < 0 ||
             get_tag(params, &tag, err) < 0)
                 return -1;
         if (has_after == has_at)
@@ -657,7 +663,8 @@ static int m_debug_wedge(Conn *c, json_t *params, FdList *fds, json_t **ret, Met
 
         if (!getenv("EVD_DEBUG") || strcmp(getenv("EVD_DEBUG"), "1") != 0)
                 return fail(err, EVD_ERR_METHOD_NOT_FOUND, NULL, NULL);
-        if (check_known(params, known, err) < 0 || get_seconds(params, "seconds", 0, &present, &ns, err) < 0)
+        if (check_known(params, known, err) < 0 ||
+            get_seconds(params, "seconds", 0, MAX_SECONDS, &present, &ns, err) < 0)
                 return -1;
         ts.tv_sec = (time_t)(ns / NSEC_PER_SEC);
         ts.tv_nsec = (long)(ns % NSEC_PER_SEC);

@@ -16,6 +16,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "evd.h"
 #include "jsonrpc.h"
 #include "macro.h"
 #include "util-daemon.h"
@@ -263,6 +265,94 @@ START_TEST(test_epoll_nesting_too_deep) {
 }
 END_TEST
 
+/* ---- timers at wall-clock dates after 2038 ------------------------------------------ */
+
+static json_t *timer_at_call(TestClient *c, const char *at) {
+        char text[160];
+        json_t *params;
+
+        snprintf(text, sizeof(text), "{\"at\":%s}", at);
+        params = json_loads(text, 0, NULL);
+        ck_assert_ptr_nonnull(params);
+        return test_client_call(c, "timer", params, NULL, 0);
+}
+
+/* `at` takes any date up to the documented horizon, 2^33 s after the epoch (2242): 2^31 s
+ * (2038-01-19) is not a limit. The daemon lists the timer as due that far ahead; later than
+ * the horizon is -32602. */
+START_TEST(test_timer_at_after_2038) {
+        static const struct {
+                const char *at;
+                double seconds;
+        } dates[] = {
+                { "2147483649", 2147483649.0 },        /* 2038-01-19T03:14:09Z */
+                { "4102444800.25", 4102444800.25 },    /* 2100-01-01 */
+                { "8589934592", 8589934592.0 },        /* 2242-03-16T12:56:32Z: the horizon */
+        };
+        TestDaemon d;
+        TestClient c;
+        json_t *r;
+
+        start(&d, &c, NULL);
+        for (size_t i = 0; i < ELEMENTSOF(dates); i++) {
+                json_t *list, *item;
+                json_int_t t;
+                struct timespec now;
+                double next;
+
+                r = timer_at_call(&c, dates[i].at);
+                ck_assert_msg(json_object_get(r, "result"), "at %s refused", dates[i].at);
+                t = int_member(member(r, "result"), "timer");
+                json_decref(r);
+                list = test_client_result(&c, "timers", NULL, NULL, 0);
+                item = json_array_get(member(list, "timers"), 0);
+                ck_assert_int_eq(json_array_size(member(list, "timers")), 1);
+                ck_assert_int_eq(int_member(item, "timer"), t);
+                ck_assert_str_eq(json_string_value(member(item, "clock")), "realtime");
+                ck_assert_int_eq(clock_gettime(CLOCK_REALTIME, &now), 0);
+                next = json_number_value(member(item, "next"));
+                /* Loose: the point is "that far ahead", not the clock's precision. */
+                ck_assert_msg(fabs(next - (dates[i].seconds - (double)now.tv_sec)) < 60.0,
+                              "at %s: next %.0f", dates[i].at, next);
+                json_decref(list);
+                json_decref(test_client_result(&c, "cancel", json_pack("{s:I}", "timer", t),
+                                               NULL, 0));
+        }
+        r = timer_at_call(&c, "8589934592.5");
+        check_error(r, -32602, NULL);
+        ck_assert_str_eq(json_string_value(member(member(member(r, "error"), "data"),
+                                                  "param")), "at");
+        json_decref(r);
+        ck_assert_int_eq(status_int(&c, "timers"), 0);
+        stop(&d, &c);
+}
+END_TEST
+
+static int never_fires(struct evd_client *client, uint64_t timer, uint64_t expirations,
+                       void *userdata) {
+        return 0;
+}
+
+/* libevd takes the same dates. */
+START_TEST(test_libevd_timer_at_after_2038) {
+        TestDaemon d;
+        struct evd_client *ec = NULL;
+        uint64_t t = 0;
+
+        test_daemon_start(&d, NULL);
+        ck_assert_int_eq(evd_client_new(&ec), 0);
+        ck_assert_int_eq(evd_client_connect(ec, d.socket), 0);
+        ck_assert_int_eq(evd_timer_at(ec, 4102444800ull * 1000000u, 0, never_fires, NULL, TIMEOUT,
+                                      &t), 0);
+        ck_assert_int_eq(evd_timer_at(ec, 8589934592ull * 1000000u, 0, never_fires, NULL, TIMEOUT,
+                                      &t), 0);
+        ck_assert_int_eq(evd_timer_at(ec, 8589934593ull * 1000000u, 0, never_fires, NULL, TIMEOUT,
+                                      &t), -EINVAL);
+        ec = evd_client_free(ec);
+        ck_assert_int_eq(test_daemon_stop(&d), 0);
+}
+END_TEST
+
 /* ---- connections refused by a quota ------------------------------------------------ */
 
 /* Connect, retrying while refused: the start-up probe goes away asynchronously, so under a
@@ -342,6 +432,12 @@ static Suite *errors_suite(void) {
         tc = tcase_create("poll");
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_epoll_nesting_too_deep);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("timers");
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_timer_at_after_2038);
+        tcase_add_test(tc, test_libevd_timer_at_after_2038);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("quotas");

@@ -485,7 +485,8 @@ static const NumberCase timer_numbers[] = {
         { "{\"after\":1e-10}", 0, NULL, true },  /* rounds to 0 ns */
         { "{\"at\":0}", 0, NULL, true },
         { "{\"at\":-0.0}", 0, NULL, true },
-        { "{\"at\":2147483648}", 0, NULL, false }, /* 2038: the largest allowed */
+        { "{\"at\":2147483648}", 0, NULL, false }, /* 2038 */
+        { "{\"at\":8589934592}", 0, NULL, false }, /* 2242: the largest allowed */
         { "{\"after\":1e-9,\"interval\":2147483648}", 0, NULL, true },
         { "{\"after\":1.7976931348623157e308}", -32602, "after", false },
         { "{\"after\":-1.7976931348623157e308}", -32602, "after", false },
@@ -501,7 +502,7 @@ static const NumberCase timer_numbers[] = {
         { "{\"after\":\"Infinity\"}", -32602, "after", false },
         { "{\"at\":1e308}", -32602, "at", false },
         { "{\"at\":-1e-300}", -32602, "at", false },
-        { "{\"at\":2147483648.5}", -32602, "at", false },
+        { "{\"at\":8589934592.5}", -32602, "at", false },
         { "{\"after\":1,\"interval\":1e308}", -32602, "interval", false },
         { "{\"after\":1,\"interval\":5e-324}", -32602, "interval", false },
         { "{\"after\":1,\"interval\":-0.0}", -32602, "interval", false },
