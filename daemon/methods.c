@@ -622,15 +622,22 @@ static int m_clients(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodE
         if (page_init(&p, params, err) < 0)
                 return -1;
         LIST_FOREACH(Conn, link, t, &d->conns) {
+                json_t *item;
+
                 if (t->closing)
                         continue;
-                if (!page_add(&p, json_pack("{s:I,s:i,s:i,s:i,s:s*,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:f}", "client",
-                                            (json_int_t)t->id, "pid", (int)t->pid, "uid", (int)t->uid, "gid",
-                                            (int)t->gid, "name", t->name, "admin", t->admin, "monitor", t->monitor,
-                                            "watches", (json_int_t)t->watches.n, "timers", (json_int_t)t->timers.n,
-                                            "queued_bytes", (json_int_t)t->queued_bytes, "requests",
-                                            (json_int_t)t->requests, "notifications", (json_int_t)t->notifications,
-                                            "connected", age_seconds(d, t->connected_at))))
+                /* uid_t and gid_t are unsigned: through json_int_t, not int. */
+                item = json_pack("{s:I,s:i,s:I,s:I,s:s*,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:f}",
+                                 "client", (json_int_t)t->id, "pid", (int)t->pid,
+                                 "uid", (json_int_t)t->uid, "gid", (json_int_t)t->gid,
+                                 "name", t->name, "admin", t->admin, "monitor", t->monitor,
+                                 "watches", (json_int_t)t->watches.n,
+                                 "timers", (json_int_t)t->timers.n,
+                                 "queued_bytes", (json_int_t)t->queued_bytes,
+                                 "requests", (json_int_t)t->requests,
+                                 "notifications", (json_int_t)t->notifications,
+                                 "connected", age_seconds(d, t->connected_at));
+                if (!page_add(&p, item))
                         break;
         }
         *ret = page_result(&p, "clients", d->conns.n - d->doomed.n);

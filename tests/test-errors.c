@@ -25,6 +25,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -353,6 +354,39 @@ START_TEST(test_libevd_timer_at_after_2038) {
 }
 END_TEST
 
+/* ---- credentials in listings ---------------------------------------------------- */
+
+/* uid_t and gid_t are unsigned 32-bit: a uid above 2^31 is listed as itself, not negative. */
+START_TEST(test_large_uid_listed_unsigned) {
+        const uid_t big = 3000000000u;
+        TestDaemon d;
+        TestClient root, other;
+        json_t *r, *item;
+        json_int_t id;
+        size_t i;
+        bool found = false;
+
+        start(&d, &root, NULL);
+        ck_assert_int_eq(chmod(d.dir, 0755), 0);
+        ck_assert_int_eq(test_client_connect_as(&other, d.socket, big, (gid_t)big), 0);
+        r = test_client_result(&other, "hello", json_pack("{s:i}", "protocol", 1), NULL, 0);
+        id = int_member(r, "client_id");
+        json_decref(r);
+        r = test_client_result(&root, "clients", NULL, NULL, 0);
+        json_array_foreach(member(r, "clients"), i, item) {
+                if (int_member(item, "client") != id)
+                        continue;
+                found = true;
+                ck_assert_int_eq(int_member(item, "uid"), 3000000000ll);
+                ck_assert_int_eq(int_member(item, "gid"), 3000000000ll);
+        }
+        ck_assert_msg(found, "client %lld not listed", (long long)id);
+        json_decref(r);
+        test_client_close(&other);
+        stop(&d, &root);
+}
+END_TEST
+
 /* ---- connections refused by a quota ------------------------------------------------ */
 
 /* Connect, retrying while refused: the start-up probe goes away asynchronously, so under a
@@ -438,6 +472,11 @@ static Suite *errors_suite(void) {
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_timer_at_after_2038);
         tcase_add_test(tc, test_libevd_timer_at_after_2038);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("credentials");
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_large_uid_listed_unsigned);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("quotas");
