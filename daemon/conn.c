@@ -41,7 +41,8 @@
 /* Larger batches are refused whole: each request costs a reply, and the replies of a
  * batch must come back in (at most a few) packets. */
 #define MAX_BATCH 1024
-#define MAX_GROUPS 256
+/* SO_PEERGROUPS room for a first try: most peers have a handful of groups. */
+#define GROUPS_GUESS 64
 
 LogContext conn_log_context(const Conn *c) {
         return (LogContext){ .client_id = c->id, .pid = c->pid, .uid = c->uid, .has_peer = true };
@@ -352,6 +353,30 @@ static pid_t peer_pid_from_pidfd(int fd, pid_t fallback) {
         return fallback;
 }
 
+/* The peer's supplementary groups, as many as it has (up to the kernel's NGROUPS_MAX,
+ * 65536): a short buffer gets ERANGE and the size needed, and dropping the rest would
+ * drop admin-group membership. *ret is NULL when there are none. */
+static int peer_groups(int fd, gid_t **ret, size_t *ret_n) {
+        _cleanup_free_ gid_t *groups = NULL;
+        socklen_t len = GROUPS_GUESS * sizeof(gid_t);
+
+        for (;;) {
+                socklen_t room = len;
+                gid_t *g = realloc(groups, room);
+
+                if (!g)
+                        return -ENOMEM;
+                groups = g;
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0)
+                        break;
+                if (errno != ERANGE || len <= room)
+                        return -errno;
+        }
+        *ret_n = len / sizeof(gid_t);
+        *ret = *ret_n > 0 ? TAKE_PTR(groups) : NULL;
+        return 0;
+}
+
 /* A connection over a quota: one -32004 with data.limit, as for every quota (PROTOCOL.md 9). */
 static void refuse(Daemon *d, int fd, const char *why, unsigned limit) {
         json_t *data = jsonrpc_error_data(NULL, why);
@@ -372,8 +397,7 @@ int conn_new(Daemon *d, int fd_consumed, Conn **ret) {
         _cleanup_close_ int fd = fd_consumed;
         struct ucred cred;
         socklen_t len = sizeof(cred);
-        gid_t groups[MAX_GROUPS];
-        socklen_t glen = sizeof(groups);
+        _cleanup_free_ gid_t *groups = NULL;
         size_t n_groups = 0;
         UidUsage *usage;
         Conn *c;
@@ -381,8 +405,13 @@ int conn_new(Daemon *d, int fd_consumed, Conn **ret) {
 
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
                 return -errno;
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0)
-                n_groups = glen / sizeof(gid_t);
+        r = peer_groups(fd, &groups, &n_groups);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                log_full(LOG_WARNING, -r,
+                         &(LogContext){ .pid = cred.pid, .uid = cred.uid, .has_peer = true },
+                         "Cannot get a client's supplementary groups: admin only by uid or gid");
         if (d->conns.n >= d->config.limits.clients) {
                 refuse(d, fd, "too many clients (max-clients)", d->config.limits.clients);
                 log_full(LOG_WARNING, 0, &(LogContext){ .pid = cred.pid, .uid = cred.uid, .has_peer = true },
@@ -420,13 +449,8 @@ int conn_new(Daemon *d, int fd_consumed, Conn **ret) {
         list_init(&c->out);
         list_init(&c->notices);
         list_append(&d->conns, &c->link);
-        if (n_groups > 0) {
-                c->groups = malloc(n_groups * sizeof(gid_t));
-                if (c->groups) {
-                        memcpy(c->groups, groups, n_groups * sizeof(gid_t));
-                        c->n_groups = n_groups;
-                }
-        }
+        c->groups = TAKE_PTR(groups);
+        c->n_groups = n_groups;
         c->admin = daemon_is_admin(d, c->uid, c->gid, c->groups, c->n_groups);
         r = engine_add_io(d->engine, &c->source, fd, ENGINE_IN | ENGINE_RDHUP, ENGINE_EDGE, conn_io_cb, c);
         if (r < 0) {

@@ -387,6 +387,41 @@ START_TEST(test_large_uid_listed_unsigned) {
 }
 END_TEST
 
+static bool hello_admin(TestClient *c) {
+        json_t *r = test_client_result(c, "hello", json_pack("{s:i}", "protocol", 1), NULL, 0);
+        bool admin = json_is_true(member(r, "admin"));
+
+        json_decref(r);
+        return admin;
+}
+
+/* A peer in more than 256 supplementary groups: the daemon asks the kernel for all of them
+ * (SO_PEERGROUPS says how much room it needs), so membership of the admin group counts even
+ * as the last of 300 (the kernel keeps them sorted: the largest gid is last). */
+START_TEST(test_admin_group_after_256_groups) {
+        static const char *const args[] = { "--admin-group=20299", NULL };
+        gid_t groups[300];
+        TestDaemon d;
+        TestClient root, in, out;
+
+        for (size_t i = 0; i < ELEMENTSOF(groups); i++)
+                groups[i] = (gid_t)(20000 + i);
+        start(&d, &root, args);
+        ck_assert_int_eq(chmod(d.dir, 0755), 0);
+        ck_assert_int_eq(test_client_connect_as_groups(&in, d.socket, 4000, 4000, groups,
+                                                       ELEMENTSOF(groups)), 0);
+        ck_assert_msg(hello_admin(&in), "a member of the admin group (its 300th) is no admin");
+        /* The same 300 but the admin group: not an admin. */
+        groups[299] = 20300;
+        ck_assert_int_eq(test_client_connect_as_groups(&out, d.socket, 4000, 4000, groups,
+                                                       ELEMENTSOF(groups)), 0);
+        ck_assert_msg(!hello_admin(&out), "not in the admin group, yet an admin");
+        test_client_close(&out);
+        test_client_close(&in);
+        stop(&d, &root);
+}
+END_TEST
+
 /* ---- connections refused by a quota ------------------------------------------------ */
 
 /* Connect, retrying while refused: the start-up probe goes away asynchronously, so under a
@@ -477,6 +512,7 @@ static Suite *errors_suite(void) {
         tc = tcase_create("credentials");
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_large_uid_listed_unsigned);
+        tcase_add_test(tc, test_admin_group_after_256_groups);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("quotas");
