@@ -621,16 +621,17 @@ static int m_clients(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodE
                 return fail(err, EVD_ERR_PERMISSION, NULL, "only admins may list clients");
         if (page_init(&p, params, err) < 0)
                 return -1;
+        /* Closing connections too: until the end of the iteration they hold their fd and
+         * count, in status and against the limits alike (PROTOCOL.md 9). */
         LIST_FOREACH(Conn, link, t, &d->conns) {
                 json_t *item;
 
-                if (t->closing)
-                        continue;
                 /* uid_t and gid_t are unsigned: through json_int_t, not int. */
-                item = json_pack("{s:I,s:i,s:I,s:I,s:s*,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:f}",
+                item = json_pack("{s:I,s:i,s:I,s:I,s:s*,s:b,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:f}",
                                  "client", (json_int_t)t->id, "pid", (int)t->pid,
                                  "uid", (json_int_t)t->uid, "gid", (json_int_t)t->gid,
                                  "name", t->name, "admin", t->admin, "monitor", t->monitor,
+                                 "closing", t->closing,
                                  "watches", (json_int_t)t->watches.n,
                                  "timers", (json_int_t)t->timers.n,
                                  "queued_bytes", (json_int_t)t->queued_bytes,
@@ -640,7 +641,7 @@ static int m_clients(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodE
                 if (!page_add(&p, item))
                         break;
         }
-        *ret = page_result(&p, "clients", d->conns.n - d->doomed.n);
+        *ret = page_result(&p, "clients", d->conns.n);
         return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -26,6 +27,7 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -487,6 +489,224 @@ START_TEST(test_refused_connection_has_limit) {
 }
 END_TEST
 
+/* ---- one loop iteration: closing connections, reply order ------------------------- */
+
+/* Whether the daemon's thread sits in nanosleep(), i.e. inside debug-wedge. */
+static bool daemon_wedged(const TestDaemon *d) {
+        char path[64];
+        long nr = -1;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/syscall", (int)d->pid);
+        f = fopen(path, "re");
+        ck_assert_ptr_nonnull(f);
+        if (fscanf(f, "%ld", &nr) != 1)
+                nr = -1;
+        fclose(f);
+        return nr == SYS_nanosleep || nr == SYS_clock_nanosleep;
+}
+
+/* Hold the daemon's loop for @seconds through @w, and return once it is held: whatever the
+ * test does next reaches the daemon as events of one later iteration. */
+static void wedge_begin(const TestDaemon *d, TestClient *w, double seconds) {
+        long long deadline = ms_now() + TIMEOUT;
+
+        test_client_send(w, jsonrpc_request_new(w->next_id++, "debug-wedge",
+                                                json_pack("{s:f}", "seconds", seconds)),
+                         NULL, 0);
+        while (!daemon_wedged(d)) {
+                ck_assert_msg(ms_now() < deadline, "the daemon never entered debug-wedge");
+                (void)poll(NULL, 0, 1);
+        }
+}
+
+/* Whether the wedge still holds (then everything since wedge_begin() is queued behind it),
+ * after which its reply is read. */
+static bool wedge_end(const TestDaemon *d, TestClient *w) {
+        bool held = daemon_wedged(d);
+        json_t *r = test_client_reply(w, TIMEOUT);
+
+        ck_assert_msg(r && json_object_get(r, "result"), "debug-wedge failed");
+        json_decref(r);
+        return held;
+}
+
+static void start_debug(TestDaemon *d, TestClient *c, const char *const *args) {
+        setenv("EVD_DEBUG", "1", 1);
+        start(d, c, args);
+        unsetenv("EVD_DEBUG"); /* the daemon has it; later tests (CK_FORK=no) must not */
+}
+
+static json_int_t hello_id(TestClient *c) {
+        json_t *r = test_client_result(c, "hello", json_pack("{s:i}", "protocol", 1), NULL, 0);
+        json_int_t id = int_member(r, "client_id");
+
+        json_decref(r);
+        return id;
+}
+
+/* A connection that is closing still holds its fd until the end of the loop iteration, and
+ * until then it counts everywhere (PROTOCOL.md 9): in status, in the clients listing (with
+ * "closing": true) and against the connection limits. Client A hangs up and, in the same
+ * iteration, B asks for status and the clients listing. */
+START_TEST(test_closing_counted_alike) {
+        TestDaemon d;
+        TestClient a, b, w;
+        bool held = false;
+        json_t *r;
+
+        start_debug(&d, &b, NULL);
+        ck_assert_int_eq(test_client_connect(&w, d.socket), 0);
+        wait_clients(&b, 2); /* the start-up probe is gone */
+        for (double wedge = 0.5; !held; wedge *= 2) {
+                json_int_t id;
+
+                ck_assert_msg(wedge < 10, "could not get both events into one iteration");
+                ck_assert_int_eq(test_client_connect(&a, d.socket), 0);
+                id = hello_id(&a);
+                wedge_begin(&d, &w, wedge);
+                test_client_close(&a);
+                test_client_send(&b, json_loads("[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":"
+                                                "\"status\"},{\"jsonrpc\":\"2.0\",\"id\":2,"
+                                                "\"method\":\"clients\"}]", 0, NULL),
+                                 NULL, 0);
+                held = wedge_end(&d, &w);
+                r = test_client_reply(&b, TIMEOUT);
+                ck_assert_msg(json_is_array(r) && json_array_size(r) == 2, "no status reply");
+                if (held) {
+                        json_t *list = member(json_array_get(r, 1), "result"), *item;
+                        bool found = false;
+                        size_t i;
+
+                        ck_assert_int_eq(int_member(member(json_array_get(r, 0), "result"),
+                                                    "clients"), 3);
+                        ck_assert_int_eq(int_member(list, "total"), 3);
+                        ck_assert_int_eq(json_array_size(member(list, "clients")), 3);
+                        json_array_foreach(member(list, "clients"), i, item) {
+                                bool closing = json_is_true(member(item, "closing"));
+
+                                ck_assert_msg(closing == (int_member(item, "client") == id),
+                                              "client %lld: closing %d",
+                                              (long long)int_member(item, "client"), closing);
+                                found |= closing;
+                        }
+                        ck_assert_msg(found, "the closing client is not listed");
+                }
+                json_decref(r);
+                wait_clients(&b, 2);
+        }
+        test_client_close(&w);
+        stop(&d, &b);
+}
+END_TEST
+
+/* Client A hangs up and, in the same iteration, a new client connects while A fills the
+ * limit: A still counts, the new one is refused (and may try again). */
+static void check_closing_counted_in_limit(const char *const *args) {
+        static const char ping_text[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}";
+        TestDaemon d;
+        TestClient a, b, w, n;
+        bool held = false;
+
+        start_debug(&d, &b, args);
+        ck_assert_int_eq(test_client_connect(&w, d.socket), 0);
+        wait_clients(&b, 2); /* the start-up probe is gone */
+        for (double wedge = 0.5; !held; wedge *= 2) {
+                json_t *r;
+
+                ck_assert_msg(wedge < 10, "could not get both events into one iteration");
+                ck_assert_int_eq(test_client_connect(&a, d.socket), 0);
+                wait_clients(&b, 3);
+                wedge_begin(&d, &w, wedge);
+                test_client_close(&a);
+                ck_assert_int_eq(test_client_connect(&n, d.socket), 0);
+                held = wedge_end(&d, &w);
+                /* Refused, it may be closed already, with or without our ping unread: the
+                 * send fails (EPIPE) or the first read does (ECONNRESET), and the refusal is
+                 * still there to read after that. */
+                (void)test_client_sendmsg(&n, ping_text, sizeof(ping_text) - 1, NULL, 0);
+                r = test_client_reply(&n, TIMEOUT);
+                if (!r)
+                        r = test_client_reply(&n, TIMEOUT);
+                ck_assert_msg(r, "no reply");
+                if (held)
+                        check_error(r, -32004, "null");
+                json_decref(r);
+                test_client_close(&n);
+                wait_clients(&b, 2);
+        }
+        test_client_close(&w);
+        stop(&d, &b);
+}
+
+START_TEST(test_closing_counted_in_max_clients) {
+        static const char *const args[] = { "--max-clients=3", NULL };
+
+        check_closing_counted_in_limit(args);
+}
+END_TEST
+
+START_TEST(test_closing_counted_in_max_clients_per_uid) {
+        static const char *const args[] = { "--max-clients-per-uid=3", NULL };
+
+        check_closing_counted_in_limit(args);
+}
+END_TEST
+
+/* PROTOCOL.md 4: a reply is sent as soon as it is made, notifications at the end of the loop
+ * iteration, so a reply may overtake a notification about an event that happened before
+ * the request was sent. Here the pipe becomes readable and then C sends a ping, both while
+ * the loop is held: C gets the ping's reply first, the `ready` after it. */
+START_TEST(test_reply_overtakes_notification) {
+        static const char ping_text[] = "{\"jsonrpc\":\"2.0\",\"id\":99,\"method\":\"ping\"}";
+        TestDaemon d;
+        TestClient c, w;
+        bool held = false;
+        int p[2];
+        json_t *r;
+
+        start_debug(&d, &c, NULL);
+        ck_assert_int_eq(test_client_connect(&w, d.socket), 0);
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+        r = watch_call(&c, p[0]);
+        ck_assert_msg(json_object_get(r, "result"), "watch failed");
+        json_decref(r);
+        for (double wedge = 0.5; !held; wedge *= 2) {
+                char byte = 'x';
+
+                ck_assert_msg(wedge < 10, "could not get both events into one iteration");
+                wedge_begin(&d, &w, wedge);
+                ck_assert_int_eq(write(p[1], &byte, 1), 1);
+                test_client_send_raw(&c, ping_text, sizeof(ping_text) - 1, NULL, 0);
+                held = wedge_end(&d, &w);
+                /* Read until both came, noting which came first. */
+                for (int seen_reply = 0, seen_ready = 0; !seen_reply || !seen_ready;) {
+                        json_t *m;
+                        size_t i;
+
+                        r = test_client_recv(&c, TIMEOUT);
+                        ck_assert_msg(r, "the ping's reply or the ready did not arrive");
+                        if (json_is_object(r))
+                                r = json_pack("[o]", r);
+                        json_array_foreach(r, i, m) {
+                                bool ready = json_object_get(m, "method") != NULL;
+
+                                ck_assert_msg(!held || !ready || seen_reply,
+                                              "a ready came before the ping's reply");
+                                seen_ready |= ready;
+                                seen_reply |= !ready;
+                        }
+                        json_decref(r);
+                }
+                ck_assert_int_eq(read(p[0], &byte, 1), 1);
+        }
+        close(p[0]);
+        close(p[1]);
+        test_client_close(&w);
+        stop(&d, &c);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------------------- */
 
 static Suite *errors_suite(void) {
@@ -513,6 +733,14 @@ static Suite *errors_suite(void) {
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_large_uid_listed_unsigned);
         tcase_add_test(tc, test_admin_group_after_256_groups);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("iteration");
+        tcase_set_timeout(tc, 120);
+        tcase_add_test(tc, test_closing_counted_alike);
+        tcase_add_test(tc, test_closing_counted_in_max_clients);
+        tcase_add_test(tc, test_closing_counted_in_max_clients_per_uid);
+        tcase_add_test(tc, test_reply_overtakes_notification);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("quotas");
