@@ -16,8 +16,10 @@
 #define CLIENT_READ_BUDGET 64u
 /* The daemon's cap on the "hello" client name (PROTOCOL.md, hello). */
 #define CLIENT_MAX_NAME 64u
-/* Timer values the daemon accepts (PROTOCOL.md, timer): at most 2^31 s, interval >= 1 ms. */
+/* Timer values the daemon accepts (PROTOCOL.md, timer): durations at most 2^31 s, interval
+ * >= 1 ms, dates (`at`) at most 2^33 s after the epoch. */
 #define CLIENT_MAX_TIMER_USEC (((uint64_t)1 << 31) * 1000000u)
+#define CLIENT_MAX_AT_USEC (((uint64_t)1 << 33) * 1000000u)
 #define CLIENT_MIN_INTERVAL_USEC 1000u
 
 typedef struct Request Request;

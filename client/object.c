@@ -641,7 +641,8 @@ static int timer_add(struct evd_client *c, bool realtime, uint64_t when, uint64_
         r = client_check(c);
         if (r < 0)
                 return r;
-        if (!cb || when > CLIENT_MAX_TIMER_USEC || interval > CLIENT_MAX_TIMER_USEC ||
+        if (!cb || when > (realtime ? CLIENT_MAX_AT_USEC : CLIENT_MAX_TIMER_USEC) ||
+            interval > CLIENT_MAX_TIMER_USEC ||
             (interval != 0 && interval < CLIENT_MIN_INTERVAL_USEC))
                 return -EINVAL;
         o = create_begin(c, OBJ_TIMER);

@@ -41,7 +41,8 @@
 /* Larger batches are refused whole: each request costs a reply, and the replies of a
  * batch must come back in (at most a few) packets. */
 #define MAX_BATCH 1024
-#define MAX_GROUPS 256
+/* SO_PEERGROUPS room for a first try: most peers have a handful of groups. */
+#define GROUPS_GUESS 64
 
 LogContext conn_log_context(const Conn *c) {
         return (LogContext){ .client_id = c->id, .pid = c->pid, .uid = c->uid, .has_peer = true };
@@ -190,8 +191,20 @@ int conn_queue_json(Conn *c, json_t *v, json_t *id) {
         return conn_send_or_queue(c, d->encode_buf, len);
 }
 
+/* The error for every request of a packet whose fds were lost (PROTOCOL.md 2.1), or 0. */
+static int fds_lost_error(const WirePacket *pkt) {
+        if (!pkt->fds_truncated)
+                return 0;
+        return pkt->fds_no_room ? EVD_ERR_NO_FDS : EVD_ERR_FDS_TRUNCATED;
+}
+
+static const char *fds_lost_why(int code) {
+        return code == EVD_ERR_NO_FDS ? "the daemon is out of file descriptors; no fd was kept"
+                                      : "more than 32 fds on the packet; none was kept";
+}
+
 /* One request object of a packet. Returns the reply or NULL (notification). */
-static json_t *handle_request(Conn *c, json_t *msg, FdList *fds, bool fds_truncated) {
+static json_t *handle_request(Conn *c, json_t *msg, FdList *fds, int fds_lost) {
         Daemon *d = c->daemon;
         JsonRpcRequest req = { 0 };
         const char *why = NULL;
@@ -201,10 +214,9 @@ static json_t *handle_request(Conn *c, json_t *msg, FdList *fds, bool fds_trunca
                 return error_reply(c, req.id, code, NULL, why);
         c->requests++;
         d->stats.requests++;
-        if (fds_truncated)
+        if (fds_lost)
                 /* The kernel dropped fds: running the request could act on the wrong ones. */
-                return req.id ? error_reply(c, req.id, EVD_ERR_FDS_TRUNCATED, NULL,
-                                            "more than 32 fds on the packet; none was kept")
+                return req.id ? error_reply(c, req.id, fds_lost, NULL, fds_lost_why(fds_lost))
                               : NULL;
         if (d->shutting_down)
                 return req.id ? error_reply(c, req.id, EVD_ERR_SHUTTING_DOWN, NULL, NULL) : NULL;
@@ -215,7 +227,7 @@ static void handle_packet(Conn *c, const WirePacket *pkt, FdList *fds) {
         Daemon *d = c->daemon;
         json_auto_t *msg = NULL, *reply = NULL;
         json_error_t jerr;
-        int r;
+        int fds_lost = fds_lost_error(pkt), r;
 
         d->stats.packets_in++;
         d->stats.bytes_in += pkt->len;
@@ -232,12 +244,12 @@ static void handle_packet(Conn *c, const WirePacket *pkt, FdList *fds) {
                 goto out;
         }
         if (r < 0) {
-                reply = error_reply(c, NULL, pkt->fds_truncated ? EVD_ERR_FDS_TRUNCATED : EVD_ERR_PARSE, NULL,
+                reply = error_reply(c, NULL, fds_lost ? fds_lost : EVD_ERR_PARSE, NULL,
                                     r == -EBADMSG ? jerr.text : "cannot parse");
                 goto out;
         }
         if (json_is_object(msg)) {
-                reply = handle_request(c, msg, fds, pkt->fds_truncated);
+                reply = handle_request(c, msg, fds, fds_lost);
                 goto out;
         }
         if (json_array_size(msg) == 0) {
@@ -252,7 +264,7 @@ static void handle_packet(Conn *c, const WirePacket *pkt, FdList *fds) {
         if (!reply)
                 goto out;
         for (size_t i = 0; i < json_array_size(msg) && !c->closing; i++) {
-                json_t *one = handle_request(c, json_array_get(msg, i), fds, pkt->fds_truncated);
+                json_t *one = handle_request(c, json_array_get(msg, i), fds, fds_lost);
                 if (one && json_array_append_new(reply, one) < 0)
                         break;
         }
@@ -377,11 +389,42 @@ static pid_t peer_pid_from_pidfd(int fd, pid_t fallback) {
         return fallback;
 }
 
-static void refuse(Daemon *d, int fd, int code, const char *why) {
-        json_auto_t *err = jsonrpc_error(NULL, code, NULL, jsonrpc_error_data(NULL, why));
+/* The peer's supplementary groups, as many as it has (up to the kernel's NGROUPS_MAX,
+ * 65536): a short buffer gets ERANGE and the size needed, and dropping the rest would
+ * drop admin-group membership. *ret is NULL when there are none. */
+static int peer_groups(int fd, gid_t **ret, size_t *ret_n) {
+        _cleanup_free_ gid_t *groups = NULL;
+        socklen_t len = GROUPS_GUESS * sizeof(gid_t);
+
+        for (;;) {
+                socklen_t room = len;
+                gid_t *g = realloc(groups, room);
+
+                if (!g)
+                        return -ENOMEM;
+                groups = g;
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0)
+                        break;
+                if (errno != ERANGE || len <= room)
+                        return -errno;
+        }
+        *ret_n = len / sizeof(gid_t);
+        *ret = *ret_n > 0 ? TAKE_PTR(groups) : NULL;
+        return 0;
+}
+
+/* A connection over a quota: one -32004 with data.limit, as for every quota (PROTOCOL.md 9). */
+static void refuse(Daemon *d, int fd, const char *why, unsigned limit) {
+        json_t *data = jsonrpc_error_data(NULL, why);
+        json_auto_t *err = NULL;
         size_t len;
 
         d->stats.refused++;
+        if (!data || json_object_set_new(data, "limit", json_integer((json_int_t)limit)) < 0) {
+                json_decref(data);
+                return;
+        }
+        err = jsonrpc_error(NULL, EVD_ERR_QUOTA, NULL, data);
         if (err && jsonrpc_encode(err, d->encode_buf, sizeof(d->encode_buf), &len) >= 0)
                 (void)wire_send(fd, d->encode_buf, len, NULL, 0);
 }
@@ -390,8 +433,7 @@ int conn_new(Daemon *d, int fd_consumed, Conn **ret) {
         _cleanup_close_ int fd = fd_consumed;
         struct ucred cred;
         socklen_t len = sizeof(cred);
-        gid_t groups[MAX_GROUPS];
-        socklen_t glen = sizeof(groups);
+        _cleanup_free_ gid_t *groups = NULL;
         size_t n_groups = 0;
         UidUsage *usage;
         Conn *c;
@@ -399,10 +441,15 @@ int conn_new(Daemon *d, int fd_consumed, Conn **ret) {
 
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
                 return -errno;
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0)
-                n_groups = glen / sizeof(gid_t);
+        r = peer_groups(fd, &groups, &n_groups);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                log_full(LOG_WARNING, -r,
+                         &(LogContext){ .pid = cred.pid, .uid = cred.uid, .has_peer = true },
+                         "Cannot get a client's supplementary groups: admin only by uid or gid");
         if (d->conns.n >= d->config.limits.clients) {
-                refuse(d, fd, EVD_ERR_QUOTA, "too many clients");
+                refuse(d, fd, "too many clients (max-clients)", d->config.limits.clients);
                 log_full(LOG_WARNING, 0, &(LogContext){ .pid = cred.pid, .uid = cred.uid, .has_peer = true },
                          "Refusing a client: %u clients connected (max-clients)", d->config.limits.clients);
                 return -EDQUOT;
@@ -411,7 +458,8 @@ int conn_new(Daemon *d, int fd_consumed, Conn **ret) {
         if (!usage)
                 return -ENOMEM;
         if (usage->clients >= d->config.limits.clients_per_uid) {
-                refuse(d, fd, EVD_ERR_QUOTA, "too many clients for this user");
+                refuse(d, fd, "too many clients for this user (max-clients-per-uid)",
+                       d->config.limits.clients_per_uid);
                 log_full(LOG_WARNING, 0, &(LogContext){ .pid = cred.pid, .uid = cred.uid, .has_peer = true },
                          "Refusing a client: its user has %u connections (max-clients-per-uid)", usage->clients);
                 daemon_usage_put(d, usage);
@@ -437,13 +485,8 @@ int conn_new(Daemon *d, int fd_consumed, Conn **ret) {
         list_init(&c->out);
         list_init(&c->notices);
         list_append(&d->conns, &c->link);
-        if (n_groups > 0) {
-                c->groups = malloc(n_groups * sizeof(gid_t));
-                if (c->groups) {
-                        memcpy(c->groups, groups, n_groups * sizeof(gid_t));
-                        c->n_groups = n_groups;
-                }
-        }
+        c->groups = TAKE_PTR(groups);
+        c->n_groups = n_groups;
         c->admin = daemon_is_admin(d, c->uid, c->gid, c->groups, c->n_groups);
         r = engine_add_io(d->engine, &c->source, fd, ENGINE_IN | ENGINE_RDHUP, ENGINE_EDGE, conn_io_cb, c);
         if (r < 0) {

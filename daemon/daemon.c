@@ -86,7 +86,7 @@ uint64_t daemon_uptime_ns(Daemon *d) {
 static void notify_status(Daemon *d) {
         d->status_dirty = false;
         (void)sd_notifyf(false, "STATUS=%s%u clients, %u watches, %u timers (%s)",
-                         d->shutting_down ? "Shutting down: " : "", (unsigned)(d->conns.n - d->doomed.n),
+                         d->shutting_down ? "Shutting down: " : "", (unsigned)d->conns.n,
                          d->n_watches, d->n_timers, engine_backend_name(d->engine));
 }
 

@@ -27,9 +27,11 @@
 #include "macro.h"
 #include "watch.h"
 
-/* Values in seconds above this are refused: they would overflow nanosecond clocks' useful
- * range and are certainly a mistake. */
+/* Durations (`after`, `interval`) above this are refused: certainly a mistake. */
 #define MAX_SECONDS 2147483648.0
+/* `at`, in seconds since the epoch: up to 2^33 (2242-03-16). Deadlines are nanoseconds and
+ * the kernel's timers end at 2^63 ns (2262); 2^31 (2038) is no limit for a date. */
+#define MAX_AT_SECONDS 8589934592.0
 #define MIN_INTERVAL 0.001
 #define MAX_CLIENT_NAME 64
 #define LIST_DEFAULT_LIMIT 1000
@@ -94,9 +96,9 @@ static int get_id(json_t *params, const char *key, bool required, uint64_t *ret,
         return 0;
 }
 
-/* Seconds as a JSON number (integer or real) in [min, MAX_SECONDS]; absent: *present false. */
-static int get_seconds(json_t *params, const char *key, double min, bool *present, uint64_t *ret_ns,
-                       MethodError *err) {
+/* Seconds as a JSON number (integer or real) in [min, max]; absent: *present false. */
+static int get_seconds(json_t *params, const char *key, double min, double max, bool *present,
+                       uint64_t *ret_ns, MethodError *err) {
         json_t *v = params ? json_object_get(params, key) : NULL;
         double s;
 
@@ -109,8 +111,10 @@ static int get_seconds(json_t *params, const char *key, double min, bool *presen
         if (!isfinite(s) || s < min)
                 return fail(err, EVD_ERR_INVALID_PARAMS, key,
                             min > 0 ? "must be at least 0.001 seconds" : "must not be negative");
-        if (s > MAX_SECONDS)
-                return fail(err, EVD_ERR_INVALID_PARAMS, key, "larger than 2^31 seconds");
+        if (s > max)
+                return fail(err, EVD_ERR_INVALID_PARAMS, key,
+                            max == MAX_AT_SECONDS ? "later than 2^33 seconds after the epoch (2242)"
+                                                  : "larger than 2^31 seconds");
         *ret_ns = (uint64_t)llround(s * 1e9);
         return 0;
 }
@@ -339,6 +343,10 @@ static int m_watch(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodErr
                 return fail(err, EVD_ERR_BAD_FD, "fd", "the kernel cannot poll this kind of fd");
         if (r == -EBADF)
                 return fail(err, EVD_ERR_BAD_FD, "fd", "bad file descriptor");
+        /* epoll_ctl() (the epoll backend, and the io_uring backend's pollability probe)
+         * refuses an epoll fd nested too deep or in a loop: the fd, not the daemon, is at fault. */
+        if (r == -ELOOP)
+                return fail(err, EVD_ERR_BAD_FD, "fd", "epoll fds nested too deep (or in a loop)");
         if (r < 0)
                 return fail_errno(err, r);
         w->holds_passrights = held;
@@ -409,9 +417,11 @@ static int m_timer(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodErr
         ClientTimer *t;
         int r;
 
-        if (check_known(params, known, err) < 0 || get_seconds(params, "after", 0, &has_after, &after, err) < 0 ||
-            get_seconds(params, "at", 0, &has_at, &at, err) < 0 ||
-            get_seconds(params, "interval", MIN_INTERVAL, &has_interval, &interval, err) < 0 ||
+        if (check_known(params, known, err) < 0 ||
+            get_seconds(params, "after", 0, MAX_SECONDS, &has_after, &after, err) < 0 ||
+            get_seconds(params, "at", 0, MAX_AT_SECONDS, &has_at, &at, err) < 0 ||
+            get_seconds(params, "interval", MIN_INTERVAL, MAX_SECONDS, &has_interval, &interval,
+                        err) < 0 ||
             get_tag(params, &tag, err) < 0)
                 return -1;
         if (has_after == has_at)
@@ -639,19 +649,27 @@ static int m_clients(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodE
                 return fail(err, EVD_ERR_PERMISSION, NULL, "only admins may list clients");
         if (page_init(&p, params, err) < 0)
                 return -1;
+        /* Closing connections too: until the end of the iteration they hold their fd and
+         * count, in status and against the limits alike (PROTOCOL.md 9). */
         LIST_FOREACH(Conn, link, t, &d->conns) {
-                if (t->closing)
-                        continue;
-                if (!page_add(&p, json_pack("{s:I,s:i,s:i,s:i,s:s*,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:f}", "client",
-                                            (json_int_t)t->id, "pid", (int)t->pid, "uid", (int)t->uid, "gid",
-                                            (int)t->gid, "name", t->name, "admin", t->admin, "monitor", t->monitor,
-                                            "watches", (json_int_t)t->watches.n, "timers", (json_int_t)t->timers.n,
-                                            "queued_bytes", (json_int_t)t->queued_bytes, "requests",
-                                            (json_int_t)t->requests, "notifications", (json_int_t)t->notifications,
-                                            "connected", age_seconds(d, t->connected_at))))
+                json_t *item;
+
+                /* uid_t and gid_t are unsigned: through json_int_t, not int. */
+                item = json_pack("{s:I,s:i,s:I,s:I,s:s*,s:b,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:f}",
+                                 "client", (json_int_t)t->id, "pid", (int)t->pid,
+                                 "uid", (json_int_t)t->uid, "gid", (json_int_t)t->gid,
+                                 "name", t->name, "admin", t->admin, "monitor", t->monitor,
+                                 "closing", t->closing,
+                                 "watches", (json_int_t)t->watches.n,
+                                 "timers", (json_int_t)t->timers.n,
+                                 "queued_bytes", (json_int_t)t->queued_bytes,
+                                 "requests", (json_int_t)t->requests,
+                                 "notifications", (json_int_t)t->notifications,
+                                 "connected", age_seconds(d, t->connected_at));
+                if (!page_add(&p, item))
                         break;
         }
-        *ret = page_result(&p, "clients", d->conns.n - d->doomed.n);
+        *ret = page_result(&p, "clients", d->conns.n);
         return 0;
 }
 
@@ -683,7 +701,8 @@ static int m_debug_wedge(Conn *c, json_t *params, FdList *fds, json_t **ret, Met
                 return fail(err, EVD_ERR_METHOD_NOT_FOUND, NULL, NULL);
         if (!c->admin)
                 return fail(err, EVD_ERR_PERMISSION, NULL, "only admins may wedge the daemon");
-        if (check_known(params, known, err) < 0 || get_seconds(params, "seconds", 0, &present, &ns, err) < 0)
+        if (check_known(params, known, err) < 0 ||
+            get_seconds(params, "seconds", 0, MAX_SECONDS, &present, &ns, err) < 0)
                 return -1;
         ts.tv_sec = (time_t)(ns / NSEC_PER_SEC);
         ts.tv_nsec = (long)(ns % NSEC_PER_SEC);

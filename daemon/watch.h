@@ -50,7 +50,8 @@ typedef struct ClientTimer {
 } ClientTimer;
 
 /** watch_new() - watch @fd for @conn. On success the watch owns @fd; on failure the caller
- * still does. @tag borrowed. Return: 0, or -errno from the engine (-EPERM: not pollable). */
+ * still does. @tag borrowed. Return: 0, or -errno from the engine (-EPERM: not pollable;
+ * -ELOOP: an epoll fd nested too deep). */
 int watch_new(Conn *conn, int fd, uint32_t events, EngineMode mode, json_t *tag, Watch **ret);
 /** watch_free() - stop, drop its queued notification, close the fd. NULL-safe. */
 Watch *watch_free(Watch *w);

@@ -10,6 +10,10 @@
  *    how many fds a hostile peer can push into our table per packet). On
  *    MSG_CTRUNC or MSG_TRUNC every fd that did arrive is closed at once: a
  *    packet is accepted whole or not at all.
+ *  - MSG_CTRUNC with room left in the buffer has another cause: the kernel
+ *    stopped installing fds because our own fd table is full (EMFILE in its
+ *    scm receive; it installs fds in order and stops at the first failure).
+ *    That is the receiver's shortage, not the peer's fault: @fds_no_room.
  *  - Only SOL_SOCKET/SCM_RIGHTS fds are accepted. Other control messages are
  *    ignored, but SCM_PIDFD (SO_PASSPIDFD, Linux 6.5) also installs an fd, so
  *    that one is closed rather than leaked. Do not set SO_PASSCRED on a socket
@@ -105,8 +109,9 @@ static int wire_collect_fds(struct msghdr *mh, FdList *fds) {
  *       eof false; it is not EOF even when it carries no fds.
  *
  * On @ret->truncated (packet larger than @size) or @ret->fds_truncated (more than
- * EVD_MAX_FDS fds) every fd that arrived is already closed and @ret_fds is empty;
- * the packet is consumed and the connection is still usable.
+ * EVD_MAX_FDS fds, or, with @ret->fds_no_room, fewer because this process ran out
+ * of fds) every fd that arrived is already closed and @ret_fds is empty; the
+ * packet is consumed and the connection is still usable.
  *
  * Return: 0 with @ret and @ret_fds written; -EAGAIN if nothing is queued; other -errno.
  */
@@ -120,7 +125,7 @@ int wire_recv(int sock, void *buf, size_t size, FdList *ret_fds, WirePacket *ret
                 .msg_controllen = sizeof(control),
         };
         _cleanup_fd_list_ FdList fds = FD_LIST_NULL;
-        bool truncated, fds_truncated, eof = false;
+        bool truncated, fds_truncated, overflow, fds_no_room, eof = false;
         ssize_t n;
 
         /* MSG_TRUNC: return the real length, so an oversize packet is detected, not parsed. */
@@ -128,7 +133,9 @@ int wire_recv(int sock, void *buf, size_t size, FdList *ret_fds, WirePacket *ret
         if (n < 0)
                 return -errno;
 
-        fds_truncated = wire_collect_fds(&mh, &fds) > 0 || (mh.msg_flags & MSG_CTRUNC);
+        overflow = wire_collect_fds(&mh, &fds) > 0;
+        fds_truncated = overflow || (mh.msg_flags & MSG_CTRUNC);
+        fds_no_room = !overflow && (mh.msg_flags & MSG_CTRUNC) && fds.n < EVD_MAX_FDS;
         truncated = (mh.msg_flags & MSG_TRUNC) || (size_t)n > size;
         if (truncated || fds_truncated)
                 fd_list_close(&fds);
@@ -146,6 +153,7 @@ int wire_recv(int sock, void *buf, size_t size, FdList *ret_fds, WirePacket *ret
                 .eof = eof,
                 .truncated = truncated,
                 .fds_truncated = fds_truncated,
+                .fds_no_room = fds_no_room,
         };
         if (ret_fds) {
                 *ret_fds = fds;

@@ -485,7 +485,8 @@ static const NumberCase timer_numbers[] = {
         { "{\"after\":1e-10}", 0, NULL, true },  /* rounds to 0 ns */
         { "{\"at\":0}", 0, NULL, true },
         { "{\"at\":-0.0}", 0, NULL, true },
-        { "{\"at\":2147483648}", 0, NULL, false }, /* 2038: the largest allowed */
+        { "{\"at\":2147483648}", 0, NULL, false }, /* 2038 */
+        { "{\"at\":8589934592}", 0, NULL, false }, /* 2242: the largest allowed */
         { "{\"after\":1e-9,\"interval\":2147483648}", 0, NULL, true },
         { "{\"after\":1.7976931348623157e308}", -32602, "after", false },
         { "{\"after\":-1.7976931348623157e308}", -32602, "after", false },
@@ -501,7 +502,7 @@ static const NumberCase timer_numbers[] = {
         { "{\"after\":\"Infinity\"}", -32602, "after", false },
         { "{\"at\":1e308}", -32602, "at", false },
         { "{\"at\":-1e-300}", -32602, "at", false },
-        { "{\"at\":2147483648.5}", -32602, "at", false },
+        { "{\"at\":8589934592.5}", -32602, "at", false },
         { "{\"after\":1,\"interval\":1e308}", -32602, "interval", false },
         { "{\"after\":1,\"interval\":5e-324}", -32602, "interval", false },
         { "{\"after\":1,\"interval\":-0.0}", -32602, "interval", false },
@@ -1767,10 +1768,11 @@ static unsigned watch_until_refused(TestClient *c, const int *fds, unsigned n_fd
 /*
  * The daemon under RLIMIT_NOFILE 256 (set by a wrapper before it starts), flooded first with
  * connections and then with fds. Every connection and every request gets an answer: admitted
- * or refused with -32009 (out of fds) or -32004; watches fail with -32006 (the kernel could
- * not install the fds: MSG_CTRUNC) or -32009. While it is full and clients keep knocking, the
- * daemon does not spin: its CPU time stays under SPIN_BOUND (20%) of the 2 s measured. Once
- * the flood leaves, its fd count is back to the baseline and a new client can watch.
+ * or refused with -32009 (out of fds) or -32004; watches fail with -32009 (out of fds, also
+ * when the kernel could not install the packet's fds: MSG_CTRUNC) or -32004. While it is
+ * full and clients keep knocking, the daemon does not spin: its CPU time stays under
+ * SPIN_BOUND (20%) of the 2 s measured. Once the flood leaves, its fd count is back to the
+ * baseline and a new client can watch.
  */
 START_TEST(test_fd_exhaustion) {
         /* Limits out of the way (their defaults scale with the fd limit): this is about

@@ -285,7 +285,9 @@ int test_client_connect(TestClient *c, const char *path) {
         return 0;
 }
 
-int test_client_connect_as(TestClient *c, const char *path, uid_t uid, gid_t gid) {
+/* test_client_connect_as() and test_client_connect_as_groups(). */
+static int connect_as(TestClient *c, const char *path, uid_t uid, gid_t gid, const gid_t *groups,
+                      size_t n_groups) {
         FdList fds = FD_LIST_NULL;
         WirePacket pkt;
         int sv[2], err = 0, status, r;
@@ -307,7 +309,7 @@ int test_client_connect_as(TestClient *c, const char *path, uid_t uid, gid_t gid
 
                 /* No check asserts in here: the child only reports, the parent judges. */
                 close(sv[0]);
-                if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+                if (setgroups(n_groups, groups) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
                         err = errno;
                 else if ((fd = connect_socket(path)) < 0)
                         err = -fd;
@@ -333,6 +335,10 @@ int test_client_connect_as(TestClient *c, const char *path, uid_t uid, gid_t gid
         c->next_id = 1;
         c->backlog = json_array();
         return 0;
+}
+
+int test_client_connect_as(TestClient *c, const char *path, uid_t uid, gid_t gid) {
+        return connect_as(c, path, uid, gid, NULL, 0);
 }
 
 void test_client_close(TestClient *c) {
@@ -578,4 +584,9 @@ json_t *test_client_notification_for(TestClient *c, const char *method, const ch
                 (void)take_packet(c, v, 0, &none);
                 json_decref(v);
         }
+}
+
+int test_client_connect_as_groups(TestClient *c, const char *path, uid_t uid, gid_t gid,
+                                  const gid_t *groups, size_t n_groups) {
+        return connect_as(c, path, uid, gid, groups, n_groups);
 }

@@ -101,3 +101,7 @@ json_t *test_client_notification(TestClient *c, const char *method, int timeout_
  * NULL: any). */
 json_t *test_client_notification_for(TestClient *c, const char *method, const char *key, long long id,
                                      int timeout_ms);
+/** test_client_connect_as_groups() - test_client_connect_as() with the supplementary groups
+ * @groups (@n_groups of them, up to the kernel's NGROUPS_MAX, 65536; none if 0). */
+int test_client_connect_as_groups(TestClient *c, const char *path, uid_t uid, gid_t gid,
+                                  const gid_t *groups, size_t n_groups);
