@@ -292,18 +292,27 @@ void watch_passrights_release(Conn *c, int fd) {
                 log_full(LOG_DEBUG, errno, NULL, "Cannot turn SO_PASSRIGHTS on again on fd %d", fd);
 }
 
-/* Over the user's rate: park the timer at the slot reserved for it, @due remembered. The
- * slot is on the monotonic clock; a wall-clock timer gets the same distance from now. */
-static void client_timer_hold(ClientTimer *t, EngineSource *s, uint64_t due, uint64_t slot_mono) {
-        Engine *e = source_get_engine(s);
-        uint64_t at = slot_mono;
+/* Slots of timers held past their deadline are rounded up to this: they fire together, a
+ * thousand wakeups a second at most, instead of one wakeup per slot. */
+#define HOLD_QUANTUM_NS NSEC_PER_MSEC
 
-        if (t->clock != ENGINE_CLOCK_MONOTONIC)
-                at = engine_now(e, t->clock) + (slot_mono - engine_now(e, ENGINE_CLOCK_MONOTONIC));
+/* Reserve the expiry due at @due (in @t's clock) under the user's timer rate: at its own
+ * time if the rate allows, else at the slot pace_admit() gives, and hold the timer there.
+ * The slot is on the monotonic clock; a wall-clock timer gets the same distance from now. */
+static void client_timer_reserve(ClientTimer *t, EngineSource *s, uint64_t due) {
+        Engine *e = source_get_engine(s);
+        uint64_t now = engine_now(e, t->clock), mono = engine_now(e, ENGINE_CLOCK_MONOTONIC);
+        uint64_t due_mono = mono + (due > now ? due - now : 0), slot;
+
+        if (!pace_admit(&t->conn->usage->timer_pace, t->conn->daemon->config.limits.timer_rate_per_uid, due_mono,
+                        &slot)) {
+                slot = (slot + HOLD_QUANTUM_NS - 1) / HOLD_QUANTUM_NS * HOLD_QUANTUM_NS;
+                t->conn->daemon->stats.timers_held++;
+        } else
+                slot = due_mono;
         t->held = true;
         t->held_due = due;
-        t->conn->daemon->stats.timers_held++;
-        (void)source_timer_set(s, at, source_timer_get_interval(s));
+        (void)source_timer_set(s, now + (slot - mono), source_timer_get_interval(s));
 }
 
 static int client_timer_cb(EngineSource *s, uint64_t expirations, void *userdata) {
@@ -311,22 +320,32 @@ static int client_timer_cb(EngineSource *s, uint64_t expirations, void *userdata
         Engine *e = source_get_engine(s);
         uint64_t at = source_timer_get_at(s), now = engine_now(e, t->clock);
         uint64_t interval = source_timer_get_interval(s), slot;
+        bool paced = t->conn->daemon->config.limits.timer_rate_per_uid > 0;
 
         if (t->conn->closing)
                 return 0;
         if (t->held) {
-                /* Its slot: everything since the first deadline it held back, in one. */
+                /* Its reserved slot: everything since the deadline it was held for, in one.
+                 * The next expiry, on its own undrifted schedule, is reserved at once: a
+                 * timer over the rate then costs one wakeup per notification, not two. */
                 t->held = false;
                 at = t->held_due;
                 if (interval) {
                         expirations = 1 + (now - MIN(at, now)) / interval;
                         at += (expirations - 1) * interval;
-                        /* Back on its own schedule, from the planned deadlines: no drift. */
-                        (void)source_timer_set(s, at + interval, interval);
+                        if (paced)
+                                client_timer_reserve(t, s, at + interval);
+                        else
+                                (void)source_timer_set(s, at + interval, interval);
                 }
-        } else if (!pace_admit(&t->conn->usage->timer_pace, t->conn->daemon->config.limits.timer_rate_per_uid,
-                               engine_now(e, ENGINE_CLOCK_MONOTONIC), &slot)) {
-                client_timer_hold(t, s, at, slot);
+        } else if (paced && !pace_admit(&t->conn->usage->timer_pace, t->conn->daemon->config.limits.timer_rate_per_uid,
+                                        engine_now(e, ENGINE_CLOCK_MONOTONIC), &slot)) {
+                /* Over the rate (pace_admit() reserved @slot for it): hold it there. */
+                slot = (slot + HOLD_QUANTUM_NS - 1) / HOLD_QUANTUM_NS * HOLD_QUANTUM_NS;
+                t->conn->daemon->stats.timers_held++;
+                t->held = true;
+                t->held_due = at;
+                (void)source_timer_set(s, now + (slot - engine_now(e, ENGINE_CLOCK_MONOTONIC)), interval);
                 return 0;
         }
         t->expirations += expirations;

@@ -1,0 +1,408 @@
+/* fairness.c - what one user's load costs another user: ping latency of a bystander uid
+ *
+ * Starts its own evd (the built one) and measures, for each scenario in the same run, the
+ * round trip of `ping` requests from a bystander connected as another uid (65534), one every
+ * millisecond, while a "flood" uid (root) loads the daemon:
+ *   baseline      nothing else
+ *   timers        4 connections x 25,000 timers repeating every 1 ms (the issue's case)
+ *   timers-nopace the same with max-timer-rate-per-uid = 0 (what it was before pacing)
+ *   edge          2,048 edge watches on eventfds that a writer bumps as fast as it can
+ * The flood's clients read and discard everything they get, as fast as they can. Reported:
+ * bystander p50/p99, their ratio to the baseline's, and the daemon's CPU share.
+ * Usage: fairness [--backend io_uring|epoll] [--seconds S] [--rate N] [--json FILE]
+ * (--rate: max-timer-rate-per-uid for the paced scenarios; default the daemon's default)
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BYSTANDER_UID 65534
+#define MAX_PINGS 100000
+#define FLOOD_CONNS 4
+#define FLOOD_TIMERS 25000 /* per connection */
+#define EDGE_WATCHES 2048 /* a multiple of 32: one packet of 32 fds at a time */
+#define BATCH 500
+
+static const char *arg_backend = "io_uring";
+static const char *arg_rate = "100000";
+static double arg_seconds = 3;
+static const char *arg_json;
+static char dir[80], sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+
+static void die(const char *what) {
+        fprintf(stderr, "fairness: %s: %s\n", what, strerror(errno));
+        exit(1);
+}
+
+static uint64_t now_ns(void) {
+        struct timespec ts;
+
+        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int connect_evd(void) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+        if (fd < 0)
+                die("socket");
+        memcpy(sa.sun_path, sock_path, sizeof(sa.sun_path));
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+                die("connect");
+        return fd;
+}
+
+static void send_fds(int fd, const char *buf, size_t len, const int *fds, size_t n) {
+        union {
+                struct cmsghdr h;
+                char b[CMSG_SPACE(32 * sizeof(int))];
+        } u;
+        struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+        if (n) {
+                m.msg_control = u.b;
+                m.msg_controllen = CMSG_SPACE(n * sizeof(int));
+                CMSG_FIRSTHDR(&m)->cmsg_level = SOL_SOCKET;
+                CMSG_FIRSTHDR(&m)->cmsg_type = SCM_RIGHTS;
+                CMSG_FIRSTHDR(&m)->cmsg_len = CMSG_LEN(n * sizeof(int));
+                memcpy(CMSG_DATA(CMSG_FIRSTHDR(&m)), fds, n * sizeof(int));
+        }
+        if (sendmsg(fd, &m, MSG_NOSIGNAL) < 0)
+                die("sendmsg");
+}
+
+/* Count replies ("result" or "error") in one packet; notifications carry neither. */
+static unsigned replies_in(const char *buf, ssize_t n) {
+        unsigned count = 0;
+
+        for (const char *p = buf; (p = memmem(p, (size_t)(buf + n - p), "\"id\":", 5)); p += 5)
+                count++;
+        return count;
+}
+
+/* Send @len bytes and read packets (discarding notifications) until @want replies came. */
+static void call_batch(int fd, const char *buf, size_t len, const int *fds, size_t n_fds, unsigned want) {
+        static char in[65536 + 1];
+
+        send_fds(fd, buf, len, fds, n_fds);
+        while (want > 0) {
+                ssize_t n = recv(fd, in, sizeof(in) - 1, 0);
+
+                if (n <= 0)
+                        die("recv (flood setup)");
+                in[n] = 0;
+                if (strstr(in, "\"error\""))
+                        fprintf(stderr, "fairness: error reply: %.200s\n", in);
+                unsigned got = replies_in(in, n);
+
+                want -= got < want ? got : want;
+        }
+}
+
+/* Read and drop whatever arrives on @fds until killed. */
+static _Noreturn void discard_forever(const int *fds, size_t n) {
+        static char in[65536];
+        struct pollfd pfd[FLOOD_CONNS];
+
+        for (size_t i = 0; i < n; i++)
+                pfd[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+        for (;;) {
+                if (poll(pfd, (nfds_t)n, -1) < 0 && errno != EINTR)
+                        die("poll");
+                for (size_t i = 0; i < n; i++)
+                        if (pfd[i].revents && recv(pfd[i].fd, in, sizeof(in), MSG_DONTWAIT) == 0)
+                                _exit(0);
+        }
+}
+
+static pid_t spawn(void) {
+        pid_t pid = fork();
+
+        if (pid < 0)
+                die("fork");
+        if (pid == 0)
+                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        return pid;
+}
+
+/* 4 connections x 25,000 timers every millisecond, then read and discard. */
+static pid_t flood_timers(void) {
+        static char buf[65536];
+        pid_t pid = spawn();
+        int fds[FLOOD_CONNS];
+
+        if (pid)
+                return pid;
+        for (int c = 0; c < FLOOD_CONNS; c++) {
+                fds[c] = connect_evd();
+                for (int k = 0; k < FLOOD_TIMERS; k += BATCH) {
+                        size_t len = 0;
+
+                        buf[len++] = '[';
+                        for (int i = 0; i < BATCH; i++)
+                                len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+                                                        "%s{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"timer\","
+                                                        "\"params\":{\"after\":0.001,\"interval\":0.001}}",
+                                                        i ? "," : "", k + i);
+                        buf[len++] = ']';
+                        call_batch(fds[c], buf, len, NULL, 0, BATCH);
+                }
+        }
+        fprintf(stderr, "fairness: timer flood armed\n");
+        discard_forever(fds, FLOOD_CONNS);
+}
+
+/* 2,000 edge watches on eventfds, a writer bumping them all in a loop. */
+static pid_t flood_edge(void) {
+        static char buf[65536];
+        static int efd[EDGE_WATCHES];
+        pid_t pid = spawn();
+        int conn;
+
+        if (pid)
+                return pid;
+        conn = connect_evd();
+        for (int i = 0; i < EDGE_WATCHES; i++)
+                if ((efd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+                        die("eventfd");
+        for (int k = 0; k < EDGE_WATCHES; k += 32) {
+                size_t len = 0;
+
+                buf[len++] = '[';
+                for (int i = 0; i < 32; i++)
+                        len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+                                                "%s{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"watch\","
+                                                "\"params\":{\"fd\":%d,\"events\":[\"in\"],\"mode\":\"edge\"}}",
+                                                i ? "," : "", k + i, i);
+                buf[len++] = ']';
+                call_batch(conn, buf, len, efd + k, 32, 32);
+        }
+        if (spawn() == 0) {
+                uint64_t one = 1;
+
+                for (;;)
+                        for (int i = 0; i < EDGE_WATCHES; i++)
+                                (void)!write(efd[i], &one, sizeof(one));
+        }
+        fprintf(stderr, "fairness: edge flood armed\n");
+        discard_forever(&conn, 1);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+        return x < y ? -1 : x > y;
+}
+
+/* The bystander, as uid 65534: a ping every millisecond for @seconds. p50/p99 in ns. */
+static void bystander(double seconds, uint64_t *ret_p50, uint64_t *ret_p99, unsigned *ret_n) {
+        static uint64_t rtt[MAX_PINGS];
+        int report[2];
+        pid_t pid;
+
+        if (pipe2(report, O_CLOEXEC) < 0)
+                die("pipe");
+        pid = spawn();
+        if (pid == 0) {
+                uint64_t end, res[3];
+                unsigned n = 0;
+                char in[4096], req[128];
+                int fd;
+
+                if (setgid(BYSTANDER_UID) < 0 || setuid(BYSTANDER_UID) < 0)
+                        die("setuid");
+                fd = connect_evd();
+                end = now_ns() + (uint64_t)(seconds * 1e9);
+                while (now_ns() < end && n < MAX_PINGS) {
+                        int len = snprintf(req, sizeof(req), "{\"jsonrpc\":\"2.0\",\"id\":%u,\"method\":\"ping\"}", n);
+                        uint64_t t0 = now_ns();
+
+                        if (send(fd, req, (size_t)len, MSG_NOSIGNAL) < 0 || recv(fd, in, sizeof(in), 0) <= 0)
+                                die("bystander ping");
+                        rtt[n++] = now_ns() - t0;
+                        (void)poll(NULL, 0, 1);
+                }
+                qsort(rtt, n, sizeof(*rtt), cmp_u64);
+                res[0] = n ? rtt[n / 2] : 0;
+                res[1] = n ? rtt[(size_t)((double)n * 0.99)] : 0;
+                res[2] = n;
+                (void)!write(report[1], res, sizeof(res));
+                _exit(0);
+        }
+        close(report[1]);
+        {
+                uint64_t res[3] = { 0 };
+
+                if (read(report[0], res, sizeof(res)) != (ssize_t)sizeof(res))
+                        die("bystander report");
+                *ret_p50 = res[0];
+                *ret_p99 = res[1];
+                *ret_n = (unsigned)res[2];
+        }
+        close(report[0]);
+        (void)waitpid(pid, NULL, 0);
+}
+
+static uint64_t cpu_ticks(pid_t pid) {
+        char path[64], buf[1024], *p;
+        unsigned long utime = 0, stime = 0;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        if (!(f = fopen(path, "re")))
+                return 0;
+        if (!fgets(buf, sizeof(buf), f))
+                buf[0] = 0;
+        fclose(f);
+        p = strrchr(buf, ')');
+        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) == 2)
+                return utime + stime;
+        return 0;
+}
+
+static pid_t start_daemon(const char *rate) {
+        pid_t pid;
+
+        if (snprintf(sock_path, sizeof(sock_path), "%s/evd.sock", dir) >= (int)sizeof(sock_path))
+                die("socket path too long");
+        (void)unlink(sock_path);
+        pid = spawn();
+        if (pid == 0) {
+                int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+                if (null >= 0)
+                        (void)dup2(null, STDERR_FILENO);
+                execl(EVD_BENCH_DAEMON, "evd", "--socket", sock_path, "--backend", arg_backend,
+                      "--log-level", "warning", "--max-timer-rate-per-uid", rate, (char *)NULL);
+                _exit(127);
+        }
+        for (int i = 0; i < 500; i++) {
+                struct sockaddr_un sa = { .sun_family = AF_UNIX };
+                int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+                memcpy(sa.sun_path, sock_path, sizeof(sa.sun_path));
+                if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+                        close(fd);
+                        (void)chmod(sock_path, 0777);
+                        return pid;
+                }
+                if (fd >= 0)
+                        close(fd);
+                (void)poll(NULL, 0, 10);
+        }
+        fprintf(stderr, "fairness: evd did not start\n");
+        exit(1);
+}
+
+static void stop(pid_t pid) {
+        if (pid <= 0)
+                return;
+        (void)kill(pid, SIGKILL);
+        (void)waitpid(pid, NULL, 0);
+}
+
+typedef struct Row {
+        const char *name;
+        uint64_t p50, p99;
+        unsigned pings;
+        double cpu; /* daemon CPU, share of one CPU */
+} Row;
+
+static Row run(const char *name, const char *rate, pid_t (*flood)(void)) {
+        pid_t evd = start_daemon(rate), load = 0;
+        long hz = sysconf(_SC_CLK_TCK);
+        uint64_t t0, c0;
+        Row row = { .name = name };
+
+        if (flood) {
+                load = flood();
+                (void)poll(NULL, 0, 1000); /* setup done and the flood at its steady state */
+        }
+        c0 = cpu_ticks(evd);
+        t0 = now_ns();
+        bystander(arg_seconds, &row.p50, &row.p99, &row.pings);
+        row.cpu = (double)(cpu_ticks(evd) - c0) / (double)hz / ((double)(now_ns() - t0) / 1e9);
+        stop(load);
+        stop(evd);
+        return row;
+}
+
+int main(int argc, char **argv) {
+        Row rows[4];
+        double load[1] = { 0 };
+        FILE *json = NULL;
+
+        for (int i = 1; i < argc; i++) {
+                if (!strcmp(argv[i], "--backend") && i + 1 < argc)
+                        arg_backend = argv[++i];
+                else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
+                        arg_seconds = atof(argv[++i]);
+                else if (!strcmp(argv[i], "--rate") && i + 1 < argc)
+                        arg_rate = argv[++i];
+                else if (!strcmp(argv[i], "--json") && i + 1 < argc)
+                        arg_json = argv[++i];
+                else {
+                        fprintf(stderr, "usage: fairness [--backend io_uring|epoll] [--seconds S] [--rate N] [--json FILE]\n");
+                        return 2;
+                }
+        }
+        {
+                struct rlimit rl;
+
+                /* The edge flood holds 2,048 eventfds. */
+                if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+                        rl.rlim_cur = rl.rlim_max;
+                        (void)setrlimit(RLIMIT_NOFILE, &rl);
+                }
+        }
+        if (geteuid() != 0) {
+                fprintf(stderr, "fairness: needs root (the bystander switches to uid 65534)\n");
+                return 77;
+        }
+        snprintf(dir, sizeof(dir), "%s/evd-fairness-XXXXXX",
+                 getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+        if (!mkdtemp(dir) || chmod(dir, 0755) < 0)
+                die("mkdtemp");
+        (void)getloadavg(load, 1);
+        rows[0] = run("baseline", arg_rate, NULL);
+        rows[1] = run("timers (paced)", arg_rate, flood_timers);
+        rows[2] = run("timers (pacing off)", "0", flood_timers);
+        rows[3] = run("edge watches", arg_rate, flood_edge);
+        (void)unlink(sock_path);
+        (void)rmdir(dir);
+
+        printf("fairness, backend %s, max-timer-rate-per-uid %s, %.0f s per scenario, load average %.2f at start\n",
+               arg_backend, arg_rate, arg_seconds, load[0]);
+        printf("| scenario | bystander p50 | p99 | p50 / baseline | pings | daemon CPU |\n|---|---|---|---|---|---|\n");
+        for (size_t i = 0; i < 4; i++)
+                printf("| %s | %.3f ms | %.3f ms | %.2fx | %u | %.0f%% |\n", rows[i].name, (double)rows[i].p50 / 1e6,
+                       (double)rows[i].p99 / 1e6, (double)rows[i].p50 / (double)rows[0].p50, rows[i].pings,
+                       rows[i].cpu * 100);
+        if (arg_json && (json = fopen(arg_json, "we"))) {
+                fprintf(json, "{\"backend\":\"%s\",\"loadavg\":%.2f,\"scenarios\":[", arg_backend, load[0]);
+                for (size_t i = 0; i < 4; i++)
+                        fprintf(json, "%s{\"name\":\"%s\",\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"cpu\":%.3f}", i ? "," : "",
+                                rows[i].name, (double)rows[i].p50 / 1e6, (double)rows[i].p99 / 1e6, rows[i].cpu);
+                fprintf(json, "]}\n");
+                fclose(json);
+        }
+        return 0;
+}
