@@ -83,9 +83,12 @@ void conn_flush(Conn *c);
 /** conn_queue_packet() - queue an encoded packet (copied). Return: 0, -ENOBUFS over the
  * limit (the client is then being closed), -ENOMEM. */
 int conn_queue_packet(Conn *c, const void *data, size_t len);
-/** conn_queue_json() - encode @v (borrowed) and queue it; a value too large for one packet
- * becomes a TOO_LARGE error for @id (borrowed). */
-int conn_queue_json(Conn *c, json_t *v, json_t *id);
+/* Bytes the replies to one packet may take (at most: a quarter of max-queued-bytes if that
+ * is less, one packet at least) before the rest of it is answered with EVD_ERR_REPLY_BUDGET:
+ * what one packet may cost the daemon in memory and time. */
+#define CONN_REPLY_BUDGET (1024u * 1024u)
+/** conn_reply_budget() - the reply budget of a packet under the current configuration. */
+size_t conn_reply_budget(const Daemon *d);
 void conn_mark_dirty(Conn *c);
 /** conn_has_output() */
 bool conn_has_output(const Conn *c);
