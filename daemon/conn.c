@@ -12,8 +12,10 @@
  * run and packed into packets as they fill, so a batch never exists as one jansson tree;
  * their bytes are charged to the packet's reply budget (conn_reply_budget()) and, once it
  * is spent, the rest of the batch is not run but answered with EVD_ERR_REPLY_BUDGET: one
- * packet costs the daemon at most about that much memory and time. Every fd of a packet is owned by its FdList until a request
- * takes it; whatever is left is closed when the packet is done.
+ * packet costs the daemon at most about that much memory and time.
+ *
+ * Every fd of a packet is owned by its FdList until a request takes it; whatever is left is
+ * closed when the packet is done.
  *
  * Closing is deferred to the end of the work pass of the same iteration (conn_close()), so
  * that no callback, list walk or batch ever sees a freed connection.

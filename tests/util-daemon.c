@@ -555,3 +555,18 @@ json_t *test_client_notification_for(TestClient *c, const char *method, const ch
                 json_decref(v);
         }
 }
+
+long test_daemon_peak_rss_kb(const TestDaemon *d) {
+        char path[64], line[256];
+        long kb = -1;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)d->pid);
+        f = fopen(path, "re");
+        ck_assert_ptr_nonnull(f);
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+                        break;
+        fclose(f);
+        return kb;
+}

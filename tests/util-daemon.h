@@ -95,3 +95,6 @@ json_t *test_client_notification(TestClient *c, const char *method, int timeout_
  * NULL: any). */
 json_t *test_client_notification_for(TestClient *c, const char *method, const char *key, long long id,
                                      int timeout_ms);
+
+/** test_daemon_peak_rss_kb() - the daemon's VmHWM (peak resident set) in KiB. */
+long test_daemon_peak_rss_kb(const TestDaemon *d);
