@@ -44,6 +44,7 @@ _Static_assert((int)EVD_E_TOO_MANY_FDS == (int)EVD_ERR_FDS_TRUNCATED, "EVD_E_TOO
 _Static_assert((int)EVD_E_TOO_LARGE == (int)EVD_ERR_TOO_LARGE, "EVD_E_TOO_LARGE");
 _Static_assert((int)EVD_E_SHUTTING_DOWN == (int)EVD_ERR_SHUTTING_DOWN, "EVD_E_SHUTTING_DOWN");
 _Static_assert((int)EVD_E_NO_FDS == (int)EVD_ERR_NO_FDS, "EVD_E_NO_FDS");
+_Static_assert((int)EVD_E_REPLY_BUDGET == (int)EVD_ERR_REPLY_BUDGET, "EVD_E_REPLY_BUDGET");
 
 uint64_t now_usec(clockid_t clock) {
         struct timespec ts;

@@ -89,6 +89,7 @@ enum {
         EVD_E_TOO_LARGE = -32007,
         EVD_E_SHUTTING_DOWN = -32008,
         EVD_E_NO_FDS = -32009,
+        EVD_E_REPLY_BUDGET = -32010,
 };
 
 /* True for a return value that is a daemon error code rather than a negative errno. */

@@ -57,8 +57,9 @@ static const Setting settings[] = {
 
 /* Every watch and every client costs the daemon an fd. With defaults that are fractions of
  * its fd limit, one user cannot take all of it: a quarter for one user's watches, an
- * eighth for one user's connections. Timers cost memory (about 220 bytes each), so one
- * user's default is capped at a few tens of MiB. */
+ * eighth for one user's connections. Timers cost memory (about 220 bytes each, plus the
+ * tag's encoded length beyond 8 bytes: at most about 1.25 KiB with a 1 KiB tag), so one
+ * user's default is capped at a few tens of MiB (about 250 MiB if every tag is 1 KiB). */
 void config_init(Config *c) {
         struct rlimit rl;
         unsigned fds = 20000;

@@ -8,8 +8,14 @@
  *
  * Output: a reply is sent at once when nothing is queued before it, else appended to `out`
  * (replies keep request order); notifications are queued structured and sent by the work
- * pass, once per iteration. Every fd of a packet is owned by its FdList until a request
- * takes it; whatever is left is closed when the packet is done.
+ * pass, once per iteration. The replies to a batch are encoded one by one as its requests
+ * run and packed into packets as they fill, so a batch never exists as one jansson tree;
+ * their bytes are charged to the packet's reply budget (conn_reply_budget()) and, once it
+ * is spent, the rest of the batch is not run but answered with EVD_ERR_REPLY_BUDGET: one
+ * packet costs the daemon at most about that much memory and time.
+ *
+ * Every fd of a packet is owned by its FdList until a request takes it; whatever is left is
+ * closed when the packet is done.
  *
  * Closing is deferred to the end of the work pass of the same iteration (conn_close()), so
  * that no callback, list walk or batch ever sees a freed connection.
@@ -99,6 +105,8 @@ int conn_queue_monitor_copy(Conn *c, const void *data, size_t len) {
 
 void conn_stop_monitor(Conn *c, const char *reason) {
         json_auto_t *note = NULL;
+        char buf[256]; /* {"jsonrpc":"2.0","method":"monitor-ended","params":{"reason":...}} */
+        size_t len;
         ListNode *node, *next;
 
         if (!c->monitor)
@@ -118,8 +126,8 @@ void conn_stop_monitor(Conn *c, const char *reason) {
                 free(p);
         }
         note = jsonrpc_notification("monitor-ended", json_pack("{s:s}", "reason", reason));
-        if (note)
-                (void)conn_queue_json(c, note, NULL);
+        if (note && jsonrpc_encode(note, buf, sizeof(buf), &len) >= 0)
+                (void)conn_queue_packet(c, buf, len);
         else
                 conn_close(c, "out of memory ending a monitor", true);
 }
@@ -149,46 +157,31 @@ static json_t *error_reply(Conn *c, json_t *id, int code, const char *param, con
         return jsonrpc_error(id, code, NULL, why || param ? jsonrpc_error_data(param, why) : NULL);
 }
 
-/* The id of a reply object, for replacing it with an error (borrowed). */
-static json_t *reply_id(json_t *reply) {
-        json_t *id = json_is_object(reply) ? json_object_get(reply, "id") : NULL;
-        return id;
+size_t conn_reply_budget(const Daemon *d) {
+        return MAX((size_t)EVD_MAX_PACKET, MIN((size_t)CONN_REPLY_BUDGET, d->config.limits.queued_bytes / 4));
 }
 
-int conn_queue_json(Conn *c, json_t *v, json_t *id) {
-        Daemon *d = c->daemon;
+/* The replies of one packet as they are made: a batch's are packed into arrays in
+ * d->reply_buf ([0] is kept for '['), a single one goes out as it is. */
+typedef struct Replies {
+        Conn *c;
+        bool batch;
         size_t len;
-        int r;
+        unsigned count;
+        size_t charged; /* against budget */
+        size_t budget;
+} Replies;
 
-        r = jsonrpc_encode(v, d->encode_buf, sizeof(d->encode_buf), &len);
-        if (r == -EMSGSIZE && json_is_array(v) && json_array_size(v) > 1) {
-                /* A batch reply too big for one packet goes out as several arrays, in order. */
-                size_t n = json_array_size(v), half = n / 2;
-                json_auto_t *first = json_array(), *second = json_array();
+static void replies_flush(Replies *rs) {
+        char *buf = rs->c->daemon->reply_buf;
 
-                if (!first || !second)
-                        return -ENOMEM;
-                for (size_t i = 0; i < n; i++)
-                        (void)json_array_append(i < half ? first : second, json_array_get(v, i));
-                r = conn_queue_json(c, first, NULL);
-                if (r < 0)
-                        return r;
-                return conn_queue_json(c, second, NULL);
-        }
-        if (r == -EMSGSIZE) {
-                json_auto_t *err = NULL;
-
-                if (json_is_array(v))
-                        v = json_array_get(v, 0);
-                err = error_reply(c, id ? id : reply_id(v), EVD_ERR_TOO_LARGE, NULL,
-                                  "the reply does not fit in one packet");
-                if (!err)
-                        return -ENOMEM;
-                r = jsonrpc_encode(err, d->encode_buf, sizeof(d->encode_buf), &len);
-        }
-        if (r < 0)
-                return r;
-        return conn_send_or_queue(c, d->encode_buf, len);
+        if (rs->count == 0)
+                return;
+        buf[0] = '[';
+        buf[rs->len++] = ']';
+        (void)conn_send_or_queue(rs->c, buf, rs->len);
+        rs->len = 1;
+        rs->count = 0;
 }
 
 /* The error for every request of a packet whose fds were lost (PROTOCOL.md 2.1), or 0. */
@@ -203,31 +196,73 @@ static const char *fds_lost_why(int code) {
                                       : "more than 32 fds on the packet; none was kept";
 }
 
-/* One request object of a packet. Returns the reply or NULL (notification). */
-static json_t *handle_request(Conn *c, json_t *msg, FdList *fds, int fds_lost) {
+/* @len bytes at @item: one encoded reply, small enough for "[item]" to fit a packet. */
+static void replies_add(Replies *rs, const char *item, size_t len) {
+        char *buf = rs->c->daemon->reply_buf;
+
+        if (len == 0 || rs->c->closing)
+                return;
+        if (!rs->batch) {
+                (void)conn_send_or_queue(rs->c, item, len);
+                return;
+        }
+        if (rs->count > 0 && rs->len + 1 + len + 1 > EVD_MAX_PACKET)
+                replies_flush(rs);
+        if (rs->count > 0)
+                buf[rs->len++] = ',';
+        memcpy(buf + rs->len, item, len);
+        rs->len += len;
+        rs->count++;
+}
+
+/* One request object of a packet, its reply encoded into @buf. Returns the reply's length
+ * (0: none); *@cost is what it charges to the packet's budget, of which @budget is left
+ * (0: spent, the request is not run). */
+static size_t handle_request(Conn *c, json_t *msg, FdList *fds, int fds_lost, size_t budget, char *buf,
+                             size_t size, size_t *cost) {
         Daemon *d = c->daemon;
         JsonRpcRequest req = { 0 };
         const char *why = NULL;
         int code = EVD_ERR_INVALID_REQUEST;
+        json_t *err;
 
+        *cost = 0;
         if (jsonrpc_request_check(msg, &req, &code, &why) < 0)
-                return error_reply(c, req.id, code, NULL, why);
+                return methods_encode(c, req.id, error_reply(c, req.id, code, NULL, why), buf, size);
         c->requests++;
         d->stats.requests++;
         if (fds_lost)
                 /* The kernel dropped fds: running the request could act on the wrong ones. */
-                return req.id ? error_reply(c, req.id, fds_lost, NULL, fds_lost_why(fds_lost))
-                              : NULL;
+                return req.id ? methods_encode(c, req.id,
+                                               error_reply(c, req.id, fds_lost, NULL, fds_lost_why(fds_lost)),
+                                               buf, size)
+                              : 0;
         if (d->shutting_down)
-                return req.id ? error_reply(c, req.id, EVD_ERR_SHUTTING_DOWN, NULL, NULL) : NULL;
-        return methods_call(c, &req, fds);
+                return req.id ? methods_encode(c, req.id, error_reply(c, req.id, EVD_ERR_SHUTTING_DOWN, NULL, NULL),
+                                               buf, size)
+                              : 0;
+        if (budget == 0) {
+                /* Not run: the client sends it again, in a packet of its own budget. */
+                if (!req.id)
+                        return 0;
+                err = error_reply(c, req.id, EVD_ERR_REPLY_BUDGET, NULL,
+                                  "the replies to this packet reached their budget: send the rest again");
+                if (err && json_object_set_new(json_object_get(json_object_get(err, "error"), "data"), "limit",
+                                               json_integer((json_int_t)conn_reply_budget(d))) < 0)
+                        err = (json_decref(err), NULL);
+                return methods_encode(c, req.id, err, buf, size);
+        }
+        return methods_call(c, &req, fds, budget, buf, size, cost);
 }
 
 static void handle_packet(Conn *c, const WirePacket *pkt, FdList *fds) {
         Daemon *d = c->daemon;
-        json_auto_t *msg = NULL, *reply = NULL;
+        json_auto_t *msg = NULL;
+        json_t *reply = NULL;
         json_error_t jerr;
+        Replies rs = { .c = c, .len = 1, .budget = conn_reply_budget(d) };
         int fds_lost = fds_lost_error(pkt), r;
+        size_t cost, len;
 
         d->stats.packets_in++;
         d->stats.bytes_in += pkt->len;
@@ -249,8 +284,10 @@ static void handle_packet(Conn *c, const WirePacket *pkt, FdList *fds) {
                 goto out;
         }
         if (json_is_object(msg)) {
-                reply = handle_request(c, msg, fds, fds_lost);
-                goto out;
+                len = handle_request(c, msg, fds, fds_lost, rs.budget, d->encode_buf,
+                                     sizeof(d->encode_buf), &cost);
+                replies_add(&rs, d->encode_buf, len);
+                return;
         }
         if (json_array_size(msg) == 0) {
                 reply = error_reply(c, NULL, EVD_ERR_INVALID_REQUEST, NULL, "empty batch");
@@ -260,19 +297,20 @@ static void handle_packet(Conn *c, const WirePacket *pkt, FdList *fds) {
                 reply = error_reply(c, NULL, EVD_ERR_INVALID_REQUEST, NULL, "batch of more than 1024 requests");
                 goto out;
         }
-        reply = json_array();
-        if (!reply)
-                goto out;
+        rs.batch = true;
         for (size_t i = 0; i < json_array_size(msg) && !c->closing; i++) {
-                json_t *one = handle_request(c, json_array_get(msg, i), fds, fds_lost);
-                if (one && json_array_append_new(reply, one) < 0)
-                        break;
+                /* Room for "[reply]": one reply always fits a packet of its own. */
+                len = handle_request(c, json_array_get(msg, i), fds, fds_lost,
+                                     rs.charged < rs.budget ? rs.budget - rs.charged : 0, d->encode_buf,
+                                     sizeof(d->encode_buf) - 2, &cost);
+                rs.charged += cost;
+                replies_add(&rs, d->encode_buf, len);
         }
-        if (json_array_size(reply) == 0)
-                return;
+        replies_flush(&rs);
+        return;
 out:
-        if (reply && !c->closing)
-                (void)conn_queue_json(c, reply, NULL);
+        len = methods_encode(c, NULL, reply, d->encode_buf, sizeof(d->encode_buf));
+        replies_add(&rs, d->encode_buf, len);
 }
 
 void conn_read(Conn *c) {

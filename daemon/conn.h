@@ -90,9 +90,12 @@ int conn_queue_monitor_copy(Conn *c, const void *data, size_t len);
 /** conn_stop_monitor() - end @c's monitor subscription: drop the copies not sent yet and
  * tell it (`monitor-ended` with @reason, PROTOCOL.md). No-op if it is not a monitor. */
 void conn_stop_monitor(Conn *c, const char *reason);
-/** conn_queue_json() - encode @v (borrowed) and queue it; a value too large for one packet
- * becomes a TOO_LARGE error for @id (borrowed). */
-int conn_queue_json(Conn *c, json_t *v, json_t *id);
+/* Bytes the replies to one packet may take (at most: a quarter of max-queued-bytes if that
+ * is less, one packet at least) before the rest of it is answered with EVD_ERR_REPLY_BUDGET:
+ * what one packet may cost the daemon in memory and time. */
+#define CONN_REPLY_BUDGET (1024u * 1024u)
+/** conn_reply_budget() - the reply budget of a packet under the current configuration. */
+size_t conn_reply_budget(const Daemon *d);
 void conn_mark_dirty(Conn *c);
 /** conn_has_output() */
 bool conn_has_output(const Conn *c);

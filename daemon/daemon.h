@@ -69,6 +69,7 @@ typedef struct Daemon {
         char recv_buf[EVD_MAX_PACKET + 1];
         char send_buf[EVD_MAX_PACKET];
         char encode_buf[EVD_MAX_PACKET];
+        char reply_buf[EVD_MAX_PACKET]; /* a batch's replies, packed as they are encoded */
 } Daemon;
 
 int daemon_new(Daemon **ret, const DaemonOptions *opts);

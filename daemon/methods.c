@@ -5,10 +5,16 @@
  * parameter to blame, a static reason) and returning -1; methods_call() turns that into
  * the error reply. Mutating methods act only on the caller's own objects, looked up in the
  * caller's own maps: another client's id is indistinguishable from one that never existed.
+ *
+ * Replies leave here encoded. The listings write theirs item by item straight into the
+ * reply buffer (watches and timers without jansson, their tags as stored: tag.h), and stop
+ * at the packet size or at the byte budget left to the packet, whichever comes first: a
+ * listing never exists as a jansson tree, and never costs more than one packet of memory.
  */
 
 #include "methods.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -25,6 +31,7 @@
 #include "conn.h"
 #include "daemon.h"
 #include "macro.h"
+#include "text.h"
 #include "watch.h"
 
 /* Durations (`after`, `interval`) above this are refused: certainly a mistake. */
@@ -38,6 +45,8 @@
 #define LIST_MAX_LIMIT 10000
 /* A listing stops before its reply would outgrow a packet; the rest comes with `offset`. */
 #define LIST_BYTE_BUDGET (EVD_MAX_PACKET - 1024)
+/* Room kept for a listing's tail: `],"total":N,"next":N}}`. */
+#define LIST_TAIL_ROOM 64
 
 typedef struct MethodError {
         int code;
@@ -203,11 +212,12 @@ static int m_hello(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodErr
                 free(c->name);
                 c->name = copy;
         }
-        *ret = json_pack("{s:s,s:s,s:i,s:s,s:o,s:{s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:f},s:I,s:b}",
+        *ret = json_pack("{s:s,s:s,s:i,s:s,s:o,s:{s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:f},s:I,s:b}",
                          "server", "evd", "version", EVD_VERSION, "protocol", EVD_PROTOCOL_VERSION,
                          "backend", engine_backend_name(d->engine), "features", features_json(d),
                          "limits", "max_packet", EVD_MAX_PACKET, "max_fds", EVD_MAX_FDS, "max_tag", EVD_MAX_TAG,
-                         "max_batch", 1024, "max_watches", (json_int_t)l->watches_per_client,
+                         "max_batch", 1024, "max_reply_bytes", (json_int_t)conn_reply_budget(d),
+                         "max_watches", (json_int_t)l->watches_per_client,
                          "max_timers", (json_int_t)l->timers_per_client, "max_queued_bytes",
                          (json_int_t)l->queued_bytes, "min_interval", MIN_INTERVAL,
                          "client_id", (json_int_t)c->id, "admin", c->admin);
@@ -510,17 +520,21 @@ static int m_stats(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodErr
 }
 
 /* Paging for listings: `offset` (items to skip) and `limit`; the reply says `total` and,
- * when more remain (limit or packet size), `next` = the offset to ask for. */
+ * when more remain (limit, packet size or the packet's reply budget), `next` = the offset
+ * to ask for. The reply is written in place: head, items, tail. */
 typedef struct Page {
-        size_t offset, limit, index, bytes;
-        json_t *items;
+        size_t offset, limit, index, count, skipped;
+        char *buf, *p;
+        const char *soft; /* no item ends past this (packet, budget), but the first one may */
+        const char *hard; /* nothing ends past this: the buffer, less the tail's room */
+        bool full;
 } Page;
 
 static int page_init(Page *p, json_t *params, MethodError *err) {
         json_t *o = params ? json_object_get(params, "offset") : NULL;
         json_t *l = params ? json_object_get(params, "limit") : NULL;
 
-        *p = (Page){ .limit = LIST_DEFAULT_LIMIT };
+        p->limit = LIST_DEFAULT_LIMIT;
         if (o && (!json_is_integer(o) || json_integer_value(o) < 0))
                 return fail(err, EVD_ERR_INVALID_PARAMS, "offset", "expected a non-negative integer");
         if (l && (!json_is_integer(l) || json_integer_value(l) < 1 || json_integer_value(l) > LIST_MAX_LIMIT))
@@ -529,38 +543,81 @@ static int page_init(Page *p, json_t *params, MethodError *err) {
                 p->offset = (size_t)json_integer_value(o);
         if (l)
                 p->limit = (size_t)json_integer_value(l);
-        p->items = json_array();
-        return p->items ? 0 : fail_errno(err, -ENOMEM);
+        return 0;
 }
 
-/* Offer one item (stolen). Returns false once the page is full: stop building items. */
-static bool page_add(Page *p, json_t *item) {
-        size_t i = p->index++;
-        size_t size;
+/* `{"jsonrpc":"2.0","id":ID,"result":{"KEY":[`, as jsonrpc_reply() would encode it. */
+static int page_begin(Page *p, json_t *id, const char *key, MethodError *err) {
+        char *q = p->p;
+        size_t n;
 
-        if (i < p->offset) {
-                json_decref(item);
-                return true;
-        }
-        if (!item || json_array_size(p->items) >= p->limit) {
-                json_decref(item);
-                return false;
-        }
-        size = json_dumpb(item, NULL, 0, JSON_COMPACT) + 1;
-        if (p->bytes + size > LIST_BYTE_BUDGET) {
-                json_decref(item);
-                return false;
-        }
-        p->bytes += size;
-        json_array_append_new(p->items, item);
-        return true;
+        q = text_put_lit(q, p->hard, "{\"jsonrpc\":\"2.0\",\"id\":");
+        if (!q)
+                return fail(err, EVD_ERR_TOO_LARGE, NULL, "the reply does not fit in one packet");
+        n = id ? json_dumpb(id, q, (size_t)(p->hard - q), JSON_COMPACT | JSON_ENCODE_ANY) : 0;
+        if (id && (n == 0 || n > (size_t)(p->hard - q)))
+                return fail(err, EVD_ERR_TOO_LARGE, NULL, "the reply does not fit in one packet");
+        q = id ? q + n : text_put_lit(q, p->hard, "null");
+        q = text_put_lit(q, p->hard, ",\"result\":{\"");
+        q = text_put(q, p->hard, key, strlen(key));
+        q = text_put_lit(q, p->hard, "\":[");
+        if (!q)
+                return fail(err, EVD_ERR_TOO_LARGE, NULL, "the reply does not fit in one packet");
+        p->p = q;
+        return 0;
 }
 
-static json_t *page_result(Page *p, const char *key, size_t total) {
-        size_t next = p->offset + json_array_size(p->items);
+/* Whether the page wants the item at the current index; false once it is full (stop). */
+static bool page_wants(Page *p) {
+        if (p->full)
+                return false;
+        if (p->index < p->offset) {
+                p->index++;
+                p->skipped++;
+                return false;
+        }
+        if (p->count >= p->limit)
+                p->full = true;
+        return !p->full;
+}
 
-        return json_pack("{s:o,s:I,s:o}", key, p->items, "total", (json_int_t)total, "next",
-                         next < total ? json_integer((json_int_t)next) : json_null());
+/* The item written at p->p up to @end (NULL: it did not fit) is kept or rolled back. */
+static void page_commit(Page *p, char *end) {
+        if (!end || (end > p->soft && p->count > 0)) {
+                p->full = true;
+                return;
+        }
+        p->p = end;
+        p->count++;
+        p->index++;
+}
+
+/* Where the next item starts: after a ',' if it is not the first. */
+static char *page_item_start(Page *p) {
+        return p->count > 0 ? text_put_lit(p->p, p->hard, ",") : p->p;
+}
+
+static void page_add_json(Page *p, json_t *item) {
+        char *q = page_item_start(p);
+        size_t n = item && q ? json_dumpb(item, q, (size_t)(p->hard - q), JSON_COMPACT) : 0;
+
+        page_commit(p, n > 0 && n <= (size_t)(p->hard - q) ? q + n : NULL);
+        json_decref(item);
+}
+
+static void page_end(Page *p, size_t total) {
+        size_t next = p->offset + p->count;
+        char *q = p->p;
+
+        /* LIST_TAIL_ROOM is kept for this. */
+        q = text_put_lit(q, p->hard + LIST_TAIL_ROOM, "],\"total\":");
+        q = text_put_u64(q, p->hard + LIST_TAIL_ROOM, total);
+        q = text_put_lit(q, p->hard + LIST_TAIL_ROOM, ",\"next\":");
+        q = next < total ? text_put_u64(q, p->hard + LIST_TAIL_ROOM, next)
+                         : text_put_lit(q, p->hard + LIST_TAIL_ROOM, "null");
+        q = text_put_lit(q, p->hard + LIST_TAIL_ROOM, "}}");
+        assert(q);
+        p->p = q;
 }
 
 static double age_seconds(Daemon *d, uint64_t since) {
@@ -588,88 +645,133 @@ static Conn *target_conn(Conn *c, json_t *params, MethodError *err) {
         return NULL;
 }
 
-static int m_watches(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err) {
+static int m_watches(Conn *c, json_t *params, json_t *id, Page *p, MethodError *err) {
         static const char *const known[] = { "client", "offset", "limit", NULL };
         Conn *t;
         Watch *w;
-        Page p;
 
-        if (check_known(params, known, err) < 0 || !(t = target_conn(c, params, err)) || page_init(&p, params, err) < 0)
+        if (check_known(params, known, err) < 0 || !(t = target_conn(c, params, err)) || page_init(p, params, err) < 0 ||
+            page_begin(p, id, "watches", err) < 0)
                 return -1;
         LIST_FOREACH(Watch, link, w, &t->watches) {
-                json_t *tag = w->tag_len ? watch_tag_json(w) : NULL;
+                const char *kind, *events, *tag;
+                size_t events_len, tag_len;
+                char *q;
 
-                if (!page_add(&p, json_pack("{s:I,s:I,s:o,s:s,s:b,s:o*,s:I,s:s}", "watch", (json_int_t)w->id,
-                                            "client", (json_int_t)t->id, "events", protocol_events_to_json(w->events),
-                                            "mode", mode_name(w->mode), "armed", source_io_is_armed(w->source),
-                                            "tag", tag, "count", (json_int_t)w->wakeups, "fd_type",
-                                            watch_fd_kind(watch_fd(w)))))
-                        break;
+                if (!page_wants(p)) {
+                        if (p->full)
+                                break;
+                        continue;
+                }
+                events = text_events(w->events, &events_len);
+                if (!events)
+                        return fail_errno(err, -ENOMEM);
+                tag = watch_tag_text(w, &tag_len);
+                kind = watch_kind(w);
+                q = page_item_start(p);
+                q = text_put_lit(q, p->hard, "{\"watch\":");
+                q = text_put_u64(q, p->hard, w->id);
+                q = text_put_lit(q, p->hard, ",\"client\":");
+                q = text_put_u64(q, p->hard, t->id);
+                q = text_put_lit(q, p->hard, ",\"events\":");
+                q = text_put(q, p->hard, events, events_len);
+                q = text_put_lit(q, p->hard, ",\"mode\":\"");
+                q = text_put(q, p->hard, mode_name(w->mode), strlen(mode_name(w->mode)));
+                q = text_put_lit(q, p->hard, "\",\"armed\":");
+                q = text_put_bool(q, p->hard, source_io_is_armed(w->source));
+                if (tag) {
+                        q = text_put_lit(q, p->hard, ",\"tag\":");
+                        q = text_put(q, p->hard, tag, tag_len);
+                }
+                q = text_put_lit(q, p->hard, ",\"count\":");
+                q = text_put_u64(q, p->hard, w->wakeups);
+                q = text_put_lit(q, p->hard, ",\"fd_type\":\"");
+                q = text_put(q, p->hard, kind, strlen(kind));
+                q = text_put_lit(q, p->hard, "\"}");
+                page_commit(p, q);
         }
-        *ret = page_result(&p, "watches", t->watches.n);
+        page_end(p, t->watches.n);
         return 0;
 }
 
-static int m_timers(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err) {
+static int m_timers(Conn *c, json_t *params, json_t *id, Page *p, MethodError *err) {
         static const char *const known[] = { "client", "offset", "limit", NULL };
         Daemon *d = c->daemon;
         ClientTimer *t;
         Conn *owner;
-        Page p;
 
         if (check_known(params, known, err) < 0 || !(owner = target_conn(c, params, err)) ||
-            page_init(&p, params, err) < 0)
+            page_init(p, params, err) < 0 || page_begin(p, id, "timers", err) < 0)
                 return -1;
         LIST_FOREACH(ClientTimer, link, t, &owner->timers) {
-                /* A held timer is due since its first unreported deadline (overdue). */
-                uint64_t at = t->held ? t->held_due : source_timer_get_at(t->source);
-                uint64_t now = engine_now(d->engine, t->clock), interval = source_timer_get_interval(t->source);
+                uint64_t at, now, interval;
+                const char *tag;
+                size_t tag_len;
+                char *q;
 
-                if (!page_add(&p, json_pack("{s:I,s:I,s:s,s:f,s:o,s:O*,s:I}", "timer", (json_int_t)t->id,
-                                            "client", (json_int_t)owner->id, "clock",
-                                            t->clock == ENGINE_CLOCK_REALTIME ? "realtime" : "monotonic",
-                                            "next", ((double)at - (double)now) / 1e9, "interval",
-                                            interval ? json_real((double)interval / 1e9) : json_null(), "tag",
-                                            t->tag, "expirations", (json_int_t)t->expirations)))
-                        break;
+                if (!page_wants(p)) {
+                        if (p->full)
+                                break;
+                        continue;
+                }
+                /* A held timer is due since its first unreported deadline (overdue). */
+                at = t->held ? t->held_due : source_timer_get_at(t->source);
+                now = engine_now(d->engine, t->clock);
+                interval = source_timer_get_interval(t->source);
+                tag = client_timer_tag_text(t, &tag_len);
+                q = page_item_start(p);
+                q = text_put_lit(q, p->hard, "{\"timer\":");
+                q = text_put_u64(q, p->hard, t->id);
+                q = text_put_lit(q, p->hard, ",\"client\":");
+                q = text_put_u64(q, p->hard, owner->id);
+                q = t->clock == ENGINE_CLOCK_REALTIME ? text_put_lit(q, p->hard, ",\"clock\":\"realtime\"")
+                                                      : text_put_lit(q, p->hard, ",\"clock\":\"monotonic\"");
+                q = text_put_lit(q, p->hard, ",\"next\":");
+                q = text_put_real(q, p->hard, ((double)at - (double)now) / 1e9);
+                q = text_put_lit(q, p->hard, ",\"interval\":");
+                q = interval ? text_put_real(q, p->hard, (double)interval / 1e9) : text_put_lit(q, p->hard, "null");
+                if (tag) {
+                        q = text_put_lit(q, p->hard, ",\"tag\":");
+                        q = text_put(q, p->hard, tag, tag_len);
+                }
+                q = text_put_lit(q, p->hard, ",\"expirations\":");
+                q = text_put_u64(q, p->hard, t->expirations);
+                q = text_put_lit(q, p->hard, "}");
+                page_commit(p, q);
         }
-        *ret = page_result(&p, "timers", owner->timers.n);
+        page_end(p, owner->timers.n);
         return 0;
 }
 
-static int m_clients(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err) {
+static int m_clients(Conn *c, json_t *params, json_t *id, Page *p, MethodError *err) {
         static const char *const known[] = { "offset", "limit", NULL };
         Daemon *d = c->daemon;
         Conn *t;
-        Page p;
 
         if (check_known(params, known, err) < 0)
                 return -1;
         if (!c->admin)
                 return fail(err, EVD_ERR_PERMISSION, NULL, "only admins may list clients");
-        if (page_init(&p, params, err) < 0)
+        if (page_init(p, params, err) < 0 || page_begin(p, id, "clients", err) < 0)
                 return -1;
         /* Closing connections too: until the end of the iteration they hold their fd and
          * count, in status and against the limits alike (PROTOCOL.md 9). */
         LIST_FOREACH(Conn, link, t, &d->conns) {
-                json_t *item;
-
+                if (!page_wants(p)) {
+                        if (p->full)
+                                break;
+                        continue;
+                }
                 /* uid_t and gid_t are unsigned: through json_int_t, not int. */
-                item = json_pack("{s:I,s:i,s:I,s:I,s:s*,s:b,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:f}",
-                                 "client", (json_int_t)t->id, "pid", (int)t->pid,
-                                 "uid", (json_int_t)t->uid, "gid", (json_int_t)t->gid,
-                                 "name", t->name, "admin", t->admin, "monitor", t->monitor,
-                                 "closing", t->closing,
-                                 "watches", (json_int_t)t->watches.n,
-                                 "timers", (json_int_t)t->timers.n,
-                                 "queued_bytes", (json_int_t)t->queued_bytes,
-                                 "requests", (json_int_t)t->requests,
-                                 "notifications", (json_int_t)t->notifications,
-                                 "connected", age_seconds(d, t->connected_at));
-                if (!page_add(&p, item))
-                        break;
+                page_add_json(p, json_pack("{s:I,s:i,s:I,s:I,s:s*,s:b,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:f}", "client",
+                                           (json_int_t)t->id, "pid", (int)t->pid, "uid", (json_int_t)t->uid, "gid",
+                                           (json_int_t)t->gid, "name", t->name, "admin", t->admin, "monitor",
+                                           t->monitor, "closing", t->closing, "watches", (json_int_t)t->watches.n,
+                                           "timers", (json_int_t)t->timers.n, "queued_bytes", (json_int_t)t->queued_bytes,
+                                           "requests", (json_int_t)t->requests, "notifications",
+                                           (json_int_t)t->notifications, "connected", age_seconds(d, t->connected_at)));
         }
-        *ret = page_result(&p, "clients", d->conns.n);
+        page_end(p, d->conns.n);
         return 0;
 }
 
@@ -712,43 +814,81 @@ static int m_debug_wedge(Conn *c, json_t *params, FdList *fds, json_t **ret, Met
         return 0;
 }
 
+typedef int (*list_fn)(Conn *c, json_t *params, json_t *id, Page *p, MethodError *err);
+
 static const struct {
         const char *name;
         method_fn fn;
+        list_fn list; /* a listing: writes its encoded reply itself */
 } methods[] = {
-        { "hello", m_hello },     { "watch", m_watch },     { "modify", m_modify }, { "arm", m_arm },
-        { "unwatch", m_unwatch }, { "timer", m_timer },     { "cancel", m_cancel }, { "ping", m_ping },
-        { "status", m_status },   { "stats", m_stats },     { "clients", m_clients }, { "watches", m_watches },
-        { "timers", m_timers },   { "monitor", m_monitor }, { "debug-wedge", m_debug_wedge },
+        { "hello", m_hello, NULL },       { "watch", m_watch, NULL },       { "modify", m_modify, NULL },
+        { "arm", m_arm, NULL },           { "unwatch", m_unwatch, NULL },   { "timer", m_timer, NULL },
+        { "cancel", m_cancel, NULL },     { "ping", m_ping, NULL },         { "status", m_status, NULL },
+        { "stats", m_stats, NULL },       { "clients", NULL, m_clients },   { "watches", NULL, m_watches },
+        { "timers", NULL, m_timers },     { "monitor", m_monitor, NULL },   { "debug-wedge", m_debug_wedge, NULL },
 };
 
-json_t *methods_call(Conn *c, const JsonRpcRequest *req, FdList *fds) {
-        MethodError err = { 0 };
-        json_t *result = NULL;
-        method_fn fn = NULL;
+size_t methods_encode(Conn *c, json_t *id, json_t *reply, char *buf, size_t size) {
+        json_auto_t *r = reply;
+        size_t len;
+        int k;
 
-        for (size_t i = 0; i < ELEMENTSOF(methods); i++)
-                if (strcmp(methods[i].name, req->method) == 0) {
-                        fn = methods[i].fn;
+        if (!r)
+                return 0;
+        k = jsonrpc_encode(r, buf, size, &len);
+        if (k == -EMSGSIZE) {
+                json_decref(r);
+                c->daemon->stats.errors++;
+                r = jsonrpc_error(id, EVD_ERR_TOO_LARGE, NULL,
+                                  jsonrpc_error_data(NULL, "the reply does not fit in one packet"));
+                k = r ? jsonrpc_encode(r, buf, size, &len) : -ENOMEM;
+        }
+        return k < 0 ? 0 : len;
+}
+
+size_t methods_call(Conn *c, const JsonRpcRequest *req, FdList *fds, size_t budget, char *buf, size_t size,
+                    size_t *ret_cost) {
+        MethodError err = { 0 };
+        json_t *result = NULL, *data;
+        size_t n;
+        int i = -1;
+
+        *ret_cost = 0;
+        for (size_t k = 0; k < ELEMENTSOF(methods); k++)
+                if (strcmp(methods[k].name, req->method) == 0) {
+                        i = (int)k;
                         break;
                 }
-        if (!fn)
+        if (i < 0)
                 (void)fail(&err, EVD_ERR_METHOD_NOT_FOUND, NULL, NULL);
-        else if (fn(c, req->params, fds, &result, &err) >= 0 && !result)
+        else if (methods[i].list) {
+                Page p = {
+                        .buf = buf,
+                        .p = buf,
+                        .soft = buf + MIN(MIN((size_t)LIST_BYTE_BUDGET, budget), size),
+                        .hard = buf + size - LIST_TAIL_ROOM,
+                };
+
+                assert(size > LIST_TAIL_ROOM);
+                if (methods[i].list(c, req->params, req->id, &p, &err) >= 0) {
+                        /* Items walked past to reach `offset` cost time too: a byte each. */
+                        *ret_cost = (size_t)(p.p - buf) + p.skipped;
+                        return req->id ? (size_t)(p.p - buf) : 0;
+                }
+        } else if (methods[i].fn(c, req->params, fds, &result, &err) >= 0 && !result)
                 (void)fail_errno(&err, -ENOMEM);
 
         if (!req->id) {
                 /* A notification: done, reply or not. */
                 json_decref(result);
                 json_decref(err.data);
-                return NULL;
+                return 0;
         }
         if (result)
-                return jsonrpc_reply(req->id, result);
-        c->daemon->stats.errors++;
-        {
-                json_t *data = err.param || err.why ? jsonrpc_error_data(err.param, err.why) : NULL;
-
+                n = methods_encode(c, req->id, jsonrpc_reply(req->id, result), buf, size);
+        else {
+                c->daemon->stats.errors++;
+                data = err.param || err.why ? jsonrpc_error_data(err.param, err.why) : NULL;
                 if (err.data) {
                         if (!data)
                                 data = json_object();
@@ -756,6 +896,8 @@ json_t *methods_call(Conn *c, const JsonRpcRequest *req, FdList *fds) {
                                 json_object_update(data, err.data);
                         json_decref(err.data);
                 }
-                return jsonrpc_error(req->id, err.code, NULL, data);
+                n = methods_encode(c, req->id, jsonrpc_error(req->id, err.code, NULL, data), buf, size);
         }
+        *ret_cost = n;
+        return n;
 }

@@ -8,7 +8,9 @@
  *
  * A `ready` notice carries only the watch id; when it is encoded the watch is looked up,
  * and a notice whose watch is gone is dropped (unwatch promises no notification after its
- * reply). `timer` and `closed` notices carry their tag: their object may be gone by then.
+ * reply). A `timer` notice takes its tag from the timer, or, for a fired one-shot timer
+ * (freed at once), holds the tag the timer handed it; a `closed` notice holds the tag of
+ * its watch, which is gone by then. Tags stay encoded throughout (tag.h).
  */
 
 #include "notify.h"
@@ -22,6 +24,7 @@
 #include "daemon.h"
 #include "jsonrpc.h"
 #include "macro.h"
+#include "text.h"
 #include "watch.h"
 #include "wire.h"
 
@@ -48,9 +51,14 @@ static Notice *notice_new(Conn *c, NoticeKind kind, uint64_t id) {
 }
 
 static Notice *notice_free(Notice *n) {
-        json_decref(n->tag);
+        tag_release(&n->tag, &n->tag_len);
         free(n);
         return NULL;
+}
+
+void notice_take_tag(Notice *n, TagText *tag, uint16_t *tag_len) {
+        tag_release(&n->tag, &n->tag_len);
+        tag_move(&n->tag, &n->tag_len, tag, tag_len);
 }
 
 void notice_unqueue(Conn *c, Notice *n) {
@@ -98,7 +106,6 @@ void notify_timer(ClientTimer *t, uint64_t expirations, uint64_t late_ns) {
                 return;
         n->count = expirations;
         n->late_ns = late_ns;
-        n->tag = json_incref(t->tag);
         t->pending = n;
 }
 
@@ -107,7 +114,8 @@ void notify_closed(Watch *w, const char *reason) {
 
         if (!n)
                 return;
-        n->tag = w->tag_len ? watch_tag_json(w) : NULL;
+        /* The caller frees the watch right after: its tag moves here. */
+        tag_move(&n->tag, &n->tag_len, &w->tag, &w->tag_len);
         n->reason = reason;
 }
 
@@ -122,48 +130,10 @@ void notify_shutdown(Conn *c, const char *reason) {
  * an snprintf per integer, the encoder) cost two thirds of the daemon's CPU under load
  * (perf, in bench/README.md). So it is assembled from fixed text, the tag as jansson
  * encoded it when the watch was made, and the "events" array as jansson encoded it once
- * per combination of events. tests/test-notify.c holds it to jansson's own encoding. */
+ * per combination of events; `timer` the same way. tests/test-notify.c holds both to
+ * jansson's own encoding. */
 #define READY_HEAD "{\"jsonrpc\":\"2.0\",\"method\":\"ready\",\"params\":{\"watch\":"
-#define EVENT_COMBINATIONS 64
-
-static unsigned event_index(uint32_t events) {
-        return (events & 0x1f) | ((events & EVD_EVENT_RDHUP) ? 0x20 : 0);
-}
-
-static const char *events_text(uint32_t events, size_t *ret_len) {
-        static char text[EVENT_COMBINATIONS][64];
-        static uint8_t len[EVENT_COMBINATIONS];
-        unsigned i = event_index(events);
-
-        if (!len[i]) {
-                json_t *a = protocol_events_to_json(events);
-                size_t n = a ? json_dumpb(a, text[i], sizeof(text[i]), JSON_COMPACT) : 0;
-
-                json_decref(a);
-                if (n == 0 || n >= sizeof(text[i]))
-                        return NULL;
-                len[i] = (uint8_t)n;
-        }
-        *ret_len = len[i];
-        return text[i];
-}
-
-static char *put(char *p, const char *end, const char *text, size_t len) {
-        if (!p || (size_t)(end - p) < len)
-                return NULL;
-        memcpy(p, text, len);
-        return p + len;
-}
-
-static char *put_u64(char *p, const char *end, uint64_t v) {
-        char digits[20];
-        size_t n = 0;
-
-        do
-                digits[sizeof(digits) - ++n] = (char)('0' + v % 10);
-        while ((v /= 10) > 0);
-        return put(p, end, digits + sizeof(digits) - n, n);
-}
+#define TIMER_HEAD "{\"jsonrpc\":\"2.0\",\"method\":\"timer\",\"params\":{\"timer\":"
 
 int notify_encode_ready(uint64_t watch, const char *tag, size_t tag_len, uint32_t events, uint64_t count,
                         char *buf, size_t size, size_t *ret_len) {
@@ -171,45 +141,51 @@ int notify_encode_ready(uint64_t watch, const char *tag, size_t tag_len, uint32_
         size_t ev_len;
         char *p = buf;
 
-        ev = events_text(events, &ev_len);
+        ev = text_events(events, &ev_len);
         if (!ev)
                 return -EINVAL;
-        p = put(p, end, READY_HEAD, sizeof(READY_HEAD) - 1);
-        p = put_u64(p, end, watch);
-        p = put(p, end, ",\"tag\":", 7);
-        p = tag ? put(p, end, tag, tag_len) : put(p, end, "null", 4);
-        p = put(p, end, ",\"events\":", 10);
-        p = put(p, end, ev, ev_len);
-        p = put(p, end, ",\"count\":", 9);
-        p = put_u64(p, end, count);
-        p = put(p, end, "}}", 2);
+        p = text_put_lit(p, end, READY_HEAD);
+        p = text_put_u64(p, end, watch);
+        p = text_put_lit(p, end, ",\"tag\":");
+        p = tag ? text_put(p, end, tag, tag_len) : text_put_lit(p, end, "null");
+        p = text_put_lit(p, end, ",\"events\":");
+        p = text_put(p, end, ev, ev_len);
+        p = text_put_lit(p, end, ",\"count\":");
+        p = text_put_u64(p, end, count);
+        p = text_put_lit(p, end, "}}");
         if (!p)
                 return -EMSGSIZE;
         *ret_len = (size_t)(p - buf);
         return 0;
 }
 
-static json_t *tag_or_null(json_t *tag) {
-        return tag ? json_incref(tag) : json_null();
+int notify_encode_timer(uint64_t timer, const char *tag, size_t tag_len, uint64_t expirations, uint64_t late_ns,
+                        char *buf, size_t size, size_t *ret_len) {
+        const char *end = buf + size;
+        char *p = buf;
+
+        p = text_put_lit(p, end, TIMER_HEAD);
+        p = text_put_u64(p, end, timer);
+        p = text_put_lit(p, end, ",\"tag\":");
+        p = tag ? text_put(p, end, tag, tag_len) : text_put_lit(p, end, "null");
+        p = text_put_lit(p, end, ",\"expirations\":");
+        p = text_put_u64(p, end, expirations);
+        p = text_put_lit(p, end, ",\"late\":");
+        p = text_put_real(p, end, (double)late_ns / 1e9);
+        p = text_put_lit(p, end, "}}");
+        if (!p)
+                return -EMSGSIZE;
+        *ret_len = (size_t)(p - buf);
+        return 0;
 }
 
-/* The notification for @n, or NULL when it is moot. `ready` never comes here: see
- * notify_encode_ready(). */
+/* The notification for @n, or NULL when it is moot. `ready` and `timer` never come here:
+ * see notify_encode_ready(). */
 static json_t *notice_to_json(Conn *c, Notice *n) {
-        ClientTimer *t;
-
         switch (n->kind) {
-        case NOTICE_TIMER:
-                t = idmap_get(&c->timer_map, n->id);
-                if (t && t->pending == n)
-                        t->pending = NULL;
-                return jsonrpc_notification("timer", json_pack("{s:I,s:o,s:I,s:f}", "timer", (json_int_t)n->id,
-                                                               "tag", tag_or_null(n->tag), "expirations",
-                                                               (json_int_t)n->count, "late",
-                                                               (double)n->late_ns / 1e9));
         case NOTICE_CLOSED:
                 return jsonrpc_notification("closed", json_pack("{s:I,s:o,s:s}", "watch", (json_int_t)n->id, "tag",
-                                                                tag_or_null(n->tag), "reason", n->reason));
+                                                                tag_json(&n->tag, n->tag_len), "reason", n->reason));
         case NOTICE_SHUTDOWN:
                 return jsonrpc_notification("shutdown", json_pack("{s:s}", "reason", n->reason));
         default:
@@ -273,6 +249,23 @@ static int notice_encode(Conn *c, Notice *n, char *buf, size_t size, size_t *ret
                         w->pending = NULL;
                 tag = watch_tag_text(w, &tag_len);
                 r = notify_encode_ready(n->id, tag, tag_len, n->events, n->count, buf, size, ret_len);
+                if (r >= 0 && list_first(&d->monitors))
+                        msg = json_loadb(buf, *ret_len, 0, NULL);
+        } else if (n->kind == NOTICE_TIMER) {
+                ClientTimer *t = idmap_get(&c->timer_map, n->id);
+                const char *tag;
+                size_t tag_len;
+
+                if (t && t->pending == n)
+                        t->pending = NULL;
+                /* A live timer keeps its tag; a fired one-shot timer gave it to @n. */
+                if (t)
+                        tag = client_timer_tag_text(t, &tag_len);
+                else {
+                        tag = tag_text(&n->tag, n->tag_len);
+                        tag_len = n->tag_len;
+                }
+                r = notify_encode_timer(n->id, tag, tag_len, n->count, n->late_ns, buf, size, ret_len);
                 if (r >= 0 && list_first(&d->monitors))
                         msg = json_loadb(buf, *ret_len, 0, NULL);
         } else {

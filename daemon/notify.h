@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "list.h"
+#include "tag.h"
 
 typedef struct Conn Conn;
 typedef struct Watch Watch;
@@ -24,12 +25,13 @@ typedef enum NoticeKind {
 typedef struct Notice {
         ListNode link; /* conn->notices */
         uint8_t kind;
+        uint16_t tag_len;
         uint32_t events;   /* READY */
         uint64_t id;       /* watch or timer */
         uint64_t count;    /* READY: wakeups; TIMER: expirations */
         uint64_t late_ns;  /* TIMER: of the first expiration in this notice */
         uint64_t since_ns; /* monotonic: when the first event in this notice was seen */
-        json_t *tag;       /* CLOSED: the watch is gone, so the notice keeps its tag */
+        TagText tag;       /* CLOSED, and TIMER of a one-shot timer: the object is gone */
         const char *reason;
 } Notice;
 
@@ -38,6 +40,8 @@ void notify_timer(ClientTimer *t, uint64_t expirations, uint64_t late_ns);
 /** notify_closed() - queue `closed` for @w, which the caller frees right after. */
 void notify_closed(Watch *w, const char *reason);
 void notify_shutdown(Conn *c, const char *reason);
+/** notice_take_tag() - @n keeps the tag of a timer about to be freed (moved, not copied). */
+void notice_take_tag(Notice *n, TagText *tag, uint16_t *tag_len);
 /** notice_unqueue() - drop a queued notice (its watch or timer went away). */
 void notice_unqueue(Conn *c, Notice *n);
 /** notify_flush() - encode queued notices into packets (a batch array when several fit)
@@ -46,6 +50,10 @@ int notify_flush(Conn *c);
 /** notify_encode_ready() - the `ready` notification, encoded into @buf (not terminated).
  * @tag: the watch's tag as compact JSON, NULL for none. Return: 0, -EMSGSIZE. */
 int notify_encode_ready(uint64_t watch, const char *tag, size_t tag_len, uint32_t events, uint64_t count,
+                        char *buf, size_t size, size_t *ret_len);
+/** notify_encode_timer() - the `timer` notification, encoded into @buf, as for
+ * notify_encode_ready(). Return: 0, -EMSGSIZE. */
+int notify_encode_timer(uint64_t timer, const char *tag, size_t tag_len, uint64_t expirations, uint64_t late_ns,
                         char *buf, size_t size, size_t *ret_len);
 /** notify_drop_all() - free every queued notice (client going away). */
 void notify_drop_all(Conn *c);

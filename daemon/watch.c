@@ -43,52 +43,66 @@ static int watch_io_cb(EngineSource *s, int fd, uint32_t revents, void *userdata
         return 0;
 }
 
-static int tag_store(Watch *w, json_t *tag) {
-        _cleanup_free_ char *text = NULL;
-        size_t len;
-
-        if (!tag || json_is_null(tag))
-                return 0;
-        /* Any JSON value may be a tag: scalars need JSON_ENCODE_ANY. */
-        len = json_dumpb(tag, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (len == 0 || len > UINT16_MAX)
-                return -EINVAL;
-        text = malloc(len);
-        if (!text)
-                return -ENOMEM;
-        if (json_dumpb(tag, text, len, JSON_COMPACT | JSON_ENCODE_ANY) != len)
-                return -EINVAL;
-        w->tag_len = (uint16_t)len;
-        if (len <= WATCH_TAG_INLINE)
-                memcpy(w->tag.inline_text, text, len);
-        else
-                w->tag.heap = TAKE_PTR(text);
-        return 0;
-}
-
-static void tag_release(Watch *w) {
-        if (w->tag_len > WATCH_TAG_INLINE)
-                free(w->tag.heap);
-        w->tag_len = 0;
-}
-
 const char *watch_tag_text(const Watch *w, size_t *ret_len) {
         *ret_len = w->tag_len;
-        if (w->tag_len == 0)
-                return NULL;
-        return w->tag_len <= WATCH_TAG_INLINE ? w->tag.inline_text : w->tag.heap;
+        return tag_text(&w->tag, w->tag_len);
 }
 
 json_t *watch_tag_json(const Watch *w) {
-        size_t len;
-        const char *text = watch_tag_text(w, &len);
-        json_t *v = text ? json_loadb(text, len, JSON_DECODE_ANY, NULL) : NULL;
+        return tag_json(&w->tag, w->tag_len);
+}
 
-        return v ? v : json_null();
+const char *client_timer_tag_text(const ClientTimer *t, size_t *ret_len) {
+        *ret_len = t->tag_len;
+        return tag_text(&t->tag, t->tag_len);
 }
 
 int watch_fd(const Watch *w) {
         return source_get_fd(w->source);
+}
+
+/* The fd_type names of PROTOCOL.md (watches), and two a watch cannot have. */
+enum { KIND_UNKNOWN, KIND_PIPE, KIND_SOCKET, KIND_CHR, KIND_BLK, KIND_FILE, KIND_DIR, KIND_PIDFD, KIND_ANON };
+static const char *const kind_names[] = {
+        [KIND_UNKNOWN] = "unknown", [KIND_PIPE] = "pipe",           [KIND_SOCKET] = "socket",
+        [KIND_CHR] = "char-device", [KIND_BLK] = "block-device",    [KIND_FILE] = "file",
+        [KIND_DIR] = "directory",   [KIND_PIDFD] = "pidfd",         [KIND_ANON] = "anon",
+};
+
+static uint8_t fd_kind(int fd) {
+        struct stat st;
+        struct statfs fs;
+
+        if (fstat(fd, &st) < 0)
+                return KIND_UNKNOWN;
+        switch (st.st_mode & S_IFMT) {
+        case S_IFIFO:
+                return KIND_PIPE;
+        case S_IFSOCK:
+                return KIND_SOCKET;
+        case S_IFCHR:
+                return KIND_CHR;
+        case S_IFBLK:
+                return KIND_BLK;
+        case S_IFREG:
+                return KIND_FILE;
+        case S_IFDIR:
+                return KIND_DIR;
+        default:
+                break;
+        }
+        /* Anonymous inodes (eventfd, timerfd, signalfd, epoll, io_uring, ...) and pidfds. */
+        if (fstatfs(fd, &fs) == 0 && fs.f_type == 0x50494446 /* PID_FS_MAGIC */)
+                return KIND_PIDFD;
+        return KIND_ANON;
+}
+
+const char *watch_fd_kind(int fd) {
+        return kind_names[fd_kind(fd)];
+}
+
+const char *watch_kind(const Watch *w) {
+        return kind_names[w->fd_kind];
 }
 
 int watch_new(Conn *conn, int fd, uint32_t events, EngineMode mode, json_t *tag, Watch **ret) {
@@ -103,7 +117,8 @@ int watch_new(Conn *conn, int fd, uint32_t events, EngineMode mode, json_t *tag,
         w->id = ++d->next_watch_id;
         w->events = (uint16_t)events;
         w->mode = (uint8_t)mode;
-        r = tag_store(w, tag);
+        w->fd_kind = fd_kind(fd);
+        r = tag_store(&w->tag, &w->tag_len, tag);
         if (r < 0)
                 goto fail;
         r = idmap_put(&conn->watch_map, w->id, w);
@@ -118,7 +133,7 @@ int watch_new(Conn *conn, int fd, uint32_t events, EngineMode mode, json_t *tag,
         {
                 LogContext ctx = conn_log_context(conn);
                 ctx.watch_id = w->id;
-                log_full(LOG_DEBUG, 0, &ctx, "Watching fd %d (%s, %s)", fd, watch_fd_kind(fd),
+                log_full(LOG_DEBUG, 0, &ctx, "Watching fd %d (%s, %s)", fd, watch_kind(w),
                          mode == ENGINE_EDGE ? "edge" : "oneshot");
         }
         conn->usage->watches++;
@@ -127,7 +142,7 @@ int watch_new(Conn *conn, int fd, uint32_t events, EngineMode mode, json_t *tag,
         *ret = w;
         return 0;
 fail:
-        tag_release(w);
+        tag_release(&w->tag, &w->tag_len);
         free(w);
         return r;
 }
@@ -154,7 +169,7 @@ Watch *watch_free(Watch *w) {
         c->usage->watches--;
         d->n_watches--;
         daemon_counts_changed(d);
-        tag_release(w);
+        tag_release(&w->tag, &w->tag_len);
         free(w);
         return NULL;
 }
@@ -175,34 +190,6 @@ int watch_modify(Watch *w, uint32_t events, EngineMode mode) {
 
 int watch_arm(Watch *w) {
         return source_io_arm(w->source);
-}
-
-const char *watch_fd_kind(int fd) {
-        struct stat st;
-        struct statfs fs;
-
-        if (fstat(fd, &st) < 0)
-                return "unknown";
-        switch (st.st_mode & S_IFMT) {
-        case S_IFIFO:
-                return "pipe";
-        case S_IFSOCK:
-                return "socket";
-        case S_IFCHR:
-                return "char-device";
-        case S_IFBLK:
-                return "block-device";
-        case S_IFREG:
-                return "file";
-        case S_IFDIR:
-                return "directory";
-        default:
-                break;
-        }
-        /* Anonymous inodes (eventfd, timerfd, signalfd, epoll, io_uring, ...) and pidfds. */
-        if (fstatfs(fd, &fs) == 0 && fs.f_type == 0x50494446 /* PID_FS_MAGIC */)
-                return "pidfd";
-        return "anon";
 }
 
 /*
@@ -351,7 +338,10 @@ static int client_timer_cb(EngineSource *s, uint64_t expirations, void *userdata
         t->expirations += expirations;
         notify_timer(t, expirations, now > at ? now - at : 0);
         if (interval == 0) {
-                /* A fired one-shot timer is done: its id goes away, its notice stays queued. */
+                /* A fired one-shot timer is done: its id goes away, its notice stays queued
+                 * and takes the tag along. */
+                if (t->pending)
+                        notice_take_tag(t->pending, &t->tag, &t->tag_len);
                 t->pending = NULL;
                 (void)client_timer_free(t);
         }
@@ -370,6 +360,9 @@ int client_timer_new(Conn *conn, EngineClock clock, uint64_t at_ns, uint64_t int
         t->conn = conn;
         t->id = ++d->next_timer_id;
         t->clock = clock;
+        r = tag_store(&t->tag, &t->tag_len, tag);
+        if (r < 0)
+                goto fail;
         r = idmap_put(&conn->timer_map, t->id, t);
         if (r < 0)
                 goto fail;
@@ -378,7 +371,6 @@ int client_timer_new(Conn *conn, EngineClock clock, uint64_t at_ns, uint64_t int
                 (void)idmap_remove(&conn->timer_map, t->id);
                 goto fail;
         }
-        t->tag = json_incref(tag);
         list_append(&conn->timers, &t->link);
         conn->usage->timers++;
         d->n_timers++;
@@ -386,6 +378,7 @@ int client_timer_new(Conn *conn, EngineClock clock, uint64_t at_ns, uint64_t int
         *ret = t;
         return 0;
 fail:
+        tag_release(&t->tag, &t->tag_len);
         free(t);
         return r;
 }
@@ -406,7 +399,7 @@ ClientTimer *client_timer_free(ClientTimer *t) {
         c->usage->timers--;
         d->n_timers--;
         daemon_counts_changed(d);
-        json_decref(t->tag);
+        tag_release(&t->tag, &t->tag_len);
         free(t);
         return NULL;
 }

@@ -7,15 +7,14 @@
 
 #include "engine.h"
 #include "list.h"
+#include "tag.h"
 
 typedef struct Conn Conn;
 typedef struct Notice Notice;
 
-/* The tag is kept encoded (compact JSON, as it goes into every notification), inline when
- * it is short: most tags are small integers, and an idle watch should cost as little as
- * possible (the daemon holds one per watched fd, tens of thousands of them). The fd is the
- * engine source's (source_get_fd()): the daemon's copy, owned, closed by watch_free(). */
-#define WATCH_TAG_INLINE 8
+/* Tags are kept encoded (tag.h): an idle watch should cost as little as possible (the
+ * daemon holds one per watched fd, tens of thousands of them). The fd is the engine
+ * source's (source_get_fd()): the daemon's copy, owned, closed by watch_free(). */
 
 typedef struct Watch {
         Conn *conn;
@@ -24,14 +23,12 @@ typedef struct Watch {
         EngineSource *source;
         Notice *pending; /* queued `ready` that new edge events merge into */
         uint64_t wakeups;
-        union {
-                char *heap;
-                char inline_text[WATCH_TAG_INLINE];
-        } tag;
+        TagText tag;
         uint16_t tag_len; /* 0: no tag */
         uint16_t events;  /* ENGINE_IN.. (all below 1 << 16) */
         uint8_t mode;     /* EngineMode */
         bool holds_passrights; /* SO_PASSRIGHTS is off for it: watch_passrights_release() */
+        uint8_t fd_kind;  /* what watch_fd_kind() said at creation: an fd never changes kind */
 } Watch;
 
 typedef struct ClientTimer {
@@ -40,7 +37,8 @@ typedef struct ClientTimer {
         uint64_t id;
         EngineSource *source;
         EngineClock clock;
-        json_t *tag;
+        uint16_t tag_len; /* 0: no tag */
+        TagText tag;
         Notice *pending;
         uint64_t expirations;
         /* Over its user's timer rate: waiting for the slot pace_admit() reserved, with the
@@ -66,6 +64,8 @@ bool watch_fd_is_signalfd(int fd);
 int watch_passrights_hold(Conn *c, int fd, bool *ret_held);
 /** watch_passrights_release() - undo one hold: the last one turns SO_PASSRIGHTS on again. */
 void watch_passrights_release(Conn *c, int fd);
+/** watch_kind() - watch_fd_kind() of the watch's fd, without a system call. */
+const char *watch_kind(const Watch *w);
 int watch_fd(const Watch *w);
 /** watch_tag_text() - the encoded tag, NULL if none; @ret_len its length. */
 const char *watch_tag_text(const Watch *w, size_t *ret_len);
@@ -75,3 +75,5 @@ json_t *watch_tag_json(const Watch *w);
 int client_timer_new(Conn *conn, EngineClock clock, uint64_t at_ns, uint64_t interval_ns, json_t *tag,
                      ClientTimer **ret);
 ClientTimer *client_timer_free(ClientTimer *t);
+/** client_timer_tag_text() - the encoded tag, NULL if none; @ret_len its length. */
+const char *client_timer_tag_text(const ClientTimer *t, size_t *ret_len);

@@ -46,6 +46,7 @@ static const struct {
         {EVD_ERR_TOO_LARGE, "Message too large"},
         {EVD_ERR_SHUTTING_DOWN, "Shutting down"},
         {EVD_ERR_NO_FDS, "Out of file descriptors"},
+        {EVD_ERR_REPLY_BUDGET, "Reply budget exceeded"},
 };
 
 /* Table order is the order protocol_events_to_json() emits: stable for tests and humans. */

@@ -31,6 +31,7 @@ enum {
         EVD_ERR_TOO_LARGE = -32007,     /* MSG_TRUNC, or a reply larger than EVD_MAX_PACKET */
         EVD_ERR_SHUTTING_DOWN = -32008,
         EVD_ERR_NO_FDS = -32009, /* the daemon itself is out of file descriptors */
+        EVD_ERR_REPLY_BUDGET = -32010, /* the packet's replies reached their byte budget */
 };
 
 /* Event bits: the poll(2) values on Linux, so they pass straight to poll/epoll/io_uring. */

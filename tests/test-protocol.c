@@ -118,11 +118,13 @@ START_TEST(test_error_messages) {
         ck_assert_str_eq(evd_error_message(EVD_ERR_INTERNAL), "Internal error");
         ck_assert_str_eq(evd_error_message(EVD_ERR_NO_SUCH_WATCH), "No such watch");
         ck_assert_str_eq(evd_error_message(EVD_ERR_NO_SUCH_TIMER), "No such timer");
-        for (int code = EVD_ERR_NO_FDS; code <= EVD_ERR_NO_SUCH_WATCH; code++)
+        ck_assert_int_eq(EVD_ERR_REPLY_BUDGET, -32010);
+        ck_assert_str_eq(evd_error_message(EVD_ERR_REPLY_BUDGET), "Reply budget exceeded");
+        for (int code = EVD_ERR_REPLY_BUDGET; code <= EVD_ERR_NO_SUCH_WATCH; code++)
                 ck_assert_ptr_nonnull(evd_error_message(code));
         ck_assert_ptr_null(evd_error_message(0));
         ck_assert_ptr_null(evd_error_message(-32000));
-        ck_assert_ptr_null(evd_error_message(-32010));
+        ck_assert_ptr_null(evd_error_message(-32011));
         ck_assert_ptr_null(evd_error_message(-32099));
 }
 END_TEST

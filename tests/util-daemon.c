@@ -590,3 +590,18 @@ int test_client_connect_as_groups(TestClient *c, const char *path, uid_t uid, gi
                                   const gid_t *groups, size_t n_groups) {
         return connect_as(c, path, uid, gid, groups, n_groups);
 }
+
+long test_daemon_peak_rss_kb(const TestDaemon *d) {
+        char path[64], line[256];
+        long kb = -1;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)d->pid);
+        f = fopen(path, "re");
+        ck_assert_ptr_nonnull(f);
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+                        break;
+        fclose(f);
+        return kb;
+}

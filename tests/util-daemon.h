@@ -105,3 +105,6 @@ json_t *test_client_notification_for(TestClient *c, const char *method, const ch
  * @groups (@n_groups of them, up to the kernel's NGROUPS_MAX, 65536; none if 0). */
 int test_client_connect_as_groups(TestClient *c, const char *path, uid_t uid, gid_t gid,
                                   const gid_t *groups, size_t n_groups);
+
+/** test_daemon_peak_rss_kb() - the daemon's VmHWM (peak resident set) in KiB. */
+long test_daemon_peak_rss_kb(const TestDaemon *d);
