@@ -131,6 +131,8 @@ static int queue_push(SourceQueue *q, EngineSource *s) {
 
 /* Drop the first @n entries (their references were dropped by whoever took them). */
 static void queue_consume(SourceQueue *q, size_t n) {
+        if (n == 0)
+                return; /* items may be NULL: no memmove(NULL, ...) even for 0 bytes */
         memmove(q->items, q->items + n, (q->n - n) * sizeof(*q->items));
         q->n -= n;
 }

@@ -210,8 +210,10 @@ int test_daemon_wait_fd_count(const TestDaemon *d, int want, int timeout_ms) {
         return n;
 }
 
-long test_daemon_rss_kb(const TestDaemon *d) {
+/* A "Key: N kB" line of the daemon's /proc/PID/status; -1 if absent. */
+static long status_kb(const TestDaemon *d, const char *key) {
         char path[64], line[256];
+        size_t key_len = strlen(key);
         long kb = -1;
         FILE *f;
 
@@ -219,10 +221,19 @@ long test_daemon_rss_kb(const TestDaemon *d) {
         f = fopen(path, "re");
         ck_assert_ptr_nonnull(f);
         while (fgets(line, sizeof(line), f))
-                if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+                if (strncmp(line, key, key_len) == 0 && line[key_len] == ':' &&
+                    sscanf(line + key_len + 1, "%ld kB", &kb) == 1)
                         break;
         fclose(f);
         return kb;
+}
+
+long test_daemon_rss_kb(const TestDaemon *d) {
+        return status_kb(d, "VmRSS");
+}
+
+long test_daemon_peak_rss_kb(const TestDaemon *d) {
+        return status_kb(d, "VmHWM");
 }
 
 bool test_daemon_log_contains(const TestDaemon *d, const char *needle) {
@@ -591,17 +602,3 @@ int test_client_connect_as_groups(TestClient *c, const char *path, uid_t uid, gi
         return connect_as(c, path, uid, gid, groups, n_groups);
 }
 
-long test_daemon_peak_rss_kb(const TestDaemon *d) {
-        char path[64], line[256];
-        long kb = -1;
-        FILE *f;
-
-        snprintf(path, sizeof(path), "/proc/%d/status", (int)d->pid);
-        f = fopen(path, "re");
-        ck_assert_ptr_nonnull(f);
-        while (fgets(line, sizeof(line), f))
-                if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
-                        break;
-        fclose(f);
-        return kb;
-}
