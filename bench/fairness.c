@@ -40,7 +40,7 @@
 #define BATCH 500
 
 static const char *arg_backend = "io_uring";
-static const char *arg_rate = "100000";
+static const char *arg_rate = "50000"; /* the daemon's default */
 static double arg_seconds = 3;
 static const char *arg_json;
 static char dir[80], sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
