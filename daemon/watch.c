@@ -179,12 +179,18 @@ int watch_modify(Watch *w, uint32_t events, EngineMode mode) {
 
         if (r < 0)
                 return r;
-        w->events = (uint16_t)events;
-        w->mode = (uint8_t)mode;
         /* Unlike the engine's, an edge watch is armed by definition (PROTOCOL.md, modify):
          * a spent oneshot switched to edge starts watching again. */
-        if (mode == ENGINE_EDGE && !source_io_is_armed(w->source))
-                return source_io_arm(w->source);
+        if (mode == ENGINE_EDGE && !source_io_is_armed(w->source)) {
+                r = source_io_arm(w->source);
+                if (r < 0) {
+                        /* A failed request changes nothing: back to what it was. */
+                        (void)source_io_modify(w->source, w->events, (EngineMode)w->mode);
+                        return r;
+                }
+        }
+        w->events = (uint16_t)events;
+        w->mode = (uint8_t)mode;
         return 0;
 }
 
