@@ -29,9 +29,11 @@
 #include "build-config.h"
 #include "config.h"
 #include "conn.h"
-#include "daemon.h"
 #include "macro.h"
+#include "server.h"
+#include "state.h"
 #include "text.h"
+#include "usage.h"
 #include "watch.h"
 
 /* Durations (`after`, `interval`) above this are refused: certainly a mistake. */
@@ -828,24 +830,6 @@ static const struct {
         { "timers", NULL, m_timers },     { "monitor", m_monitor, NULL },   { "debug-wedge", m_debug_wedge, NULL },
 };
 
-size_t methods_encode(Conn *c, json_t *id, json_t *reply, char *buf, size_t size) {
-        json_auto_t *r = reply;
-        size_t len;
-        int k;
-
-        if (!r)
-                return 0;
-        k = jsonrpc_encode(r, buf, size, &len);
-        if (k == -EMSGSIZE) {
-                json_decref(r);
-                c->daemon->stats.errors++;
-                r = jsonrpc_error(id, EVD_ERR_TOO_LARGE, NULL,
-                                  jsonrpc_error_data(NULL, "the reply does not fit in one packet"));
-                k = r ? jsonrpc_encode(r, buf, size, &len) : -ENOMEM;
-        }
-        return k < 0 ? 0 : len;
-}
-
 size_t methods_call(Conn *c, const JsonRpcRequest *req, FdList *fds, size_t budget, char *buf, size_t size,
                     size_t *ret_cost) {
         MethodError err = { 0 };
@@ -885,7 +869,7 @@ size_t methods_call(Conn *c, const JsonRpcRequest *req, FdList *fds, size_t budg
                 return 0;
         }
         if (result)
-                n = methods_encode(c, req->id, jsonrpc_reply(req->id, result), buf, size);
+                n = conn_encode_reply(c, req->id, jsonrpc_reply(req->id, result), buf, size);
         else {
                 c->daemon->stats.errors++;
                 data = err.param || err.why ? jsonrpc_error_data(err.param, err.why) : NULL;
@@ -896,7 +880,7 @@ size_t methods_call(Conn *c, const JsonRpcRequest *req, FdList *fds, size_t budg
                                 json_object_update(data, err.data);
                         json_decref(err.data);
                 }
-                n = methods_encode(c, req->id, jsonrpc_error(req->id, err.code, NULL, data), buf, size);
+                n = conn_encode_reply(c, req->id, jsonrpc_error(req->id, err.code, NULL, data), buf, size);
         }
         *ret_cost = n;
         return n;
