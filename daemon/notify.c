@@ -6,7 +6,8 @@
  * parked as one OutPacket and the rest stays structured, so a client that reads slowly
  * gets fewer, fuller notifications and never costs more than O(watches + timers) memory.
  *
- * A `ready` notice carries only the watch id; when it is encoded the watch is looked up,
+ * A `ready` notice carries only the watch id; when it is encoded the watch is looked up
+ * (through the NoticeResolveFn given to notify_flush(): watch.h is the layer above),
  * and a notice whose watch is gone is dropped (unwatch promises no notification after its
  * reply). A `timer` notice takes its tag from the timer, or, for a fired one-shot timer
  * (freed at once), holds the tag the timer handed it; a `closed` notice holds the tag of

@@ -11,6 +11,9 @@
  *    local user may connect; 0600 otherwise): there is no window with wider permissions.
  * A reserve fd is held so that EMFILE at accept() can still take the pending connection
  * off the queue and refuse it, instead of waking up for it again and again.
+ *
+ * The listener knows sockets, not clients: an accepted connection goes to ServerOps.accept
+ * (daemon.c makes it a Conn), so this file sits below the connection layer.
  */
 
 #include "server.h"

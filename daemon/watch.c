@@ -4,6 +4,10 @@
  * ClientTimer owns an engine timer. Both are listed on their connection (for cleanup and
  * listing) and indexed by id (for the methods). Engine callbacks only queue notifications:
  * encoding and sending happen once per iteration, in the work pass.
+ *
+ * Layering: above conn and notify (a watch lives on its connection and queues notices on
+ * it). notify never sees a Watch: it gets the fields it needs, and watch_notice_subject()
+ * resolves a queued notice's id back to its object when the notice is encoded.
  */
 
 #include "watch.h"
