@@ -14,6 +14,10 @@
  * is spent, the rest of the batch is not run but answered with EVD_ERR_REPLY_BUDGET: one
  * packet costs the daemon at most about that much memory and time.
  *
+ * A request that parses is handed to the dispatcher the connection was given (ConnOps,
+ * methods_call() in evd), and queued notices are flushed through it too: this file knows
+ * packets, framing, queues and credentials, not what a method does or a notice says.
+ *
  * Every fd of a packet is owned by its FdList until a request takes it; whatever is left is
  * closed when the packet is done.
  *
@@ -23,6 +27,7 @@
 
 #include "conn.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -31,13 +36,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "daemon.h"
 #include "engine.h"
 #include "jsonrpc.h"
 #include "macro.h"
-#include "methods.h"
-#include "notify.h"
-#include "watch.h"
+#include "state.h"
+#include "usage.h"
 #include "wire.h"
 
 #ifndef SO_PEERPIDFD
@@ -157,6 +160,24 @@ static json_t *error_reply(Conn *c, json_t *id, int code, const char *param, con
         return jsonrpc_error(id, code, NULL, why || param ? jsonrpc_error_data(param, why) : NULL);
 }
 
+size_t conn_encode_reply(Conn *c, json_t *id, json_t *reply, char *buf, size_t size) {
+        json_auto_t *r = reply;
+        size_t len;
+        int k;
+
+        if (!r)
+                return 0;
+        k = jsonrpc_encode(r, buf, size, &len);
+        if (k == -EMSGSIZE) {
+                json_decref(r);
+                c->daemon->stats.errors++;
+                r = jsonrpc_error(id, EVD_ERR_TOO_LARGE, NULL,
+                                  jsonrpc_error_data(NULL, "the reply does not fit in one packet"));
+                k = r ? jsonrpc_encode(r, buf, size, &len) : -ENOMEM;
+        }
+        return k < 0 ? 0 : len;
+}
+
 size_t conn_reply_budget(const Daemon *d) {
         return MAX((size_t)EVD_MAX_PACKET, MIN((size_t)CONN_REPLY_BUDGET, d->config.limits.queued_bytes / 4));
 }
@@ -228,17 +249,17 @@ static size_t handle_request(Conn *c, json_t *msg, FdList *fds, int fds_lost, si
 
         *cost = 0;
         if (jsonrpc_request_check(msg, &req, &code, &why) < 0)
-                return methods_encode(c, req.id, error_reply(c, req.id, code, NULL, why), buf, size);
+                return conn_encode_reply(c, req.id, error_reply(c, req.id, code, NULL, why), buf, size);
         c->requests++;
         d->stats.requests++;
         if (fds_lost)
                 /* The kernel dropped fds: running the request could act on the wrong ones. */
-                return req.id ? methods_encode(c, req.id,
+                return req.id ? conn_encode_reply(c, req.id,
                                                error_reply(c, req.id, fds_lost, NULL, fds_lost_why(fds_lost)),
                                                buf, size)
                               : 0;
         if (d->shutting_down)
-                return req.id ? methods_encode(c, req.id, error_reply(c, req.id, EVD_ERR_SHUTTING_DOWN, NULL, NULL),
+                return req.id ? conn_encode_reply(c, req.id, error_reply(c, req.id, EVD_ERR_SHUTTING_DOWN, NULL, NULL),
                                                buf, size)
                               : 0;
         if (budget == 0) {
@@ -250,9 +271,9 @@ static size_t handle_request(Conn *c, json_t *msg, FdList *fds, int fds_lost, si
                 if (err && json_object_set_new(json_object_get(json_object_get(err, "error"), "data"), "limit",
                                                json_integer((json_int_t)conn_reply_budget(d))) < 0)
                         err = (json_decref(err), NULL);
-                return methods_encode(c, req.id, err, buf, size);
+                return conn_encode_reply(c, req.id, err, buf, size);
         }
-        return methods_call(c, &req, fds, budget, buf, size, cost);
+        return c->ops->dispatch(c, &req, fds, budget, buf, size, cost);
 }
 
 static void handle_packet(Conn *c, const WirePacket *pkt, FdList *fds) {
@@ -309,7 +330,7 @@ static void handle_packet(Conn *c, const WirePacket *pkt, FdList *fds) {
         replies_flush(&rs);
         return;
 out:
-        len = methods_encode(c, NULL, reply, d->encode_buf, sizeof(d->encode_buf));
+        len = conn_encode_reply(c, NULL, reply, d->encode_buf, sizeof(d->encode_buf));
         replies_add(&rs, d->encode_buf, len);
 }
 
@@ -376,7 +397,7 @@ void conn_flush(Conn *c) {
                 free(p);
         }
         if (list_first(&c->notices)) {
-                r = notify_flush(c);
+                r = c->ops->flush_notices(c);
                 if (r == -EAGAIN) {
                         set_want_out(c, true);
                         return;
@@ -467,7 +488,7 @@ static void refuse(Daemon *d, int fd, const char *why, unsigned limit) {
                 (void)wire_send(fd, d->encode_buf, len, NULL, 0);
 }
 
-int conn_new(Daemon *d, int fd_consumed, Conn **ret) {
+int conn_new(Daemon *d, int fd_consumed, const ConnOps *ops, Conn **ret) {
         _cleanup_close_ int fd = fd_consumed;
         struct ucred cred;
         socklen_t len = sizeof(cred);
@@ -492,7 +513,7 @@ int conn_new(Daemon *d, int fd_consumed, Conn **ret) {
                          "Refusing a client: %u clients connected (max-clients)", d->config.limits.clients);
                 return -EDQUOT;
         }
-        usage = daemon_usage(d, cred.uid);
+        usage = usage_get(&d->uids, cred.uid);
         if (!usage)
                 return -ENOMEM;
         if (usage->clients >= d->config.limits.clients_per_uid) {
@@ -500,16 +521,17 @@ int conn_new(Daemon *d, int fd_consumed, Conn **ret) {
                        d->config.limits.clients_per_uid);
                 log_full(LOG_WARNING, 0, &(LogContext){ .pid = cred.pid, .uid = cred.uid, .has_peer = true },
                          "Refusing a client: its user has %u connections (max-clients-per-uid)", usage->clients);
-                daemon_usage_put(d, usage);
+                usage_put(&d->uids, usage);
                 return -EDQUOT;
         }
 
         c = calloc(1, sizeof(*c));
         if (!c) {
-                daemon_usage_put(d, usage);
+                usage_put(&d->uids, usage);
                 return -ENOMEM;
         }
         c->daemon = d;
+        c->ops = ops;
         c->fd = -1;
         c->id = ++d->next_client_id;
         c->pid = peer_pid_from_pidfd(fd, cred.pid);
@@ -525,7 +547,7 @@ int conn_new(Daemon *d, int fd_consumed, Conn **ret) {
         list_append(&d->conns, &c->link);
         c->groups = TAKE_PTR(groups);
         c->n_groups = n_groups;
-        c->admin = daemon_is_admin(d, c->uid, c->gid, c->groups, c->n_groups);
+        c->admin = usage_is_admin(&d->config, c->uid, c->gid, c->groups, c->n_groups);
         r = engine_add_io(d->engine, &c->source, fd, ENGINE_IN | ENGINE_RDHUP, ENGINE_EDGE, conn_io_cb, c);
         if (r < 0) {
                 (void)conn_free(c);
@@ -567,11 +589,7 @@ Conn *conn_free(Conn *c) {
         if (!c)
                 return NULL;
         d = c->daemon;
-        while ((node = list_first(&c->watches)))
-                (void)watch_free(container_of(node, Watch, link));
-        while ((node = list_first(&c->timers)))
-                (void)client_timer_free(container_of(node, ClientTimer, link));
-        notify_drop_all(c);
+        assert(!list_first(&c->watches) && !list_first(&c->timers) && !list_first(&c->notices));
         while ((node = list_first(&c->out))) {
                 list_remove(&c->out, node);
                 free(container_of(node, OutPacket, link));
@@ -583,7 +601,7 @@ Conn *conn_free(Conn *c) {
         list_remove(&d->doomed, &c->doomed_link);
         list_remove(&d->monitors, &c->monitor_link);
         c->usage->clients--;
-        daemon_usage_put(d, c->usage);
+        usage_put(&d->uids, c->usage);
         idmap_deinit(&c->watch_map);
         idmap_deinit(&c->timer_map);
         daemon_counts_changed(d);

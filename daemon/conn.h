@@ -6,13 +6,29 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "fd-list.h"
 #include "idmap.h"
+#include "jsonrpc.h"
 #include "list.h"
 #include "log.h"
 
+typedef struct Conn Conn;
 typedef struct Daemon Daemon;
 typedef struct EngineSource EngineSource;
 typedef struct UidUsage UidUsage;
+
+/* What a connection hands up, given at conn_new(): the connection knows packets, framing and
+ * queues; what a request does and what a notice says are the layers above (daemon.c wires
+ * methods_call() and notify_flush() in here). */
+typedef struct ConnOps {
+        /* Run one validated request and encode its reply into @buf, as methods_call() says
+         * (methods.h). Return: the reply's length, 0 for none. */
+        size_t (*dispatch)(Conn *c, const JsonRpcRequest *req, FdList *fds, size_t budget, char *buf,
+                           size_t size, size_t *ret_cost);
+        /* Encode and send the queued notices (Conn.notices), as notify_flush() says
+         * (notify.h). Return: 0 all sent, -EAGAIN blocked, other -errno: broken. */
+        int (*flush_notices)(Conn *c);
+} ConnOps;
 
 /* An encoded packet waiting for the socket: replies, in request order, and monitor copies. */
 typedef struct OutPacket {
@@ -22,8 +38,9 @@ typedef struct OutPacket {
         char data[];
 } OutPacket;
 
-typedef struct Conn {
+struct Conn {
         Daemon *daemon;
+        const ConnOps *ops;
         ListNode link;         /* daemon->conns */
         ListNode dirty_link;   /* daemon->dirty */
         ListNode doomed_link;  /* daemon->doomed, once closing */
@@ -61,7 +78,7 @@ typedef struct Conn {
         uint64_t requests;
         uint64_t notifications;
         uint64_t monitor_dropped;
-} Conn;
+};
 
 /* Stop reading a client's requests while this much output waits for it; resume at half. */
 #define CONN_PAUSE_BYTES (256u * 1024u)
@@ -70,12 +87,15 @@ typedef struct Conn {
 /* What a queued notice counts against the output limit (it is not encoded yet). */
 #define CONN_NOTICE_COST 128u
 
-/** conn_new() - a client on accepted socket @fd (consumed, even on failure).
- * Return: 0, -EDQUOT (a client limit; reply already sent), or -errno. */
-int conn_new(Daemon *d, int fd, Conn **ret);
+/** conn_new() - a client on accepted socket @fd (consumed, even on failure), its requests
+ * and notices handed to @ops. Return: 0, -EDQUOT (a client limit; reply already sent), or
+ * -errno. */
+int conn_new(Daemon *d, int fd, const ConnOps *ops, Conn **ret);
 /** conn_close() - drop the client at the end of this iteration's work pass (safe from any
  * callback); logs @reason at notice level unless it is an ordinary disconnect. */
 void conn_close(Conn *c, const char *reason, bool abnormal);
+/** conn_free() - free the connection itself. Its watches, timers and notices belong to the
+ * layers above and must be gone already (daemon.c frees them first). NULL-safe. */
 Conn *conn_free(Conn *c);
 /** conn_read() - read and answer up to CONN_READ_BUDGET packets. */
 void conn_read(Conn *c);
@@ -94,6 +114,9 @@ void conn_stop_monitor(Conn *c, const char *reason);
  * is less, one packet at least) before the rest of it is answered with EVD_ERR_REPLY_BUDGET:
  * what one packet may cost the daemon in memory and time. */
 #define CONN_REPLY_BUDGET (1024u * 1024u)
+/** conn_encode_reply() - encode @reply (stolen; NULL gives 0) into @buf; one too large for
+ * it becomes error -32007 for @id (borrowed). Return: its length, 0 if even that failed. */
+size_t conn_encode_reply(Conn *c, json_t *id, json_t *reply, char *buf, size_t size);
 /** conn_reply_budget() - the reply budget of a packet under the current configuration. */
 size_t conn_reply_budget(const Daemon *d);
 void conn_mark_dirty(Conn *c);

@@ -1,5 +1,9 @@
 /* daemon.c - lifecycle, signals, service manager integration and the per-iteration work pass
  *
+ * The top of the daemon's layers (ARCHITECTURE-daemon.md): it wires the listener to the
+ * connections (ServerOps), the connections to the methods and notifications (ConnOps),
+ * and frees a client's watches, timers and notices before the connection itself.
+ *
  * The work pass is one defer source: it runs after the io callbacks and timers of an
  * iteration, reads input that a client left over (budget, back-pressure), flushes every
  * dirty client's output in one go (so notifications of one iteration share packets), and
@@ -27,60 +31,57 @@
 #include "conn.h"
 #include "log.h"
 #include "macro.h"
+#include "methods.h"
 #include "notify.h"
+#include "usage.h"
+#include "watch.h"
 
 #define STATUS_INTERVAL_NS NSEC_PER_SEC
 #define SHUTDOWN_GRACE_NS (3 * NSEC_PER_SEC)
 
-UidUsage *daemon_usage(Daemon *d, uid_t uid) {
-        UidUsage *u = idmap_get(&d->uids, (uint64_t)uid + 1);
-
-        if (u)
-                return u;
-        u = calloc(1, sizeof(*u));
-        if (!u)
-                return NULL;
-        u->uid = uid;
-        if (idmap_put(&d->uids, (uint64_t)uid + 1, u) < 0) {
-                free(u);
-                return NULL;
-        }
-        return u;
+/* The layers below hand up through these: a connection its requests and notices, the
+ * listener its connections. */
+static int flush_notices(Conn *c) {
+        return notify_flush(c, watch_notice_subject);
 }
 
-/* Forget a uid's record once it holds nothing, so that many short-lived users do not
- * leave records behind. */
-void daemon_usage_put(Daemon *d, UidUsage *u) {
-        if (u->clients == 0 && u->watches == 0 && u->timers == 0) {
-                (void)idmap_remove(&d->uids, (uint64_t)u->uid + 1);
-                free(u);
-        }
+static const ConnOps conn_ops = {
+        .dispatch = methods_call,
+        .flush_notices = flush_notices,
+};
+
+static int server_accept_cb(void *userdata, int fd) {
+        return conn_new(userdata, fd, &conn_ops, NULL);
 }
 
-void daemon_schedule(Daemon *d) {
-        if (d->work)
-                (void)source_set_enabled(d->work, true);
+static void server_schedule_cb(void *userdata) {
+        daemon_schedule(userdata);
 }
 
-void daemon_counts_changed(Daemon *d) {
-        d->status_dirty = true;
+static unsigned server_refused_cb(void *userdata) {
+        Daemon *d = userdata;
+
+        d->stats.refused++;
+        return (unsigned)d->conns.n;
 }
 
-bool daemon_is_admin(Daemon *d, uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups) {
-        if (uid == 0 || uid == geteuid())
-                return true;
-        if (!d->config.has_admin_gid)
-                return false;
-        if (gid == d->config.admin_gid)
-                return true;
-        for (size_t i = 0; i < n_groups; i++)
-                if (groups[i] == d->config.admin_gid)
-                        return true;
-        return false;
-}
+static const ServerOps server_ops = {
+        .accept = server_accept_cb,
+        .schedule = server_schedule_cb,
+        .refused = server_refused_cb,
+};
 
-uint64_t daemon_uptime_ns(Daemon *d) {
-        return engine_now(d->engine, ENGINE_CLOCK_MONOTONIC) - d->started_mono;
+/* A client's watches, timers and notices go first (they belong to the layers above the
+ * connection), in the order they always went: watches, timers, notices. */
+static void client_free(Conn *c) {
+        ListNode *node;
+
+        while ((node = list_first(&c->watches)))
+                (void)watch_free(container_of(node, Watch, link));
+        while ((node = list_first(&c->timers)))
+                (void)client_timer_free(container_of(node, ClientTimer, link));
+        notify_drop_all(c);
+        (void)conn_free(c);
 }
 
 static void notify_status(Daemon *d) {
@@ -141,7 +142,7 @@ static int work_cb(EngineSource *s, void *userdata) {
                 conn_flush(c);
         }
         while ((node = list_first(&d->doomed)))
-                (void)conn_free(container_of(node, Conn, doomed_link));
+                client_free(container_of(node, Conn, doomed_link));
         if (d->shutting_down && all_flushed(d))
                 engine_exit(d->engine, 0);
         return 0;
@@ -179,7 +180,7 @@ static void recompute_admins(Daemon *d) {
         Conn *c;
 
         LIST_FOREACH(Conn, link, c, &d->conns) {
-                c->admin = daemon_is_admin(d, c->uid, c->gid, c->groups, c->n_groups);
+                c->admin = usage_is_admin(&d->config, c->uid, c->gid, c->groups, c->n_groups);
                 if (!c->admin && !c->closing)
                         conn_stop_monitor(c, "permission");
         }
@@ -279,7 +280,7 @@ int daemon_new(Daemon **ret, const DaemonOptions *opts) {
                         goto fail;
         }
         if (!opts->no_listen) {
-                r = server_open(&d->server, d, opts->socket_path);
+                r = server_open(&d->server, d->engine, &server_ops, d, opts->socket_path);
                 if (r < 0)
                         goto fail;
         }
@@ -296,7 +297,7 @@ Daemon *daemon_free(Daemon *d) {
         if (!d)
                 return NULL;
         while ((node = list_first(&d->conns)))
-                (void)conn_free(container_of(node, Conn, link));
+                client_free(container_of(node, Conn, link));
         server_close(&d->server);
         /* Freeing the engine unblocks the signals it handled: one arriving now (a second
          * SIGTERM while we exit) must not kill the process with its default action. */
@@ -314,7 +315,7 @@ Daemon *daemon_free(Daemon *d) {
 }
 
 int daemon_add_client(Daemon *d, int fd) {
-        return conn_new(d, fd, NULL);
+        return conn_new(d, fd, &conn_ops, NULL);
 }
 
 int daemon_run(Daemon *d) {

@@ -1,5 +1,5 @@
 #pragma once
-/* engine-internal.h - what the engine core shares with its two backends, and nothing else */
+/* engine-internal.h - what the engine's pieces (engine*.c) and its two backends share */
 
 #include "engine.h"
 #include "timer-heap.h"
@@ -164,3 +164,27 @@ void engine_for_each_io(Engine *e, void (*fn)(Engine *e, EngineSource *s, void *
 /** engine_for_each_allocated_io() - also the freed ones whose memory still waits for a
  * backend's last reference. @fn may release the source it is given, nothing else. */
 void engine_for_each_allocated_io(Engine *e, void (*fn)(Engine *e, EngineSource *s, void *data), void *data);
+
+/* Between the engine's own pieces (engine.c and its engine-<kind>.c files), not backends. */
+
+/** engine_fail() - remember the first negative callback return: engine_step() returns it. */
+void engine_fail(Engine *e, int r);
+/** engine_pool_init() - choose pool or malloc() for sources (malloc under sanitizers). */
+void engine_pool_init(Engine *e);
+/** engine_pool_free() - release the pool's chunks and the malloc()ed sources still held. */
+void engine_pool_free(Engine *e);
+/** engine_source_alloc() - a zeroed source of @type holding the user's reference. */
+EngineSource *engine_source_alloc(Engine *e, SourceType type);
+/** engine_timer_queue() - (re)queue a timer at s->timer.at. Return: 0 or -ENOMEM. */
+int engine_timer_queue(Engine *e, EngineSource *s);
+void engine_timer_unqueue(Engine *e, EngineSource *s);
+/** engine_realtime_rearm() - point the wall-clock timerfd at the earliest deadline. */
+int engine_realtime_rearm(Engine *e);
+/** engine_run_timers() - the timer phase of one clock. */
+void engine_run_timers(Engine *e, EngineClock clock);
+/** engine_signal_detach() - forget a signal source's signal and unblock it. */
+void engine_signal_detach(Engine *e, EngineSource *s);
+void engine_defer_enable(Engine *e, EngineSource *s);
+void engine_defer_unlink(Engine *e, EngineSource *s);
+/** engine_run_defers() - the defer phase: each enabled defer once. */
+void engine_run_defers(Engine *e);

@@ -6,13 +6,13 @@
  * the error reply. Mutating methods act only on the caller's own objects, looked up in the
  * caller's own maps: another client's id is indistinguishable from one that never existed.
  *
- * Replies leave here encoded. The listings write theirs item by item straight into the
- * reply buffer (watches and timers without jansson, their tags as stored: tag.h), and stop
- * at the packet size or at the byte budget left to the packet, whichever comes first: a
- * listing never exists as a jansson tree, and never costs more than one packet of memory.
+ * Replies leave here encoded. The listings (`watches`, `timers`, `clients`) are in
+ * methods-list.c and write theirs themselves; what both files share (MethodError, the
+ * parameter helpers, Page) is methods-internal.h.
  */
 
 #include "methods.h"
+#include "methods-internal.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -29,9 +29,11 @@
 #include "build-config.h"
 #include "config.h"
 #include "conn.h"
-#include "daemon.h"
 #include "macro.h"
+#include "server.h"
+#include "state.h"
 #include "text.h"
+#include "usage.h"
 #include "watch.h"
 
 /* Durations (`after`, `interval`) above this are refused: certainly a mistake. */
@@ -41,68 +43,9 @@
 #define MAX_AT_SECONDS 8589934592.0
 #define MIN_INTERVAL 0.001
 #define MAX_CLIENT_NAME 64
-#define LIST_DEFAULT_LIMIT 1000
-#define LIST_MAX_LIMIT 10000
-/* A listing stops before its reply would outgrow a packet; the rest comes with `offset`. */
-#define LIST_BYTE_BUDGET (EVD_MAX_PACKET - 1024)
-/* Room kept for a listing's tail: `],"total":N,"next":N}}`. */
-#define LIST_TAIL_ROOM 64
-
-typedef struct MethodError {
-        int code;
-        const char *param;
-        const char *why;
-        json_t *data; /* extra members (limit), stolen */
-} MethodError;
-
-typedef int (*method_fn)(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err);
-
-static int fail(MethodError *err, int code, const char *param, const char *why) {
-        err->code = code;
-        err->param = param;
-        err->why = why;
-        return -1;
-}
-
-static int fail_errno(MethodError *err, int r) {
-        switch (r) {
-        case -ENOMEM:
-                return fail(err, EVD_ERR_INTERNAL, NULL, "out of memory");
-        case -EMFILE:
-        case -ENFILE:
-                return fail(err, EVD_ERR_NO_FDS, NULL, "the daemon is out of file descriptors");
-        default:
-                return fail(err, EVD_ERR_INTERNAL, NULL, strerror(-r));
-        }
-}
-
 static int fail_quota(MethodError *err, const char *why, unsigned limit) {
         err->data = json_pack("{s:I}", "limit", (json_int_t)limit);
         return fail(err, EVD_ERR_QUOTA, NULL, why);
-}
-
-static int check_known(json_t *params, const char *const *known, MethodError *err) {
-        const char *key = NULL;
-
-        if (params && jsonrpc_params_check_known(params, known, &key) < 0)
-                return fail(err, EVD_ERR_INVALID_PARAMS, key, "unknown parameter");
-        return 0;
-}
-
-/* A positive integer id: watch, timer or client. */
-static int get_id(json_t *params, const char *key, bool required, uint64_t *ret, MethodError *err) {
-        json_t *v = params ? json_object_get(params, key) : NULL;
-
-        if (!v) {
-                if (required)
-                        return fail(err, EVD_ERR_INVALID_PARAMS, key, "missing");
-                *ret = 0;
-                return 0;
-        }
-        if (!json_is_integer(v) || json_integer_value(v) <= 0)
-                return fail(err, EVD_ERR_INVALID_PARAMS, key, "expected a positive integer id");
-        *ret = (uint64_t)json_integer_value(v);
-        return 0;
 }
 
 /* Seconds as a JSON number (integer or real) in [min, max]; absent: *present false. */
@@ -169,10 +112,6 @@ static uint64_t monotonic_ns(void) {
 
         (void)clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
-static const char *mode_name(EngineMode m) {
-        return m == ENGINE_EDGE ? "edge" : "oneshot";
 }
 
 static json_t *features_json(Daemon *d) {
@@ -519,262 +458,6 @@ static int m_stats(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodErr
         return 0;
 }
 
-/* Paging for listings: `offset` (items to skip) and `limit`; the reply says `total` and,
- * when more remain (limit, packet size or the packet's reply budget), `next` = the offset
- * to ask for. The reply is written in place: head, items, tail. */
-typedef struct Page {
-        size_t offset, limit, index, count, skipped;
-        char *buf, *p;
-        const char *soft; /* no item ends past this (packet, budget), but the first one may */
-        const char *hard; /* nothing ends past this: the buffer, less the tail's room */
-        bool full;
-} Page;
-
-static int page_init(Page *p, json_t *params, MethodError *err) {
-        json_t *o = params ? json_object_get(params, "offset") : NULL;
-        json_t *l = params ? json_object_get(params, "limit") : NULL;
-
-        p->limit = LIST_DEFAULT_LIMIT;
-        if (o && (!json_is_integer(o) || json_integer_value(o) < 0))
-                return fail(err, EVD_ERR_INVALID_PARAMS, "offset", "expected a non-negative integer");
-        if (l && (!json_is_integer(l) || json_integer_value(l) < 1 || json_integer_value(l) > LIST_MAX_LIMIT))
-                return fail(err, EVD_ERR_INVALID_PARAMS, "limit", "expected an integer from 1 to 10000");
-        if (o)
-                p->offset = (size_t)json_integer_value(o);
-        if (l)
-                p->limit = (size_t)json_integer_value(l);
-        return 0;
-}
-
-/* `{"jsonrpc":"2.0","id":ID,"result":{"KEY":[`, as jsonrpc_reply() would encode it. */
-static int page_begin(Page *p, json_t *id, const char *key, MethodError *err) {
-        char *q = p->p;
-        size_t n;
-
-        q = text_put_lit(q, p->hard, "{\"jsonrpc\":\"2.0\",\"id\":");
-        if (!q)
-                return fail(err, EVD_ERR_TOO_LARGE, NULL, "the reply does not fit in one packet");
-        n = id ? json_dumpb(id, q, (size_t)(p->hard - q), JSON_COMPACT | JSON_ENCODE_ANY) : 0;
-        if (id && (n == 0 || n > (size_t)(p->hard - q)))
-                return fail(err, EVD_ERR_TOO_LARGE, NULL, "the reply does not fit in one packet");
-        q = id ? q + n : text_put_lit(q, p->hard, "null");
-        q = text_put_lit(q, p->hard, ",\"result\":{\"");
-        q = text_put(q, p->hard, key, strlen(key));
-        q = text_put_lit(q, p->hard, "\":[");
-        if (!q)
-                return fail(err, EVD_ERR_TOO_LARGE, NULL, "the reply does not fit in one packet");
-        p->p = q;
-        return 0;
-}
-
-/* Whether the page wants the item at the current index; false once it is full (stop). */
-static bool page_wants(Page *p) {
-        if (p->full)
-                return false;
-        if (p->index < p->offset) {
-                p->index++;
-                p->skipped++;
-                return false;
-        }
-        if (p->count >= p->limit)
-                p->full = true;
-        return !p->full;
-}
-
-/* The item written at p->p up to @end (NULL: it did not fit) is kept or rolled back. */
-static void page_commit(Page *p, char *end) {
-        if (!end || (end > p->soft && p->count > 0)) {
-                p->full = true;
-                return;
-        }
-        p->p = end;
-        p->count++;
-        p->index++;
-}
-
-/* Where the next item starts: after a ',' if it is not the first. */
-static char *page_item_start(Page *p) {
-        return p->count > 0 ? text_put_lit(p->p, p->hard, ",") : p->p;
-}
-
-static void page_add_json(Page *p, json_t *item) {
-        char *q = page_item_start(p);
-        size_t n = item && q ? json_dumpb(item, q, (size_t)(p->hard - q), JSON_COMPACT) : 0;
-
-        page_commit(p, n > 0 && n <= (size_t)(p->hard - q) ? q + n : NULL);
-        json_decref(item);
-}
-
-static void page_end(Page *p, size_t total) {
-        size_t next = p->offset + p->count;
-        char *q = p->p;
-
-        /* LIST_TAIL_ROOM is kept for this. */
-        q = text_put_lit(q, p->hard + LIST_TAIL_ROOM, "],\"total\":");
-        q = text_put_u64(q, p->hard + LIST_TAIL_ROOM, total);
-        q = text_put_lit(q, p->hard + LIST_TAIL_ROOM, ",\"next\":");
-        q = next < total ? text_put_u64(q, p->hard + LIST_TAIL_ROOM, next)
-                         : text_put_lit(q, p->hard + LIST_TAIL_ROOM, "null");
-        q = text_put_lit(q, p->hard + LIST_TAIL_ROOM, "}}");
-        assert(q);
-        p->p = q;
-}
-
-static double age_seconds(Daemon *d, uint64_t since) {
-        return (double)(engine_now(d->engine, ENGINE_CLOCK_MONOTONIC) - since) / 1e9;
-}
-
-/* The connection whose objects to list: the caller's own, or (admin only) any. A non-admin
- * asking about another client is denied whether or not it exists. */
-static Conn *target_conn(Conn *c, json_t *params, MethodError *err) {
-        uint64_t id;
-        Conn *t;
-
-        if (get_id(params, "client", false, &id, err) < 0)
-                return NULL;
-        if (id == 0 || id == c->id)
-                return c;
-        if (!c->admin) {
-                (void)fail(err, EVD_ERR_PERMISSION, "client", "only admins may inspect other clients");
-                return NULL;
-        }
-        LIST_FOREACH(Conn, link, t, &c->daemon->conns)
-                if (t->id == id && !t->closing)
-                        return t;
-        (void)fail(err, EVD_ERR_INVALID_PARAMS, "client", "no such client");
-        return NULL;
-}
-
-static int m_watches(Conn *c, json_t *params, json_t *id, Page *p, MethodError *err) {
-        static const char *const known[] = { "client", "offset", "limit", NULL };
-        Conn *t;
-        Watch *w;
-
-        if (check_known(params, known, err) < 0 || !(t = target_conn(c, params, err)) || page_init(p, params, err) < 0 ||
-            page_begin(p, id, "watches", err) < 0)
-                return -1;
-        LIST_FOREACH(Watch, link, w, &t->watches) {
-                const char *kind, *events, *tag;
-                size_t events_len, tag_len;
-                char *q;
-
-                if (!page_wants(p)) {
-                        if (p->full)
-                                break;
-                        continue;
-                }
-                events = text_events(w->events, &events_len);
-                if (!events)
-                        return fail_errno(err, -ENOMEM);
-                tag = watch_tag_text(w, &tag_len);
-                kind = watch_kind(w);
-                q = page_item_start(p);
-                q = text_put_lit(q, p->hard, "{\"watch\":");
-                q = text_put_u64(q, p->hard, w->id);
-                q = text_put_lit(q, p->hard, ",\"client\":");
-                q = text_put_u64(q, p->hard, t->id);
-                q = text_put_lit(q, p->hard, ",\"events\":");
-                q = text_put(q, p->hard, events, events_len);
-                q = text_put_lit(q, p->hard, ",\"mode\":\"");
-                q = text_put(q, p->hard, mode_name(w->mode), strlen(mode_name(w->mode)));
-                q = text_put_lit(q, p->hard, "\",\"armed\":");
-                q = text_put_bool(q, p->hard, source_io_is_armed(w->source));
-                if (tag) {
-                        q = text_put_lit(q, p->hard, ",\"tag\":");
-                        q = text_put(q, p->hard, tag, tag_len);
-                }
-                q = text_put_lit(q, p->hard, ",\"count\":");
-                q = text_put_u64(q, p->hard, w->wakeups);
-                q = text_put_lit(q, p->hard, ",\"fd_type\":\"");
-                q = text_put(q, p->hard, kind, strlen(kind));
-                q = text_put_lit(q, p->hard, "\"}");
-                page_commit(p, q);
-        }
-        page_end(p, t->watches.n);
-        return 0;
-}
-
-static int m_timers(Conn *c, json_t *params, json_t *id, Page *p, MethodError *err) {
-        static const char *const known[] = { "client", "offset", "limit", NULL };
-        Daemon *d = c->daemon;
-        ClientTimer *t;
-        Conn *owner;
-
-        if (check_known(params, known, err) < 0 || !(owner = target_conn(c, params, err)) ||
-            page_init(p, params, err) < 0 || page_begin(p, id, "timers", err) < 0)
-                return -1;
-        LIST_FOREACH(ClientTimer, link, t, &owner->timers) {
-                uint64_t at, now, interval;
-                const char *tag;
-                size_t tag_len;
-                char *q;
-
-                if (!page_wants(p)) {
-                        if (p->full)
-                                break;
-                        continue;
-                }
-                /* A held timer is due since its first unreported deadline (overdue). */
-                at = t->held ? t->held_due : source_timer_get_at(t->source);
-                now = engine_now(d->engine, t->clock);
-                interval = source_timer_get_interval(t->source);
-                tag = client_timer_tag_text(t, &tag_len);
-                q = page_item_start(p);
-                q = text_put_lit(q, p->hard, "{\"timer\":");
-                q = text_put_u64(q, p->hard, t->id);
-                q = text_put_lit(q, p->hard, ",\"client\":");
-                q = text_put_u64(q, p->hard, owner->id);
-                q = t->clock == ENGINE_CLOCK_REALTIME ? text_put_lit(q, p->hard, ",\"clock\":\"realtime\"")
-                                                      : text_put_lit(q, p->hard, ",\"clock\":\"monotonic\"");
-                q = text_put_lit(q, p->hard, ",\"next\":");
-                q = text_put_real(q, p->hard, ((double)at - (double)now) / 1e9);
-                q = text_put_lit(q, p->hard, ",\"interval\":");
-                q = interval ? text_put_real(q, p->hard, (double)interval / 1e9) : text_put_lit(q, p->hard, "null");
-                if (tag) {
-                        q = text_put_lit(q, p->hard, ",\"tag\":");
-                        q = text_put(q, p->hard, tag, tag_len);
-                }
-                q = text_put_lit(q, p->hard, ",\"expirations\":");
-                q = text_put_u64(q, p->hard, t->expirations);
-                q = text_put_lit(q, p->hard, "}");
-                page_commit(p, q);
-        }
-        page_end(p, owner->timers.n);
-        return 0;
-}
-
-static int m_clients(Conn *c, json_t *params, json_t *id, Page *p, MethodError *err) {
-        static const char *const known[] = { "offset", "limit", NULL };
-        Daemon *d = c->daemon;
-        Conn *t;
-
-        if (check_known(params, known, err) < 0)
-                return -1;
-        if (!c->admin)
-                return fail(err, EVD_ERR_PERMISSION, NULL, "only admins may list clients");
-        if (page_init(p, params, err) < 0 || page_begin(p, id, "clients", err) < 0)
-                return -1;
-        /* Closing connections too: until the end of the iteration they hold their fd and
-         * count, in status and against the limits alike (PROTOCOL.md 9). */
-        LIST_FOREACH(Conn, link, t, &d->conns) {
-                if (!page_wants(p)) {
-                        if (p->full)
-                                break;
-                        continue;
-                }
-                /* uid_t and gid_t are unsigned: through json_int_t, not int. */
-                page_add_json(p, json_pack("{s:I,s:i,s:I,s:I,s:s*,s:b,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:f}", "client",
-                                           (json_int_t)t->id, "pid", (int)t->pid, "uid", (json_int_t)t->uid, "gid",
-                                           (json_int_t)t->gid, "name", t->name, "admin", t->admin, "monitor",
-                                           t->monitor, "closing", t->closing, "watches", (json_int_t)t->watches.n,
-                                           "timers", (json_int_t)t->timers.n, "queued_bytes", (json_int_t)t->queued_bytes,
-                                           "requests", (json_int_t)t->requests, "notifications",
-                                           (json_int_t)t->notifications, "connected", age_seconds(d, t->connected_at)));
-        }
-        page_end(p, d->conns.n);
-        return 0;
-}
-
 static int m_monitor(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err) {
         static const char *const known[] = { NULL };
 
@@ -814,37 +497,27 @@ static int m_debug_wedge(Conn *c, json_t *params, FdList *fds, json_t **ret, Met
         return 0;
 }
 
-typedef int (*list_fn)(Conn *c, json_t *params, json_t *id, Page *p, MethodError *err);
-
 static const struct {
         const char *name;
         method_fn fn;
         list_fn list; /* a listing: writes its encoded reply itself */
 } methods[] = {
-        { "hello", m_hello, NULL },       { "watch", m_watch, NULL },       { "modify", m_modify, NULL },
-        { "arm", m_arm, NULL },           { "unwatch", m_unwatch, NULL },   { "timer", m_timer, NULL },
-        { "cancel", m_cancel, NULL },     { "ping", m_ping, NULL },         { "status", m_status, NULL },
-        { "stats", m_stats, NULL },       { "clients", NULL, m_clients },   { "watches", NULL, m_watches },
-        { "timers", NULL, m_timers },     { "monitor", m_monitor, NULL },   { "debug-wedge", m_debug_wedge, NULL },
+        { "hello", m_hello, NULL },
+        { "watch", m_watch, NULL },
+        { "modify", m_modify, NULL },
+        { "arm", m_arm, NULL },
+        { "unwatch", m_unwatch, NULL },
+        { "timer", m_timer, NULL },
+        { "cancel", m_cancel, NULL },
+        { "ping", m_ping, NULL },
+        { "status", m_status, NULL },
+        { "stats", m_stats, NULL },
+        { "clients", NULL, methods_list_clients },
+        { "watches", NULL, methods_list_watches },
+        { "timers", NULL, methods_list_timers },
+        { "monitor", m_monitor, NULL },
+        { "debug-wedge", m_debug_wedge, NULL },
 };
-
-size_t methods_encode(Conn *c, json_t *id, json_t *reply, char *buf, size_t size) {
-        json_auto_t *r = reply;
-        size_t len;
-        int k;
-
-        if (!r)
-                return 0;
-        k = jsonrpc_encode(r, buf, size, &len);
-        if (k == -EMSGSIZE) {
-                json_decref(r);
-                c->daemon->stats.errors++;
-                r = jsonrpc_error(id, EVD_ERR_TOO_LARGE, NULL,
-                                  jsonrpc_error_data(NULL, "the reply does not fit in one packet"));
-                k = r ? jsonrpc_encode(r, buf, size, &len) : -ENOMEM;
-        }
-        return k < 0 ? 0 : len;
-}
 
 size_t methods_call(Conn *c, const JsonRpcRequest *req, FdList *fds, size_t budget, char *buf, size_t size,
                     size_t *ret_cost) {
@@ -885,7 +558,7 @@ size_t methods_call(Conn *c, const JsonRpcRequest *req, FdList *fds, size_t budg
                 return 0;
         }
         if (result)
-                n = methods_encode(c, req->id, jsonrpc_reply(req->id, result), buf, size);
+                n = conn_encode_reply(c, req->id, jsonrpc_reply(req->id, result), buf, size);
         else {
                 c->daemon->stats.errors++;
                 data = err.param || err.why ? jsonrpc_error_data(err.param, err.why) : NULL;
@@ -896,7 +569,7 @@ size_t methods_call(Conn *c, const JsonRpcRequest *req, FdList *fds, size_t budg
                                 json_object_update(data, err.data);
                         json_decref(err.data);
                 }
-                n = methods_encode(c, req->id, jsonrpc_error(req->id, err.code, NULL, data), buf, size);
+                n = conn_encode_reply(c, req->id, jsonrpc_error(req->id, err.code, NULL, data), buf, size);
         }
         *ret_cost = n;
         return n;

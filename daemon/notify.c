@@ -6,7 +6,8 @@
  * parked as one OutPacket and the rest stays structured, so a client that reads slowly
  * gets fewer, fuller notifications and never costs more than O(watches + timers) memory.
  *
- * A `ready` notice carries only the watch id; when it is encoded the watch is looked up,
+ * A `ready` notice carries only the watch id; when it is encoded the watch is looked up
+ * (through the NoticeResolveFn given to notify_flush(): watch.h is the layer above),
  * and a notice whose watch is gone is dropped (unwatch promises no notification after its
  * reply). A `timer` notice takes its tag from the timer, or, for a fired one-shot timer
  * (freed at once), holds the tag the timer handed it; a `closed` notice holds the tag of
@@ -21,11 +22,11 @@
 #include <time.h>
 
 #include "conn.h"
-#include "daemon.h"
+#include "engine.h"
 #include "jsonrpc.h"
 #include "macro.h"
+#include "state.h"
 #include "text.h"
-#include "watch.h"
 #include "wire.h"
 
 static Notice *notice_new(Conn *c, NoticeKind kind, uint64_t id) {
@@ -74,48 +75,47 @@ void notify_drop_all(Conn *c) {
                 notice_unqueue(c, container_of(node, Notice, link));
 }
 
-void notify_ready(Watch *w, uint32_t revents) {
-        Conn *c = w->conn;
+void notify_ready(Conn *c, Notice **pending, uint64_t id, bool merge, uint32_t revents) {
         Notice *n;
 
         /* Only edge wakeups merge: oneshot promises one `ready` per arm. */
-        if (w->pending && w->mode == ENGINE_EDGE) {
-                w->pending->events |= revents;
-                w->pending->count++;
+        if (*pending && merge) {
+                (*pending)->events |= revents;
+                (*pending)->count++;
                 c->daemon->stats.coalesced++;
                 return;
         }
-        n = notice_new(c, NOTICE_READY, w->id);
+        n = notice_new(c, NOTICE_READY, id);
         if (!n)
                 return;
         n->events = revents;
         n->count = 1;
-        w->pending = n;
+        *pending = n;
 }
 
-void notify_timer(ClientTimer *t, uint64_t expirations, uint64_t late_ns) {
+void notify_timer(Conn *c, Notice **pending, uint64_t id, uint64_t expirations, uint64_t late_ns) {
         Notice *n;
 
-        if (t->pending) {
-                t->pending->count += expirations;
-                t->conn->daemon->stats.coalesced++;
+        if (*pending) {
+                (*pending)->count += expirations;
+                c->daemon->stats.coalesced++;
                 return;
         }
-        n = notice_new(t->conn, NOTICE_TIMER, t->id);
+        n = notice_new(c, NOTICE_TIMER, id);
         if (!n)
                 return;
         n->count = expirations;
         n->late_ns = late_ns;
-        t->pending = n;
+        *pending = n;
 }
 
-void notify_closed(Watch *w, const char *reason) {
-        Notice *n = notice_new(w->conn, NOTICE_CLOSED, w->id);
+void notify_closed(Conn *c, uint64_t id, TagText *tag, uint16_t *tag_len, const char *reason) {
+        Notice *n = notice_new(c, NOTICE_CLOSED, id);
 
         if (!n)
                 return;
         /* The caller frees the watch right after: its tag moves here. */
-        tag_move(&n->tag, &n->tag_len, &w->tag, &w->tag_len);
+        tag_move(&n->tag, &n->tag_len, tag, tag_len);
         n->reason = reason;
 }
 
@@ -233,39 +233,32 @@ static uint64_t now_ns(void) {
 /* Encode @n into @buf, and copy it to the monitors. Detaches @n from its watch or timer:
  * from here on new events start a new notice. Returns -ENOENT when it is moot (its watch
  * went away: unwatch promises no notification after its reply). */
-static int notice_encode(Conn *c, Notice *n, char *buf, size_t size, size_t *ret_len) {
+static int notice_encode(Conn *c, Notice *n, NoticeResolveFn resolve, char *buf, size_t size,
+                         size_t *ret_len) {
         Daemon *d = c->daemon;
         json_t *msg = NULL;
+        NoticeSubject sub;
+        bool alive;
         int r;
 
         if (n->kind == NOTICE_READY) {
-                Watch *w = idmap_get(&c->watch_map, n->id);
-                const char *tag;
-                size_t tag_len;
-
-                if (!w)
+                if (!resolve(c, n, &sub))
                         return -ENOENT;
-                if (w->pending == n)
-                        w->pending = NULL;
-                tag = watch_tag_text(w, &tag_len);
-                r = notify_encode_ready(n->id, tag, tag_len, n->events, n->count, buf, size, ret_len);
+                if (*sub.pending == n)
+                        *sub.pending = NULL;
+                r = notify_encode_ready(n->id, sub.tag, sub.tag_len, n->events, n->count, buf, size, ret_len);
                 if (r >= 0 && list_first(&d->monitors))
                         msg = json_loadb(buf, *ret_len, 0, NULL);
         } else if (n->kind == NOTICE_TIMER) {
-                ClientTimer *t = idmap_get(&c->timer_map, n->id);
-                const char *tag;
-                size_t tag_len;
-
-                if (t && t->pending == n)
-                        t->pending = NULL;
+                alive = resolve(c, n, &sub);
+                if (alive && *sub.pending == n)
+                        *sub.pending = NULL;
                 /* A live timer keeps its tag; a fired one-shot timer gave it to @n. */
-                if (t)
-                        tag = client_timer_tag_text(t, &tag_len);
-                else {
-                        tag = tag_text(&n->tag, n->tag_len);
-                        tag_len = n->tag_len;
+                if (!alive) {
+                        sub.tag = tag_text(&n->tag, n->tag_len);
+                        sub.tag_len = n->tag_len;
                 }
-                r = notify_encode_timer(n->id, tag, tag_len, n->count, n->late_ns, buf, size, ret_len);
+                r = notify_encode_timer(n->id, sub.tag, sub.tag_len, n->count, n->late_ns, buf, size, ret_len);
                 if (r >= 0 && list_first(&d->monitors))
                         msg = json_loadb(buf, *ret_len, 0, NULL);
         } else {
@@ -304,7 +297,7 @@ static int send_packet(Conn *c, char *buf, size_t len, unsigned count) {
         return 0;
 }
 
-int notify_flush(Conn *c) {
+int notify_flush(Conn *c, NoticeResolveFn resolve) {
         Daemon *d = c->daemon;
         char *buf = d->send_buf;
         size_t len = 1; /* room for '[' */
@@ -318,7 +311,7 @@ int notify_flush(Conn *c) {
                 char *item = d->encode_buf;
                 size_t item_len;
 
-                r = notice_encode(c, n, item, sizeof(d->encode_buf), &item_len);
+                r = notice_encode(c, n, resolve, item, sizeof(d->encode_buf), &item_len);
                 if (r >= 0 && n->kind != NOTICE_SHUTDOWN)
                         histogram_add(&d->latency, sent_at > n->since_ns ? sent_at - n->since_ns : 0);
                 notice_unqueue(c, n);

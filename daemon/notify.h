@@ -9,8 +9,6 @@
 #include "tag.h"
 
 typedef struct Conn Conn;
-typedef struct Watch Watch;
-typedef struct ClientTimer ClientTimer;
 
 typedef enum NoticeKind {
         NOTICE_READY,
@@ -35,18 +33,36 @@ typedef struct Notice {
         const char *reason;
 } Notice;
 
-void notify_ready(Watch *w, uint32_t revents);
-void notify_timer(ClientTimer *t, uint64_t expirations, uint64_t late_ns);
-/** notify_closed() - queue `closed` for @w, which the caller frees right after. */
-void notify_closed(Watch *w, const char *reason);
+/* The queueing calls take what they need of the watch or timer (watch.h is the layer above):
+ * @pending is the object's queued notice that later events merge into (Watch.pending,
+ * ClientTimer.pending), set here when a new notice is queued. */
+
+/** notify_ready() - queue `ready` for watch @id, merged into *@pending if @merge (edge
+ * mode) and one is queued. */
+void notify_ready(Conn *c, Notice **pending, uint64_t id, bool merge, uint32_t revents);
+/** notify_timer() - queue `timer` for timer @id, merged into *@pending if one is queued. */
+void notify_timer(Conn *c, Notice **pending, uint64_t id, uint64_t expirations, uint64_t late_ns);
+/** notify_closed() - queue `closed` for watch @id, which the caller frees right after: its
+ * tag moves into the notice. */
+void notify_closed(Conn *c, uint64_t id, TagText *tag, uint16_t *tag_len, const char *reason);
 void notify_shutdown(Conn *c, const char *reason);
+
+/* What a queued `ready` or `timer` notice refers to, looked up when it is encoded. */
+typedef struct NoticeSubject {
+        Notice **pending; /* the object's merge target: cleared if it is this notice */
+        const char *tag;  /* the object's encoded tag, NULL for none */
+        size_t tag_len;
+} NoticeSubject;
+/* Find @n's watch or timer on @c. Return: false if it is gone. */
+typedef bool (*NoticeResolveFn)(Conn *c, const Notice *n, NoticeSubject *ret);
 /** notice_take_tag() - @n keeps the tag of a timer about to be freed (moved, not copied). */
 void notice_take_tag(Notice *n, TagText *tag, uint16_t *tag_len);
 /** notice_unqueue() - drop a queued notice (its watch or timer went away). */
 void notice_unqueue(Conn *c, Notice *n);
 /** notify_flush() - encode queued notices into packets (a batch array when several fit)
- * and send until EAGAIN. Return: 0 all sent, -EAGAIN blocked, other -errno: broken. */
-int notify_flush(Conn *c);
+ * and send until EAGAIN; @resolve finds what `ready` and `timer` notices refer to.
+ * Return: 0 all sent, -EAGAIN blocked, other -errno: broken. */
+int notify_flush(Conn *c, NoticeResolveFn resolve);
 /** notify_encode_ready() - the `ready` notification, encoded into @buf (not terminated).
  * @tag: the watch's tag as compact JSON, NULL for none. Return: 0, -EMSGSIZE. */
 int notify_encode_ready(uint64_t watch, const char *tag, size_t tag_len, uint32_t events, uint64_t count,

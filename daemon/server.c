@@ -11,6 +11,9 @@
  *    local user may connect; 0600 otherwise): there is no window with wider permissions.
  * A reserve fd is held so that EMFILE at accept() can still take the pending connection
  * off the queue and refuse it, instead of waking up for it again and again.
+ *
+ * The listener knows sockets, not clients: an accepted connection goes to ServerOps.accept
+ * (daemon.c makes it a Conn), so this file sits below the connection layer.
  */
 
 #include "server.h"
@@ -26,8 +29,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#include "conn.h"
-#include "daemon.h"
+#include "engine.h"
 #include "jsonrpc.h"
 #include "log.h"
 #include "macro.h"
@@ -187,9 +189,10 @@ static int adopt_activated(Server *s) {
  * first). Returns false when none was waiting: the caller stops instead of spinning. */
 static bool refuse_for_fds(Server *s) {
         static uint64_t last_log;
-        Daemon *d = s->daemon;
-        uint64_t now = engine_now(d->engine, ENGINE_CLOCK_MONOTONIC);
+        uint64_t now = engine_now(s->engine, ENGINE_CLOCK_MONOTONIC);
+        char buf[512]; /* the error below, encoded */
         bool refused = false;
+        unsigned clients = 0;
         int fd;
 
         /* Give the reserve fd back for a moment: enough to accept and tell the client. */
@@ -201,23 +204,21 @@ static bool refuse_for_fds(Server *s) {
                                             jsonrpc_error_data(NULL, "the daemon is out of file descriptors"));
                 size_t len;
 
-                if (err && jsonrpc_encode(err, d->encode_buf, sizeof(d->encode_buf), &len) >= 0)
-                        (void)wire_send(fd, d->encode_buf, len, NULL, 0);
+                if (err && jsonrpc_encode(err, buf, sizeof(buf), &len) >= 0)
+                        (void)wire_send(fd, buf, len, NULL, 0);
                 json_decref(err);
                 (void)close(fd);
-                d->stats.refused++;
+                clients = s->ops->refused(s->userdata);
         }
         s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (refused && (now - last_log > NSEC_PER_SEC || !last_log)) {
                 last_log = now;
-                log_warning("Out of file descriptors: refusing new clients (%u connected)", (unsigned)d->conns.n);
+                log_warning("Out of file descriptors: refusing new clients (%u connected)", clients);
         }
         return refused;
 }
 
 void server_accept(Server *s) {
-        Daemon *d = s->daemon;
-
         if (s->fd < 0)
                 return;
         for (int i = 0; i < ACCEPT_BUDGET; i++) {
@@ -244,13 +245,13 @@ void server_accept(Server *s) {
                                 return;
                         }
                 }
-                r = conn_new(d, fd, NULL);
+                r = s->ops->accept(s->userdata, fd);
                 if (r < 0 && r != -EDQUOT)
                         log_warning_errno(r, "Cannot set up a new client");
         }
         /* More may be waiting: the listener is an edge source, so the work pass goes on. */
         s->accept_pending = true;
-        daemon_schedule(d);
+        s->ops->schedule(s->userdata);
 }
 
 static int listen_cb(EngineSource *source, int fd, uint32_t revents, void *userdata) {
@@ -314,12 +315,14 @@ bool server_is_own_connection(const Server *s, int fd) {
                cred.gid == s->listen_cred.gid;
 }
 
-int server_open(Server *s, Daemon *d, const char *path) {
+int server_open(Server *s, Engine *e, const ServerOps *ops, void *userdata, const char *path) {
         _cleanup_free_ char *default_path = NULL;
         int r;
 
         *s = SERVER_NULL;
-        s->daemon = d;
+        s->engine = e;
+        s->ops = ops;
+        s->userdata = userdata;
         r = adopt_activated(s);
         if (r < 0)
                 return r;
@@ -345,7 +348,7 @@ int server_open(Server *s, Daemon *d, const char *path) {
         s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (s->reserve_fd < 0)
                 return log_error_errno(-errno, "Cannot open /dev/null");
-        r = engine_add_io(d->engine, &s->source, s->fd, ENGINE_IN, ENGINE_EDGE, listen_cb, s);
+        r = engine_add_io(s->engine, &s->source, s->fd, ENGINE_IN, ENGINE_EDGE, listen_cb, s);
         if (r < 0)
                 return log_error_errno(r, "Cannot watch the listening socket");
         return 0;

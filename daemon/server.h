@@ -5,11 +5,26 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-typedef struct Daemon Daemon;
+typedef struct Engine Engine;
 typedef struct EngineSource EngineSource;
 
+/* What the listener needs from whoever opened it: it knows sockets, not clients. */
+typedef struct ServerOps {
+        /* A connection was accepted on @fd (consumed). Return: 0, -EDQUOT (refused by a
+         * client limit, already told), or -errno. */
+        int (*accept)(void *userdata, int fd);
+        /* More connections may be waiting: call server_accept() again at the end of this
+         * iteration. */
+        void (*schedule)(void *userdata);
+        /* A connection was refused for lack of fds. Return: the clients connected, for the
+         * log. */
+        unsigned (*refused)(void *userdata);
+} ServerOps;
+
 typedef struct Server {
-        Daemon *daemon;
+        Engine *engine;
+        const ServerOps *ops;
+        void *userdata;
         int fd;
         EngineSource *source;
         char *path;         /* what clients connect to (NULL: activated, unnamed) */
@@ -28,8 +43,9 @@ typedef struct Server {
 
 /** server_open() - adopt a socket-activated listener, else bind @path (NULL: the default
  * rules of protocol_default_socket_path(); see server.c for the stale, live and symlink
- * rules). Return: 0 or -errno, logged. */
-int server_open(Server *s, Daemon *d, const char *path);
+ * rules), polled on @e; accepted connections go to @ops with @userdata.
+ * Return: 0 or -errno, logged. */
+int server_open(Server *s, Engine *e, const ServerOps *ops, void *userdata, const char *path);
 void server_close(Server *s);
 /** server_accept() - accept what is pending, up to a per-iteration bound. */
 void server_accept(Server *s);

@@ -4,6 +4,10 @@
  * ClientTimer owns an engine timer. Both are listed on their connection (for cleanup and
  * listing) and indexed by id (for the methods). Engine callbacks only queue notifications:
  * encoding and sending happen once per iteration, in the work pass.
+ *
+ * Layering: above conn and notify (a watch lives on its connection and queues notices on
+ * it). notify never sees a Watch: it gets the fields it needs, and watch_notice_subject()
+ * resolves a queued notice's id back to its object when the notice is encoded.
  */
 
 #include "watch.h"
@@ -20,9 +24,10 @@
 
 #include "conn.h"
 #include "log.h"
-#include "daemon.h"
 #include "macro.h"
 #include "notify.h"
+#include "state.h"
+#include "usage.h"
 
 static int watch_io_cb(EngineSource *s, int fd, uint32_t revents, void *userdata) {
         Watch *w = userdata;
@@ -34,12 +39,12 @@ static int watch_io_cb(EngineSource *s, int fd, uint32_t revents, void *userdata
                 LogContext ctx = conn_log_context(w->conn);
                 ctx.watch_id = w->id;
                 log_full(LOG_NOTICE, 0, &ctx, "Dropping a watch: the kernel stopped polling its fd");
-                notify_closed(w, "error");
+                notify_closed(w->conn, w->id, &w->tag, &w->tag_len, "error");
                 (void)watch_free(w);
                 return 0;
         }
         w->wakeups++;
-        notify_ready(w, revents);
+        notify_ready(w->conn, &w->pending, w->id, w->mode == ENGINE_EDGE, revents);
         return 0;
 }
 
@@ -55,6 +60,28 @@ json_t *watch_tag_json(const Watch *w) {
 const char *client_timer_tag_text(const ClientTimer *t, size_t *ret_len) {
         *ret_len = t->tag_len;
         return tag_text(&t->tag, t->tag_len);
+}
+
+bool watch_notice_subject(Conn *c, const Notice *n, NoticeSubject *ret) {
+        if (n->kind == NOTICE_READY) {
+                Watch *w = idmap_get(&c->watch_map, n->id);
+
+                if (!w)
+                        return false;
+                ret->pending = &w->pending;
+                ret->tag = watch_tag_text(w, &ret->tag_len);
+                return true;
+        }
+        if (n->kind == NOTICE_TIMER) {
+                ClientTimer *t = idmap_get(&c->timer_map, n->id);
+
+                if (!t)
+                        return false;
+                ret->pending = &t->pending;
+                ret->tag = client_timer_tag_text(t, &ret->tag_len);
+                return true;
+        }
+        return false;
 }
 
 int watch_fd(const Watch *w) {
@@ -342,7 +369,7 @@ static int client_timer_cb(EngineSource *s, uint64_t expirations, void *userdata
                 return 0;
         }
         t->expirations += expirations;
-        notify_timer(t, expirations, now > at ? now - at : 0);
+        notify_timer(t->conn, &t->pending, t->id, expirations, now > at ? now - at : 0);
         if (interval == 0) {
                 /* A fired one-shot timer is done: its id goes away, its notice stays queued
                  * and takes the tag along. */

@@ -11,6 +11,7 @@
 
 typedef struct Conn Conn;
 typedef struct Notice Notice;
+typedef struct NoticeSubject NoticeSubject;
 
 /* Tags are kept encoded (tag.h): an idle watch should cost as little as possible (the
  * daemon holds one per watched fd, tens of thousands of them). The fd is the engine
@@ -69,6 +70,9 @@ const char *watch_kind(const Watch *w);
 int watch_fd(const Watch *w);
 /** watch_tag_text() - the encoded tag, NULL if none; @ret_len its length. */
 const char *watch_tag_text(const Watch *w, size_t *ret_len);
+/** watch_notice_subject() - the watch or timer a queued `ready` or `timer` notice @n of
+ * @c refers to (a NoticeResolveFn, notify.h). Return: false if it is gone. */
+bool watch_notice_subject(Conn *c, const Notice *n, NoticeSubject *ret);
 /** watch_tag_json() - the tag parsed back, a new reference; JSON null if none. */
 json_t *watch_tag_json(const Watch *w);
 
