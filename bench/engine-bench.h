@@ -9,7 +9,9 @@
 
 #include "bench.h"
 
-#define IO_N 8 /* io_contenders[]: its definition in engine-bench.c must agree */
+#define FD_SLACK 200u /* fds kept free for the loops' own (epoll, rings, eventfds, stdio) */
+#define MAX_LIST 8
+#define IO_N 8 /* io_contenders[]: checked where it is defined (engine-bench-options.c) */
 #define IO_BASELINE 2     /* libev-epoll */
 #define IO_URING_PEER 3   /* libev-iouring */
 #define TIMER_N 3 /* timer_contenders[], likewise */
@@ -75,14 +77,25 @@ typedef struct TimerResult {
         double median_faults[_T_MAX]; /* minor page faults in the phase */
 } TimerResult;
 
-/* engine-bench.c */
-extern BenchPipes bench_pipes;
+/* engine-bench-options.c */
 extern const IoContender *const io_contenders[];
 extern const TimerContender *const timer_contenders[];
+extern unsigned arg_reps;
+extern unsigned arg_rounds;
+extern unsigned arg_n[MAX_LIST];
+extern unsigned arg_n_count;
+extern unsigned arg_a[MAX_LIST];
+extern unsigned arg_a_count;
+extern unsigned arg_timers;
 extern unsigned arg_timer_reps;
+extern bool arg_io;
+extern bool arg_timer;
 extern int arg_cpu;
+extern const char *arg_json;
 extern uint64_t arg_seed;
 extern const char *arg_only;
+void parse_argv(int argc, char **argv);
+unsigned rounds_for(uint64_t target);
 
 /* engine-bench-util.c */
 extern volatile const char *watchdog_what;

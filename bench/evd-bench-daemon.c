@@ -182,6 +182,7 @@ static void daemon_register(BenchDaemon *d, bool add) {
         for (size_t i = 0; i < ELEMENTSOF(live_daemons); i++)
                 if (add ? !live_daemons[i] : live_daemons[i] == d) {
                         live_daemons[i] = add ? d : NULL;
+                        die_hook = cleanup_daemons;
                         return;
                 }
 }

@@ -45,7 +45,6 @@ typedef struct SummaryRow {
 } SummaryRow;
 
 static SummaryRow summary[MAX_SUMMARY];
-
 static size_t n_summary;
 
 static SummaryRow *summary_row(const char *target) {

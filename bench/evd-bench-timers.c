@@ -34,7 +34,6 @@
 #define TIMER_CALIBRATION 1000u /* per client */
 
 enum { TS_DAEMON, TS_CLIENT, TS_RTT, _TS_MAX }; /* sample arrays, N each */
-
 enum { TG_WAIT, TG_CALIBRATE, TG_REGISTER };
 
 typedef struct TimerShared {

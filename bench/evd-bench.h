@@ -16,6 +16,15 @@
 #define STEP_TIMEOUT_MS 60000 /* no single step of a scenario may take longer */
 #define FD_SLACK 256u         /* fds the daemon keeps for itself at the fd limit */
 
+enum {
+        SCEN_LATENCY = 1 << 0,
+        SCEN_THROUGHPUT = 1 << 1,
+        SCEN_REGISTER = 1 << 2,
+        SCEN_SCALE = 1 << 3,
+        SCEN_TIMERS = 1 << 4,
+        SCEN_ALL = (1 << 5) - 1,
+};
+
 /* Microseconds. Percentiles are nearest-rank. Samples are signed: a timer may fire early. */
 typedef struct Dist {
         size_t n;
@@ -56,8 +65,12 @@ typedef struct Done {
         const char *what;
 } Done;
 
-/* evd-bench.c */
+/* evd-bench-options.c */
+extern const char *const scenario_names[5]; /* one per SCEN_* bit */
 extern const char *arg_evd;
+extern const char *arg_json;
+extern bool arg_quick;
+extern unsigned arg_scenarios;
 extern const char *arg_backends[MAX_BACKENDS];
 extern size_t arg_n_backends;
 extern int arg_cpu;
@@ -71,8 +84,10 @@ extern unsigned arg_scale_watches;
 extern unsigned arg_scale_timers;
 extern unsigned arg_timers, arg_timer_clients;
 extern double arg_timer_spread, arg_timer_lead;
+void parse_argv(int argc, char **argv);
 
 /* evd-bench-util.c */
+extern void (*die_hook)(void);
 void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void die_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 uint64_t now_ns(void);

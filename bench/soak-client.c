@@ -1,18 +1,29 @@
 /*
- * soak-client.c - how the soak talks to evd without libevd: connect to the socket,
- * receive one packet (replies and notifications, with a timeout) and read error codes.
+ * soak-client.c - how the soak talks to evd without libevd: where it listens (set by
+ * soak-daemon.c), connecting, receiving one packet (replies and notifications, with a
+ * timeout), reading error codes; and the millisecond clock everything times with.
  */
 
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "jsonrpc.h"
 #include "macro.h"
 #include "soak.h"
 #include "wire.h"
+
+char soak_dir[64], soak_socket[128], soak_log[128];
+
+long long now_ms(void) {
+        struct timespec ts;
+
+        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* ---- talking to the daemon --------------------------------------------------------- */
 

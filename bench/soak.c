@@ -33,13 +33,14 @@
  * Also failing: a worker error, the daemon dying or not answering the control connection's
  * ping within 5 s, or not exiting 0 on SIGTERM at the end.
  *
- * This file: options, the run (spawning and killing workers, sampling, the verdict) and
- * main(). soak-client.c: the wire client (connect, receive, error codes);
- * soak-worker.c: the workers and their actions; soak-daemon.c: the evd under test
- * (start, fd count, RSS, the control connection). soak.h declares what they share.
+ * This file: the run (spawning and killing workers, sampling, the verdict) and main().
+ * soak-options.c: the options; soak-client.c: the wire client (where the daemon listens,
+ * connect, receive, error codes, the clock); soak-worker.c: the workers and their
+ * actions; soak-daemon.c: the evd under test (start, fd count, RSS, the control
+ * connection). soak.h declares what they share. Calls go downward only: main ->
+ * worker, daemon -> client, options (tools/check-layers-client).
  */
 
-#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
@@ -52,51 +53,6 @@
 
 #include "macro.h"
 #include "soak.h"
-
-#ifndef EVD_SOAK_DAEMON
-#define EVD_SOAK_DAEMON "evd"
-#endif
-
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
-#define MAX_WORKERS 16
-
-const char *arg_evd;
-
-static unsigned arg_seconds = 60;
-
-static unsigned arg_workers = 4;
-
-const char *arg_backend;
-
-unsigned arg_pace_us = 500;
-
-static long arg_rss_slack_kib = 4096;
-
-static unsigned arg_kill_every = 3;
-
-static bool arg_keep;
-
-bool arg_fd_cycles;
-
-char soak_dir[64], soak_socket[128], soak_log[128];
-
-long long now_ms(void) {
-        struct timespec ts;
-
-        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- the run ----------------------------------------------------------------------- */
 
@@ -142,63 +98,6 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
         (void)ftw;
         (void)remove(path);
         return 0;
-}
-
-static void usage(void) {
-        printf("Usage: soak [--evd PATH] [--seconds N] [--workers N] [--backend io_uring|epoll]\n"
-               "            [--pace-us N] [--rss-slack KIB] [--kill-every N] [--with-fd-cycles]\n"
-               "            [--keep]\n"
-               "Mixed load against an evd it starts; fails (exit 1) on fd or RSS growth.\n"
-               "The daemon: $EVD_SOAK_DAEMON, else --evd, else %s.\n",
-               EVD_SOAK_DAEMON);
-}
-
-static int parse_argv(int argc, char **argv) {
-        for (int i = 1; i < argc; i++) {
-                const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-
-                if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-                        usage();
-                        return 0;
-                }
-                if (strcmp(a, "--keep") == 0) {
-                        arg_keep = true;
-                        continue;
-                }
-                if (strcmp(a, "--with-fd-cycles") == 0) {
-                        arg_fd_cycles = true;
-                        continue;
-                }
-                if (!v) {
-                        fprintf(stderr, "soak: %s needs a value (see --help)\n", a);
-                        return -EINVAL;
-                }
-                i++;
-                if (strcmp(a, "--evd") == 0)
-                        arg_evd = v;
-                else if (strcmp(a, "--backend") == 0)
-                        arg_backend = v;
-                else if (strcmp(a, "--seconds") == 0)
-                        arg_seconds = (unsigned)strtoul(v, NULL, 10);
-                else if (strcmp(a, "--workers") == 0)
-                        arg_workers = (unsigned)strtoul(v, NULL, 10);
-                else if (strcmp(a, "--pace-us") == 0)
-                        arg_pace_us = (unsigned)strtoul(v, NULL, 10);
-                else if (strcmp(a, "--rss-slack") == 0)
-                        arg_rss_slack_kib = strtol(v, NULL, 10);
-                else if (strcmp(a, "--kill-every") == 0)
-                        arg_kill_every = (unsigned)strtoul(v, NULL, 10);
-                else {
-                        fprintf(stderr, "soak: unknown option %s (see --help)\n", a);
-                        return -EINVAL;
-                }
-        }
-        if (arg_workers < 1 || arg_workers > MAX_WORKERS || arg_seconds < 3 || arg_kill_every < 1) {
-                fprintf(stderr, "soak: --workers 1..%d, --seconds >= 3, --kill-every >= 1\n",
-                        MAX_WORKERS);
-                return -EINVAL;
-        }
-        return 1;
 }
 
 int main(int argc, char **argv) {

@@ -6,20 +6,35 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#ifndef EVD_SOAK_DAEMON
+#define EVD_SOAK_DAEMON "evd"
+#endif
+
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
+#define MAX_WORKERS 16
 #define MAX_CONNS 6
 #define MAX_WATCHES 12
 #define MAX_TIMERS 8
 #define REPLY_TIMEOUT_MS 5000
 
-/* soak.c */
+/* soak-options.c */
 extern const char *arg_evd;
+extern unsigned arg_seconds;
+extern unsigned arg_workers;
 extern const char *arg_backend;
 extern unsigned arg_pace_us;
+extern long arg_rss_slack_kib;
+extern unsigned arg_kill_every;
+extern bool arg_keep;
 extern bool arg_fd_cycles;
-extern char soak_dir[64], soak_socket[128], soak_log[128];
-long long now_ms(void);
+int parse_argv(int argc, char **argv);
 
 /* soak-client.c */
+extern char soak_dir[64], soak_socket[128], soak_log[128];
+long long now_ms(void);
 int connect_daemon(void);
 json_t *recv_packet(int fd, int timeout_ms, int *ret);
 json_t *wait_reply(int fd, long long id, void (*on_note)(json_t *m, void *ud), void *ud,
