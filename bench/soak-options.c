@@ -9,14 +9,6 @@
 
 #include "soak.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-
 const char *arg_evd;
 unsigned arg_seconds = 60;
 unsigned arg_workers = 4;

@@ -10,6 +10,14 @@
 #define EVD_SOAK_DAEMON "evd"
 #endif
 
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
 #ifndef UNDER_ASAN
 #define UNDER_ASAN 0
 #endif
