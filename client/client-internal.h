@@ -1,5 +1,7 @@
 #pragma once
-/* client-internal.h - libevd's private state: the client, its objects, requests and callbacks */
+/* client-internal.h - libevd's private types: the client, its objects, requests and callbacks */
+/* The functions are declared per layer: connection.h, obj-table.h, pending.h, request.h,
+ * object.h (ARCHITECTURE-client.md). This header declares types only. */
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -23,6 +25,8 @@
 #define CLIENT_MIN_INTERVAL_USEC 1000u
 
 typedef struct Request Request;
+typedef struct RemoteError RemoteError;
+typedef struct ObjOps ObjOps;
 
 typedef enum ObjKind {
         OBJ_WATCH,
@@ -77,11 +81,11 @@ typedef enum RequestKind {
 } RequestKind;
 
 /* A daemon error reply, owned. */
-typedef struct RemoteError {
+struct RemoteError {
         int code; /* 0: none */
         char *message;
         json_t *data;
-} RemoteError;
+};
 
 /*
  * One request from the program's call to its completion. It sits in client->queue until
@@ -179,6 +183,7 @@ struct evd_client {
         void *connection_userdata;
         evd_notify_fn notify_cb;
         void *notify_userdata;
+        const ObjOps *obj_ops; /* the watch/timer layer above request.c */
         bool running; /* inside evd_client_run() */
         bool exit_requested;
         int exit_code;
@@ -186,37 +191,21 @@ struct evd_client {
         struct evd_error last_error;
 };
 
-/* client.c */
-uint64_t now_usec(clockid_t clock);
-void client_begin(struct evd_client *c);
-void client_update(struct evd_client *c);
-void client_lost(struct evd_client *c, int reason);
-int client_try_reconnect(struct evd_client *c);
-void client_set_last_error(struct evd_client *c, RemoteError *e);
-
-/* request.c */
-Request *request_new(RequestKind kind);
-Request *request_free(Request *req);
-void remote_error_clear(RemoteError *e);
-void request_enqueue(struct evd_client *c, Request *req);
-void request_complete(struct evd_client *c, Request *req, int r, json_t *result, RemoteError *err);
-int request_wait(struct evd_client *c, Request *req, int timeout_ms, json_t **ret_result);
-int request_finish(struct evd_client *c, Request *req, bool sync, int timeout_ms,
-                   json_t **ret_result);
-void client_flush(struct evd_client *c);
-unsigned client_read(struct evd_client *c, unsigned max);
-void client_requests_reset(struct evd_client *c, int reason);
-Pending *pending_add(struct evd_client *c, PendingKind kind);
-void pending_add_done(struct evd_client *c, evd_done_fn done, void *userdata, int r);
-Pending *pending_free(Pending *p);
-int client_run_pending(struct evd_client *c);
-
-/* object.c */
-Obj *obj_get(struct evd_client *c, uint64_t id);
-Obj *obj_free(struct evd_client *c, Obj *o);
-void objects_free_all(struct evd_client *c);
-int obj_build_request(struct evd_client *c, Request *req, const char **ret_method,
-                      json_t **ret_params, int *ret_fd);
-void obj_handle_reply(struct evd_client *c, Request *req, int r, json_t *result, RemoteError *err);
-bool obj_handle_notification(struct evd_client *c, const char *method, json_t *params);
-void objects_prepare_reconnect(struct evd_client *c, List *ret_creates);
+/*
+ * What request.c (requests and replies) needs from object.c (watches and timers) above it:
+ * the lower layer calls up only through these. object.c defines them (obj_ops).
+ */
+struct ObjOps {
+        /* Method, params and fd of a CREATE, MODIFY, ARM or REMOVE, built now. Return: 0 to
+         * send; 1 to wait (its object's CREATE is unanswered); 2 settled without the daemon;
+         * -ENOENT (its object is gone); -ENOMEM. */
+        int (*build_request)(struct evd_client *c, Request *req, const char **ret_method,
+                             json_t **ret_params, int *ret_fd);
+        /* The daemon answered a CREATE, MODIFY, ARM or REMOVE; completes @req. */
+        void (*handle_reply)(struct evd_client *c, Request *req, int r, json_t *result,
+                             RemoteError *err);
+        /* "ready", "timer", "closed" about one of ours: true if consumed. */
+        bool (*handle_notification)(struct evd_client *c, const char *method, json_t *params);
+        /* After a loss with reconnect: the CREATEs to queue first on the next connection. */
+        void (*prepare_reconnect)(struct evd_client *c, List *ret_creates);
+};

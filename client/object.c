@@ -1,5 +1,8 @@
 /*
  * object.c - watches and timers: the program's desired state, kept across reconnects.
+ * The top of the request stack: it builds the requests about objects and reads their
+ * replies and notifications for request.c, through the ObjOps hooks (obj_ops) that
+ * client.c installs, so request.c never calls up here. Storage is obj-table.c's.
  *
  * An Obj is what the program asked for (fd duplicate, events, mode, armed; a timer's next
  * expiry and interval), under a local id that never changes. The daemon's copy is derived
@@ -26,94 +29,19 @@
 #include <string.h>
 #include <time.h>
 
-#include "client-internal.h"
+#include "connection.h"
 #include "macro.h"
+#include "obj-table.h"
+#include "object.h"
+#include "pending.h"
 #include "protocol.h"
+#include "request.h"
 
 _Static_assert(EVD_IN == EVD_EVENT_IN && EVD_PRI == EVD_EVENT_PRI && EVD_OUT == EVD_EVENT_OUT &&
                        EVD_ERR == EVD_EVENT_ERR && EVD_HUP == EVD_EVENT_HUP &&
                        EVD_RDHUP == EVD_EVENT_RDHUP,
                "public event bits are the wire's");
 _Static_assert((EVD_CLOSED & EVD_EVENTS_ALL) == 0, "EVD_CLOSED is no poll bit");
-
-/* ---- the table: id -> Obj, ids are sequential so the low bits spread well ------------ */
-
-Obj *obj_get(struct evd_client *c, uint64_t id) {
-        if (c->n_buckets == 0)
-                return NULL;
-        for (Obj *o = c->buckets[id & (c->n_buckets - 1)]; o; o = o->hnext)
-                if (o->id == id)
-                        return o;
-        return NULL;
-}
-
-static int table_grow(struct evd_client *c) {
-        size_t n = c->n_buckets ? c->n_buckets * 2 : 64;
-        Obj **b;
-
-        if (c->n_objs < c->n_buckets)
-                return 0;
-        b = calloc(n, sizeof(*b));
-        if (!b)
-                return -ENOMEM;
-        for (size_t i = 0; i < c->n_buckets; i++)
-                while (c->buckets[i]) {
-                        Obj *o = c->buckets[i];
-
-                        c->buckets[i] = o->hnext;
-                        o->hnext = b[o->id & (n - 1)];
-                        b[o->id & (n - 1)] = o;
-                }
-        free(c->buckets);
-        c->buckets = b;
-        c->n_buckets = n;
-        return 0;
-}
-
-static Obj *obj_new(struct evd_client *c, ObjKind kind) {
-        Obj *o;
-        size_t i;
-
-        if (table_grow(c) < 0)
-                return NULL;
-        o = calloc(1, sizeof(*o));
-        if (!o)
-                return NULL;
-        o->id = ++c->next_obj_id;
-        o->kind = kind;
-        o->fd = -1;
-        i = o->id & (c->n_buckets - 1);
-        o->hnext = c->buckets[i];
-        c->buckets[i] = o;
-        c->n_objs++;
-        list_append(&c->objects, &o->link);
-        return o;
-}
-
-/** obj_free() - unlink and free @o (closing the fd duplicate). Return: NULL. */
-Obj *obj_free(struct evd_client *c, Obj *o) {
-        Obj **p;
-
-        if (!o)
-                return NULL;
-        for (p = &c->buckets[o->id & (c->n_buckets - 1)]; *p; p = &(*p)->hnext)
-                if (*p == o) {
-                        *p = o->hnext;
-                        break;
-                }
-        c->n_objs--;
-        list_remove(&c->objects, &o->link);
-        (void)safe_close(o->fd);
-        free(o);
-        return NULL;
-}
-
-void objects_free_all(struct evd_client *c) {
-        ListNode *n;
-
-        while ((n = list_first(&c->objects)))
-                (void)obj_free(c, container_of(n, Obj, link));
-}
 
 /* ---- building requests --------------------------------------------------------------- */
 
@@ -159,8 +87,8 @@ static json_t *timer_params(Obj *o) {
  * settled without the daemon (removing an object the daemon no longer has, now freed);
  * -ENOENT if its object is gone; -ENOMEM.
  */
-int obj_build_request(struct evd_client *c, Request *req, const char **ret_method,
-                      json_t **ret_params, int *ret_fd) {
+static int obj_build_request(struct evd_client *c, Request *req, const char **ret_method,
+                             json_t **ret_params, int *ret_fd) {
         Obj *o = obj_get(c, req->obj);
         json_t *p = NULL;
         const char *key;
@@ -235,7 +163,8 @@ static void obj_gone(struct evd_client *c, Obj *o) {
  * @result: stolen
  * @err: the daemon's error, moved out
  */
-void obj_handle_reply(struct evd_client *c, Request *req, int r, json_t *result, RemoteError *err) {
+static void obj_handle_reply(struct evd_client *c, Request *req, int r, json_t *result,
+                             RemoteError *err) {
         Obj *o = obj_get(c, req->obj);
 
         switch (req->kind) {
@@ -293,7 +222,7 @@ void obj_handle_reply(struct evd_client *c, Request *req, int r, json_t *result,
  * Return: true if consumed; false if it is not about an object of this library (the
  * program's notify handler gets it).
  */
-bool obj_handle_notification(struct evd_client *c, const char *method, json_t *params) {
+static bool obj_handle_notification(struct evd_client *c, const char *method, json_t *params) {
         bool ready = strcmp(method, "ready") == 0, timer = strcmp(method, "timer") == 0;
         bool closed = strcmp(method, "closed") == 0;
         ObjKind kind = timer ? OBJ_TIMER : OBJ_WATCH;
@@ -357,7 +286,7 @@ bool obj_handle_notification(struct evd_client *c, const char *method, json_t *p
  * @c: the client, after client_requests_reset() kept the CREATEs it had
  * @ret_creates: initialised here; the requests to queue first on the next connection
  */
-void objects_prepare_reconnect(struct evd_client *c, List *ret_creates) {
+static void objects_prepare_reconnect(struct evd_client *c, List *ret_creates) {
         Obj *o;
 
         list_init(ret_creates);
@@ -387,6 +316,14 @@ void objects_prepare_reconnect(struct evd_client *c, List *ret_creates) {
                 list_append(ret_creates, &req->link);
         }
 }
+
+/* What request.c calls up here for; installed as c->obj_ops by evd_client_new(). */
+const ObjOps obj_ops = {
+        .build_request = obj_build_request,
+        .handle_reply = obj_handle_reply,
+        .handle_notification = obj_handle_notification,
+        .prepare_reconnect = objects_prepare_reconnect,
+};
 
 /* ---- the public calls ----------------------------------------------------------------- */
 

@@ -13,6 +13,11 @@
  * running no callback; everything that arrives meanwhile only updates state and queues
  * Pending callbacks, which evd_client_dispatch() runs. So no program callback ever runs
  * inside a synchronous call, and a callback may make synchronous calls.
+ *
+ * The session lives here too: what a new connection sends first (hello, re-registrations)
+ * and what losing one does to the requests (client_lost()). Layers: below it connection.c,
+ * obj-table.c, pending.c; above it object.c, reached only through c->obj_ops (the
+ * requests about watches and timers are built, and their replies read, up there).
  */
 
 #include <errno.h>
@@ -22,10 +27,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "client-internal.h"
+#include "connection.h"
 #include "jsonrpc.h"
 #include "macro.h"
+#include "obj-table.h"
+#include "pending.h"
 #include "protocol.h"
+#include "request.h"
 #include "wire.h"
 
 Request *request_new(RequestKind kind) {
@@ -37,12 +45,6 @@ Request *request_new(RequestKind kind) {
         return req;
 }
 
-void remote_error_clear(RemoteError *e) {
-        free(e->message);
-        json_decref(e->data);
-        *e = (RemoteError){.code = 0};
-}
-
 Request *request_free(Request *req) {
         if (!req)
                 return NULL;
@@ -51,42 +53,6 @@ Request *request_free(Request *req) {
         json_decref(req->result);
         remote_error_clear(&req->error);
         free(req);
-        return NULL;
-}
-
-Pending *pending_add(struct evd_client *c, PendingKind kind) {
-        Pending *p = calloc(1, sizeof(*p));
-
-        if (!p)
-                return NULL; /* out of memory: the callback is lost, the state stays right */
-        p->kind = kind;
-        list_append(&c->pending, &p->link);
-        return p;
-}
-
-/* A completion settled without the daemon: @r, and "{}" as the result on success. */
-void pending_add_done(struct evd_client *c, evd_done_fn done, void *userdata, int r) {
-        Pending *p;
-
-        if (!done)
-                return;
-        p = pending_add(c, PENDING_DONE);
-        if (!p)
-                return;
-        p->done = done;
-        p->done_userdata = userdata;
-        p->r = r;
-        p->result = r >= 0 ? json_object() : NULL;
-}
-
-Pending *pending_free(Pending *p) {
-        if (!p)
-                return NULL;
-        json_decref(p->result);
-        remote_error_clear(&p->error);
-        free(p->method);
-        json_decref(p->params);
-        free(p);
         return NULL;
 }
 
@@ -288,7 +254,7 @@ static int request_build(struct evd_client *c, Request *req, json_t **ret_msg, i
         case REQ_MODIFY:
         case REQ_ARM:
         case REQ_REMOVE:
-                r = obj_build_request(c, req, &method, &params, ret_fd);
+                r = c->obj_ops->build_request(c, req, &method, &params, ret_fd);
                 if (r != 0)
                         return r;
                 break;
@@ -314,6 +280,70 @@ static void request_sent(struct evd_client *c, Request *req) {
                 json_decref(req->params); /* never sent again */
                 req->params = NULL;
         }
+}
+
+/**
+ * client_lost() - the connection is gone (EOF, send or receive error, protocol violation)
+ * @c: the client
+ * @reason: a negative errno or a daemon error code (the refusal that preceded the close)
+ */
+void client_lost(struct evd_client *c, int reason) {
+        Pending *p;
+
+        if (c->state != CLIENT_CONNECTED)
+                return;
+        client_close_socket(c);
+        c->state = c->reconnect ? CLIENT_RECONNECTING : CLIENT_DEAD;
+        c->lost_reason = reason;
+        if (c->connection_cb && (p = pending_add(c, PENDING_CONNECTION))) {
+                p->event = EVD_CONNECTION_LOST;
+                p->r = reason;
+        }
+        client_requests_reset(c, reason);
+        if (c->reconnect)
+                client_schedule_reconnect(c);
+}
+
+/** client_connected() - the socket is up: hello first, then the (re-)registrations, then
+ * the rest, in order. */
+void client_connected(struct evd_client *c) {
+        Request *hello = request_new(REQ_HELLO), *req;
+        Pending *p;
+
+        c->state = CLIENT_CONNECTED;
+        c->restoring = 0;
+        c->restore_error = 0;
+        LIST_FOREACH(Request, link, req, &c->queue)
+                if (req->kind == REQ_CREATE) {
+                        req->reregister = true;
+                        c->restoring++;
+                }
+        if (hello) {
+                hello->reregister = true;
+                c->restoring++;
+                list_prepend(&c->queue, &hello->link);
+        }
+        c->restore_pending = c->ever_connected;
+        if (c->ever_connected && c->restoring == 0 && c->connection_cb &&
+            (p = pending_add(c, PENDING_CONNECTION))) {
+                c->restore_pending = false;
+                p->event = EVD_CONNECTION_RESTORED;
+        }
+        c->ever_connected = true;
+        client_flush(c);
+}
+
+/** client_try_reconnect() - one reconnect attempt; on failure the next is scheduled. */
+int client_try_reconnect(struct evd_client *c) {
+        int r;
+
+        r = client_open_socket(c, false);
+        if (r < 0) {
+                client_schedule_reconnect(c);
+                return r;
+        }
+        client_connected(c);
+        return 0;
 }
 
 /** client_flush() - send queued requests until the queue is empty, blocked or full. */
@@ -408,7 +438,7 @@ static void handle_reply(struct evd_client *c, const JsonRpcResponse *resp) {
                 request_complete(c, req, r, result, &err);
                 break;
         default:
-                obj_handle_reply(c, req, r, result, &err);
+                c->obj_ops->handle_reply(c, req, r, result, &err);
                 break;
         }
 }
@@ -416,7 +446,7 @@ static void handle_reply(struct evd_client *c, const JsonRpcResponse *resp) {
 static void handle_notification(struct evd_client *c, const char *method, json_t *params) {
         Pending *p;
 
-        if (obj_handle_notification(c, method, params))
+        if (c->obj_ops->handle_notification(c, method, params))
                 return;
         if (strcmp(method, "shutdown") == 0)
                 c->shutting_down = true; /* and the program hears of it too */
@@ -560,70 +590,9 @@ void client_requests_reset(struct evd_client *c, int reason) {
                 objects_free_all(c);
                 return;
         }
-        objects_prepare_reconnect(c, &creates);
+        c->obj_ops->prepare_reconnect(c, &creates);
         list_splice(&c->queue, &creates);
         list_splice(&c->queue, &calls);
-}
-
-static int pending_run(struct evd_client *c, Pending *p) {
-        Obj *o;
-        int r = 0;
-
-        switch (p->kind) {
-        case PENDING_DONE:
-                client_set_last_error(c, &p->error);
-                return p->done(c, p->r, p->result, p->done_userdata);
-        case PENDING_WATCH:
-                o = obj_get(c, p->obj);
-                if (!o || o->removed || o->kind != OBJ_WATCH)
-                        return 0;
-                r = o->watch_cb(c, o->id, p->revents, o->userdata);
-                if ((p->revents & EVD_CLOSED) && (o = obj_get(c, p->obj)))
-                        (void)obj_free(c, o);
-                return r;
-        case PENDING_TIMER:
-                o = obj_get(c, p->obj);
-                if (!o || o->removed || o->kind != OBJ_TIMER)
-                        return 0;
-                r = o->timer_cb(c, o->id, p->expirations, o->userdata);
-                if ((o = obj_get(c, p->obj)) && o->state == OBJ_GONE)
-                        (void)obj_free(c, o);
-                return r;
-        case PENDING_NOTIFY:
-                return c->notify_cb ? c->notify_cb(c, p->method, p->params, c->notify_userdata) : 0;
-        case PENDING_CONNECTION:
-                return c->connection_cb
-                               ? c->connection_cb(c, p->event, p->r, c->connection_userdata)
-                               : 0;
-        default:
-                return 0;
-        }
-}
-
-/**
- * client_run_pending() - run the callbacks queued so far (not the ones they queue)
- * @c: the client
- *
- * Return: 0, or the first negative value a callback returned (the rest stays queued).
- */
-int client_run_pending(struct evd_client *c) {
-        size_t budget = c->pending.n;
-
-        while (budget-- > 0 && !c->exit_requested) {
-                ListNode *n = list_first(&c->pending);
-                Pending *p;
-                int r;
-
-                if (!n)
-                        break;
-                p = container_of(n, Pending, link);
-                list_remove(&c->pending, n);
-                r = pending_run(c, p);
-                (void)pending_free(p);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
 }
 
 static int call(struct evd_client *c, const char *method, json_t *params, bool sync, int timeout_ms,

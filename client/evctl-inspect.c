@@ -1,0 +1,380 @@
+/*
+ * evctl-inspect.c - the commands that ask and print: status, clients, watches, timers,
+ * stats, ping, version. Human output is aligned tables and key/value blocks with units;
+ * --json prints the daemon's result (listings: every page joined) as one document.
+ */
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "build-config.h"
+#include "evctl.h"
+
+int cmd_status(int argc, char **argv) {
+        _cleanup_json_ json_t *s = NULL;
+        char b[FORMAT_MAX];
+        json_t *f;
+        size_t i;
+        int r;
+
+        PARSE_SIMPLE("status", 0);
+        if ((r = connect_daemon()) || (r = call("status", NULL, &s)))
+                return r;
+        if (arg_json) {
+                print_json(s);
+                return 0;
+        }
+        printf("evd %s (protocol %lld), pid %lld\n", jstr(s, "version"),
+               (long long)jint(s, "protocol"), (long long)jint(s, "pid"));
+        printf("  %-15s %s\n", "Socket:", evd_client_socket_path(client));
+        printf("  %-15s %s\n", "Uptime:", format_duration(jnum(s, "uptime"), b));
+        printf("  %-15s %s", "Backend:", jstr(s, "backend"));
+        json_array_foreach(json_object_get(s, "features"), i, f)
+                printf("%s%s", i ? ", " : " (", json_string_value(f));
+        printf("%s\n", json_array_size(json_object_get(s, "features")) ? ")" : "");
+        printf("  %-15s %s\n", "Clients:", format_count((uint64_t)jint(s, "clients"), b));
+        printf("  %-15s %s\n", "Watches:", format_count((uint64_t)jint(s, "watches"), b));
+        printf("  %-15s %s\n", "Timers:", format_count((uint64_t)jint(s, "timers"), b));
+        printf("  %-15s %s\n",
+               "Notifications:", format_count((uint64_t)jint(s, "notifications"), b));
+        printf("  %-15s %s\n", "State:",
+               json_is_true(json_object_get(s, "shutting_down")) ? "shutting down" : "running");
+        return 0;
+}
+
+int cmd_clients(int argc, char **argv) {
+        static const char *const headers[] = {">CLIENT", ">PID",      ">UID",      "NAME",
+                                              "ADMIN",   "MONITOR",   ">WATCHES",  ">TIMERS",
+                                              ">QUEUED", ">REQUESTS", ">NOTIFIED", ">CONNECTED"};
+        _cleanup_json_ json_t *all = NULL;
+        _cleanup_table_ Table *t = NULL;
+        char b[FORMAT_MAX];
+        json_t *c;
+        size_t i;
+        int r;
+
+        PARSE_SIMPLE("clients", 0);
+        if ((r = connect_daemon()) || (r = fetch_all("clients", "clients", 0, &all)))
+                return r;
+        if (arg_json) {
+                print_json(all);
+                return 0;
+        }
+        t = table_new(12, headers);
+        if (!t)
+                return EXIT_FAIL;
+        json_array_foreach(json_object_get(all, "clients"), i, c) {
+                table_add(t, fmt_int(c, "client", b));
+                table_add(t, fmt_int(c, "pid", b));
+                table_add(t, fmt_int(c, "uid", b));
+                table_add(t, json_is_string(json_object_get(c, "name")) ? jstr(c, "name") : "-");
+                table_add(t, yesno(c, "admin"));
+                table_add(t, yesno(c, "monitor"));
+                table_add(t, format_count((uint64_t)jint(c, "watches"), b));
+                table_add(t, format_count((uint64_t)jint(c, "timers"), b));
+                table_add(t, format_bytes((uint64_t)jint(c, "queued_bytes"), b));
+                table_add(t, format_count((uint64_t)jint(c, "requests"), b));
+                table_add(t, format_count((uint64_t)jint(c, "notifications"), b));
+                table_add(t, format_duration(jnum(c, "connected"), b));
+        }
+        table_print(t, "No clients.");
+        return 0;
+}
+
+/* "--client ID", or every client (admin). */
+static int parse_client_option(int argc, char **argv, const char *name, json_int_t *ret) {
+        static const struct option options[] = {
+                COMMON_OPTIONS{"client", required_argument, NULL, 'c'}, {NULL, 0, NULL, 0}};
+        int c;
+
+        *ret = 0;
+        optind = 1;
+        while ((c = getopt_long(argc, argv, COMMON_SHORT "c:", options, NULL)) >= 0)
+                switch (c) {
+                case 'c': {
+                        char *end;
+                        long long v = strtoll(optarg, &end, 10);
+
+                        if (*end || end == optarg || v <= 0)
+                                return usage_error(
+                                        name, "--client: expected a client id, got \"%s\"", optarg);
+                        *ret = v;
+                        break;
+                }
+                default: {
+                        int h = common_option(c, name);
+
+                        if (h > 0)
+                                return -1;
+                        if (h < 0)
+                                return usage_error(name, "unknown option");
+                        break;
+                }
+                }
+        if (optind < argc)
+                return usage_error(name, "unexpected argument \"%s\"", argv[optind]);
+        return 0;
+}
+
+/* Items of @method for one client, or for every client (listing "clients" needs admin). */
+static int fetch_per_client(const char *method, json_int_t client_id, json_t **ret) {
+        _cleanup_json_ json_t *clients = NULL;
+        json_t *all, *c;
+        size_t i;
+        int r;
+
+        if (client_id > 0)
+                return fetch_all(method, method, client_id, ret);
+        r = fetch_pages("clients", "clients", 0, &clients);
+        if (r == EVD_E_PERMISSION) {
+                errorf("%s: listing every client's %s needs admin rights (root, evd's own user, or "
+                       "--admin-group); use --client ID for one client",
+                       method, method);
+                return EXIT_PERMISSION;
+        }
+        if (r < 0)
+                return call_failed("clients", r);
+        all = json_array();
+        json_array_foreach(json_object_get(clients, "clients"), i, c) {
+                _cleanup_json_ json_t *one = NULL;
+
+                r = fetch_pages(method, method, jint(c, "client"), &one);
+                if (r == EVD_E_INVALID_PARAMS)
+                        continue; /* the client left meanwhile */
+                if (r < 0) {
+                        json_decref(all);
+                        return call_failed(method, r);
+                }
+                json_array_extend(all, json_object_get(one, method));
+        }
+        *ret = json_pack("{s:o,s:I}", method, all, "total", (json_int_t)json_array_size(all));
+        return *ret ? 0 : EXIT_FAIL;
+}
+
+int cmd_watches(int argc, char **argv) {
+        static const char *const headers[] = {">WATCH", ">CLIENT",  "FD TYPE", "EVENTS", "MODE",
+                                              "ARMED",  ">WAKEUPS", ">AGE",    "TAG"};
+        _cleanup_json_ json_t *all = NULL;
+        _cleanup_table_ Table *t = NULL;
+        json_int_t client_id;
+        char b[FORMAT_MAX];
+        json_t *w;
+        size_t i;
+        int r;
+
+        r = parse_client_option(argc, argv, "watches", &client_id);
+        if (r)
+                return r < 0 ? 0 : r;
+        if ((r = connect_daemon()) || (r = fetch_per_client("watches", client_id, &all)))
+                return r;
+        if (arg_json) {
+                print_json(all);
+                return 0;
+        }
+        t = table_new(9, headers);
+        if (!t)
+                return EXIT_FAIL;
+        json_array_foreach(json_object_get(all, "watches"), i, w) {
+                table_add(t, fmt_int(w, "watch", b));
+                table_add(t, fmt_int(w, "client", b));
+                table_add(t, jstr(w, "fd_type"));
+                table_add(t, fmt_events(json_object_get(w, "events"), b));
+                table_add(t, jstr(w, "mode"));
+                table_add(t, strcmp(jstr(w, "mode"), "edge") == 0 ? "-" : yesno(w, "armed"));
+                table_add(t, format_count((uint64_t)jint(w, "count"), b));
+                table_add(t, format_duration(jnum(w, "age"), b));
+                table_add(t, fmt_tag(w, b));
+        }
+        table_print(t, "No watches.");
+        return 0;
+}
+
+int cmd_timers(int argc, char **argv) {
+        static const char *const headers[] = {">TIMER",    ">CLIENT",      "CLOCK", ">NEXT",
+                                              ">INTERVAL", ">EXPIRATIONS", "TAG"};
+        _cleanup_json_ json_t *all = NULL;
+        _cleanup_table_ Table *t = NULL;
+        json_int_t client_id;
+        char b[FORMAT_MAX];
+        json_t *tm;
+        size_t i;
+        int r;
+
+        r = parse_client_option(argc, argv, "timers", &client_id);
+        if (r)
+                return r < 0 ? 0 : r;
+        if ((r = connect_daemon()) || (r = fetch_per_client("timers", client_id, &all)))
+                return r;
+        if (arg_json) {
+                print_json(all);
+                return 0;
+        }
+        t = table_new(7, headers);
+        if (!t)
+                return EXIT_FAIL;
+        json_array_foreach(json_object_get(all, "timers"), i, tm) {
+                table_add(t, fmt_int(tm, "timer", b));
+                table_add(t, fmt_int(tm, "client", b));
+                table_add(t, jstr(tm, "clock"));
+                table_add(t, format_duration(jnum(tm, "next"), b));
+                table_add(t, json_is_number(json_object_get(tm, "interval"))
+                                     ? format_duration(jnum(tm, "interval"), b)
+                                     : "-");
+                table_add(t, format_count((uint64_t)jint(tm, "expirations"), b));
+                table_add(t, fmt_tag(tm, b));
+        }
+        table_print(t, "No timers.");
+        return 0;
+}
+
+int cmd_stats(int argc, char **argv) {
+        static const char *const engine_keys[] = {
+                "iterations", "events",       "timers",  "submissions", "syscalls",
+                "overflows",  "ring_resizes", "sq_full", "sq_entries",  "cq_entries"};
+        static const char *const daemon_keys[] = {"accepted",     "refused",        "disconnected",
+                                                  "requests",     "errors",         "notifications",
+                                                  "coalesced",    "packets_in",     "packets_out",
+                                                  "fds_received", "monitor_dropped"};
+        _cleanup_json_ json_t *s = NULL;
+        json_t *e, *d, *l, *bucket;
+        char b[FORMAT_MAX];
+        size_t i;
+        int r;
+
+        PARSE_SIMPLE("stats", 0);
+        if ((r = connect_daemon()) || (r = call("stats", NULL, &s)))
+                return r;
+        if (arg_json) {
+                print_json(s);
+                return 0;
+        }
+        e = json_object_get(s, "engine");
+        d = json_object_get(s, "daemon");
+        l = json_object_get(s, "latency");
+        printf("Engine (%s):\n", jstr(e, "backend"));
+        for (i = 0; i < sizeof(engine_keys) / sizeof(engine_keys[0]); i++)
+                printf("  %-16s %15s\n", engine_keys[i],
+                       format_count((uint64_t)jint(e, engine_keys[i]), b));
+        printf("Daemon:\n");
+        for (i = 0; i < sizeof(daemon_keys) / sizeof(daemon_keys[0]); i++)
+                printf("  %-16s %15s\n", daemon_keys[i],
+                       format_count((uint64_t)jint(d, daemon_keys[i]), b));
+        printf("  %-16s %15s\n", "bytes_in", format_bytes((uint64_t)jint(d, "bytes_in"), b));
+        printf("  %-16s %15s\n", "bytes_out", format_bytes((uint64_t)jint(d, "bytes_out"), b));
+        printf("Notification latency (%s samples):\n", format_count((uint64_t)jint(l, "count"), b));
+        printf("  %-16s %15s\n", "mean", format_us(jnum(l, "mean_us"), b));
+        printf("  %-16s %15s\n", "p50", format_us(jnum(l, "p50_us"), b));
+        printf("  %-16s %15s\n", "p90", format_us(jnum(l, "p90_us"), b));
+        printf("  %-16s %15s\n", "p99", format_us(jnum(l, "p99_us"), b));
+        printf("  %-16s %15s\n", "max", format_us(jnum(l, "max_us"), b));
+        json_array_foreach(json_object_get(l, "buckets"), i, bucket) {
+                char label[FORMAT_MAX + 8], c[FORMAT_MAX];
+
+                snprintf(label, sizeof(label), "<= %s", format_us(jnum(bucket, "le_us"), b));
+                printf("  %-16s %15s\n", label, format_count((uint64_t)jint(bucket, "count"), c));
+        }
+        return 0;
+}
+
+int cmd_ping(int argc, char **argv) {
+        static const struct option options[] = {
+                COMMON_OPTIONS{"count", required_argument, NULL, 'c'},
+                {"interval", required_argument, NULL, 'i'},
+                {NULL, 0, NULL, 0}};
+        _cleanup_json_ json_t *rtts = json_array();
+        double min = INFINITY, max = 0, sum = 0, interval = 0.1;
+        long count = 4;
+        char b[FORMAT_MAX];
+        int c, r;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, COMMON_SHORT "c:i:", options, NULL)) >= 0)
+                switch (c) {
+                case 'c': {
+                        char *end;
+
+                        count = strtol(optarg, &end, 10);
+                        if (*end || end == optarg || count < 1 || count > 1000000)
+                                return usage_error(
+                                        "ping", "-c: expected a count from 1, got \"%s\"", optarg);
+                        break;
+                }
+                case 'i':
+                        interval = parse_seconds(optarg);
+                        if (interval < 0)
+                                return usage_error("ping", "-i: expected seconds, got \"%s\"",
+                                                   optarg);
+                        break;
+                        HANDLE_COMMON(c, "ping")
+                }
+        if (optind < argc)
+                return usage_error("ping", "unexpected argument \"%s\"", argv[optind]);
+        if ((r = connect_daemon()))
+                return r;
+        for (long i = 0; i < count; i++) {
+                double t0 = now_mono(), rtt;
+
+                if ((r = call("ping", NULL, NULL)))
+                        return r;
+                rtt = now_mono() - t0;
+                min = rtt < min ? rtt : min;
+                max = rtt > max ? rtt : max;
+                sum += rtt;
+                json_array_append_new(rtts, json_real(rtt * 1e3));
+                if (!arg_json)
+                        printf("reply from evd: seq=%ld time=%s\n", i + 1, format_duration(rtt, b));
+                fflush(stdout);
+                if (i + 1 < count && interval > 0) {
+                        struct timespec ts = {.tv_sec = (time_t)interval,
+                                              .tv_nsec =
+                                                      (long)((interval - floor(interval)) * 1e9)};
+                        nanosleep(&ts, NULL);
+                }
+        }
+        if (arg_json) {
+                print_json_new(json_pack("{s:s,s:I,s:O,s:f,s:f,s:f}", "socket",
+                                         evd_client_socket_path(client), "count", (json_int_t)count,
+                                         "rtt_ms", rtts, "min_ms", min * 1e3, "avg_ms",
+                                         sum / (double)count * 1e3, "max_ms", max * 1e3));
+                return 0;
+        }
+        printf("%ld pings to %s: min %s", count, evd_client_socket_path(client),
+               format_duration(min, b));
+        printf(", avg %s", format_duration(sum / (double)count, b));
+        printf(", max %s\n", format_duration(max, b));
+        return 0;
+}
+
+int cmd_version(int argc, char **argv) {
+        _cleanup_json_ json_t *s = NULL;
+        int r;
+
+        PARSE_SIMPLE("version", 0);
+        r = connect_daemon();
+        if (!r)
+                r = call("status", NULL, &s);
+        if (arg_json) {
+                json_t *v = json_pack("{s:s,s:s}", "evctl", EVD_VERSION, "libevd", evd_version());
+
+                if (s)
+                        json_object_set_new(v, "evd",
+                                            json_pack("{s:O,s:O,s:O}", "version",
+                                                      json_object_get(s, "version"), "protocol",
+                                                      json_object_get(s, "protocol"), "backend",
+                                                      json_object_get(s, "backend")));
+                print_json(v);
+                json_decref(v);
+                return r;
+        }
+        printf("evctl %s (libevd %s)\n", EVD_VERSION, evd_version());
+        if (s)
+                printf("evd %s (protocol %lld, %s backend) at %s\n", jstr(s, "version"),
+                       (long long)jint(s, "protocol"), jstr(s, "backend"),
+                       evd_client_socket_path(client));
+        return r;
+}
