@@ -25,7 +25,7 @@
  * engine-bench-options.c: the contender lists and the options; engine-bench-facts.c:
  * machine facts; engine-bench-json.c: the JSON report; engine-bench-util.c: small shared
  * helpers. engine-bench.h declares what they share; bench.h (with bench.c, the pipe set)
- * is the contenders' interface. Calls go downward only (tools/check-layers-client).
+ * is the contenders' interface. Calls go downward only (tools/check-layers --dir bench).
  */
 
 #include <errno.h>

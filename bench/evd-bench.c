@@ -7,7 +7,7 @@
  * evd-bench-daemon.c (the daemon launcher, libevd client helpers, daemon stats),
  * evd-bench-dist.c (distributions), evd-bench-report.c (JSON members, the targets table),
  * evd-bench-options.c (defaults, parsing, --quick). Calls go downward only:
- * main -> scenarios -> daemon -> report, dist -> util, options (tools/check-layers-client).
+ * main -> scenarios -> daemon -> report, dist -> util, options (tools/check-layers --dir bench).
  *
  * The bench starts the real daemon (EVD_BENCH_DAEMON, $EVD_BENCH_DAEMON or --evd) once per
  * backend, each in its own mkdtemp() directory, and talks to it only through libevd from

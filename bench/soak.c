@@ -38,7 +38,7 @@
  * connect, receive, error codes, the clock); soak-worker.c: the workers and their
  * actions; soak-daemon.c: the evd under test (start, fd count, RSS, the control
  * connection). soak.h declares what they share. Calls go downward only: main ->
- * worker, daemon -> client, options (tools/check-layers-client).
+ * worker, daemon -> client, options (tools/check-layers --dir bench).
  */
 
 #include <fcntl.h>
