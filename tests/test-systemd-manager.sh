@@ -136,7 +136,8 @@ cleanup() {
         exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 1' INT TERM
+# A meson timeout is a SIGTERM: say where it struck (stdout is all meson keeps).
+trap 'echo "FAIL ($STEP): terminated at $(date +%T) (a timeout?)"; exit 1' INT TERM
 
 # A cgroup of its own for a manager, in every hierarchy systemd uses: SUFFIX OWNER. The
 # directories go to $NEW_CGROUPS (space-separated) and CGDIRS (for the cleanup).
