@@ -1,0 +1,49 @@
+/* util-check.c - tests: the check runner every suite's main() shares
+ *
+ * One Suite per binary, TCases by feature (each test-*.c file adds its own); the summary
+ * lines check prints (CK_NORMAL) are what the CI reads.
+ */
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "util-check.h"
+
+TCase *test_tcase(Suite *s, const char *name, int timeout_s) {
+        TCase *tc = tcase_create(name);
+
+        tcase_set_timeout(tc, timeout_s);
+        suite_add_tcase(s, tc);
+        return tc;
+}
+
+bool test_uring_refused(void) {
+        const char *backend = getenv("EVD_TEST_BACKEND");
+
+        if (backend && strcmp(backend, "io_uring") == 0) {
+                EngineOptions o = { .backend = ENGINE_BACKEND_IO_URING };
+                Engine *e = NULL;
+                int r = engine_new(&e, &o);
+
+                if (r == -ENOSYS || r == -EPERM) {
+                        printf("io_uring refused by the kernel (%s): skipping\n", strerror(-r));
+                        return true;
+                }
+                (void)engine_free(e);
+        }
+        return false;
+}
+
+int test_run_suite(Suite *s) {
+        SRunner *sr = srunner_create(s);
+        int failed;
+
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? 1 : 0;
+}
