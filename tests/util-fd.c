@@ -1,13 +1,17 @@
-/* util-fd.c - tests: the pipes and eventfds tests watch, and reading or writing them
+/* util-fd.c - tests: the pipes, sockets and eventfds tests watch, and reading or writing them
  *
  * Every fd is CLOEXEC and non-blocking, so a test never blocks on one and a forked daemon
  * never inherits one.
  */
 
+#include <arpa/inet.h>
 #include <check.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "macro.h"
@@ -15,6 +19,11 @@
 
 void make_pipe(int p[2]) {
         ck_assert_int_eq(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+}
+
+void close_pairp(int (*p)[2]) {
+        (void)safe_close((*p)[0]);
+        (void)safe_close((*p)[1]);
 }
 
 void close_pair(int p[2]) {
@@ -26,11 +35,14 @@ void write_byte(int fd) {
         ck_assert_int_eq(write(fd, "x", 1), 1);
 }
 
-void drain_fd(int fd) {
+size_t drain_fd(int fd) {
         char buf[4096];
+        size_t total = 0;
+        ssize_t n;
 
-        while (read(fd, buf, sizeof(buf)) > 0)
-                ;
+        while ((n = read(fd, buf, sizeof(buf))) > 0)
+                total += (size_t)n;
+        return total;
 }
 
 int make_eventfd(void) {
@@ -45,3 +57,56 @@ void poke_eventfd(int fd) {
 
         ck_assert_int_eq(write(fd, &one, sizeof(one)), (ssize_t)sizeof(one));
 }
+
+void make_socketpair(int type, int p[2]) {
+        ck_assert_int_eq(socketpair(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, p), 0);
+}
+
+/* Put a fresh pipe's read end at fd number @fd (which must be free); return the write end. */
+int pipe_at(int fd) {
+        int p[2];
+
+        make_pipe(p);
+        if (p[0] != fd) {
+                ck_assert_int_eq(dup3(p[0], fd, O_CLOEXEC), fd);
+                (void)close(p[0]);
+                ck_assert_int_eq(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+        }
+        return p[1];
+}
+
+/* A connected loopback TCP pair: [0] the client, [1] the accepted side. */
+void tcp_pair(int p[2]) {
+        struct sockaddr_in a = {
+                .sin_family = AF_INET,
+                .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+        };
+        socklen_t len = sizeof(a);
+        _cleanup_close_ int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        ck_assert_int_ge(l, 0);
+        ck_assert_int_eq(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+        ck_assert_int_eq(listen(l, 1), 0);
+        ck_assert_int_eq(getsockname(l, (struct sockaddr *)&a, &len), 0);
+        p[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(p[0], 0);
+        ck_assert_int_eq(connect(p[0], (struct sockaddr *)&a, sizeof(a)), 0);
+        p[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        ck_assert_int_ge(p[1], 0);
+        ck_assert_int_eq(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+}
+
+/* Soft RLIMIT_NOFILE to the hard limit; returns how many fds a test may open. */
+unsigned raise_nofile(void) {
+        struct rlimit rl;
+
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        if (rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+                ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        }
+        /* Headroom for the engine's own fds, check's and valgrind's. */
+        return rl.rlim_cur > 256 ? (unsigned)MIN(rl.rlim_cur - 256, (rlim_t)UINT32_MAX) : 0;
+}
+
