@@ -6,9 +6,12 @@
 
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -110,3 +113,60 @@ unsigned raise_nofile(void) {
         return rl.rlim_cur > 256 ? (unsigned)MIN(rl.rlim_cur - 256, (rlim_t)UINT32_MAX) : 0;
 }
 
+
+/* Open fds of this process, not counting the directory handle used to count them. */
+int count_fds(void) {
+        struct dirent *de;
+        int n = 0;
+        DIR *d;
+
+        d = opendir("/proc/self/fd");
+        ck_assert_ptr_nonnull(d);
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        return n - 1;
+}
+
+bool fd_is_open(int fd) {
+        return fcntl(fd, F_GETFD) >= 0;
+}
+
+bool fd_is_cloexec(int fd) {
+        int flags = fcntl(fd, F_GETFD);
+
+        ck_assert_int_ge(flags, 0);
+        return flags & FD_CLOEXEC;
+}
+
+void seqpacket_pair(int sv[2]) {
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv),
+                         0);
+}
+
+/* sendmsg() without wire_send()'s limits, to play a hostile or buggy peer. */
+int raw_send(int sock, const void *buf, size_t len, int fd, size_t n_fds) {
+        union {
+                struct cmsghdr align;
+                uint8_t buf[CMSG_SPACE(sizeof(int) * 300)];
+        } control;
+        struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+        struct cmsghdr *c;
+
+        ck_assert_uint_le(n_fds, 300);
+        if (n_fds > 0) {
+                memset(&control, 0, sizeof(control));
+                mh.msg_control = &control;
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+                c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+                /* The same fd n times: the kernel installs one new fd per entry. */
+                for (size_t i = 0; i < n_fds; i++)
+                        memcpy(CMSG_DATA(c) + i * sizeof(int), &fd, sizeof(int));
+        }
+        return sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 ? -errno : 0;
+}

@@ -1,6 +1,7 @@
 #pragma once
 /* util-fd.h - tests: the pipes, sockets and eventfds tests watch, and reading or writing them */
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /** make_pipe() - a CLOEXEC, non-blocking pipe in @p; fails the test on error. */
@@ -29,3 +30,13 @@ void tcp_pair(int p[2]);
 /** raise_nofile() - soft RLIMIT_NOFILE to the hard limit. Return: how many fds a test may
  * open (the limit less headroom for the engine's, check's and valgrind's own). */
 unsigned raise_nofile(void);
+/** count_fds() - open fds of this process (from /proc/self/fd). */
+int count_fds(void);
+bool fd_is_open(int fd);
+bool fd_is_cloexec(int fd);
+/** seqpacket_pair() - a CLOEXEC, non-blocking AF_UNIX SOCK_SEQPACKET pair in @sv. */
+void seqpacket_pair(int sv[2]);
+/** raw_send() - one packet of @len bytes with @fd repeated @n_fds times (at most 300), by
+ * sendmsg() without wire_send()'s limits, to play a hostile or buggy peer. Return: 0 or
+ * -errno. */
+int raw_send(int sock, const void *buf, size_t len, int fd, size_t n_fds);

@@ -1,4 +1,5 @@
-/* util-json.c - tests: reading replies (members by type, compact text, comparisons)
+/* util-json.c - tests: reading replies (members by type, compact text, comparisons), parsing
+ * and encoding as protocol/ does
  *
  * Every reader asserts: a missing member or one of the wrong type fails the test with the
  * whole message in the failure text, so a test reads what it expects without checking.
@@ -8,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonrpc.h"
+#include "protocol.h"
 #include "util-json.h"
 
 bool streq(const char *a, const char *b) {
@@ -86,4 +89,36 @@ void assert_json(const json_t *v, const char *text) {
 
         ck_assert_msg(strcmp(s, text) == 0, "expected %s, got %s", text, s);
         free(s);
+}
+
+json_t *parse_ok(const char *s) {
+        json_error_t error;
+        json_t *v = NULL;
+
+        ck_assert_msg(jsonrpc_parse(s, strlen(s), &v, &error) == 0, "parse %s: %s", s, error.text);
+        return v;
+}
+
+void assert_encodes(const json_t *v, const char *expect) {
+        char buf[EVD_MAX_PACKET];
+        size_t len = 0;
+
+        ck_assert_ptr_nonnull(v);
+        ck_assert_int_eq(jsonrpc_encode(v, buf, sizeof(buf), &len), 0);
+        ck_assert_uint_eq(len, strlen(expect));
+        ck_assert_mem_eq(buf, expect, len);
+}
+
+/* A JSON string of @n times 'x'. */
+json_t *string_of(size_t n) {
+        char *s = malloc(n + 1);
+        json_t *v;
+
+        ck_assert_ptr_nonnull(s);
+        memset(s, 'x', n);
+        s[n] = '\0';
+        v = json_string(s);
+        free(s);
+        ck_assert_ptr_nonnull(v);
+        return v;
 }

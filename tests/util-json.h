@@ -3,6 +3,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 /** streq() - @a and @b are both set and equal. */
 bool streq(const char *a, const char *b);
@@ -20,3 +21,9 @@ bool bool_member(json_t *o, const char *key);
 bool json_text_is(const json_t *v, const char *text);
 /** assert_json() - json_text_is(), or fail the test showing both. */
 void assert_json(const json_t *v, const char *text);
+/** parse_ok() - jsonrpc_parse() of the string @s, asserted to succeed (a new reference). */
+json_t *parse_ok(const char *s);
+/** assert_encodes() - jsonrpc_encode() of @v is exactly @expect. */
+void assert_encodes(const json_t *v, const char *expect);
+/** string_of() - a JSON string of @n times 'x' (a new reference). */
+json_t *string_of(size_t n);
