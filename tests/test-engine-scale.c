@@ -93,16 +93,6 @@ static int million_cb(EngineSource *s, uint64_t expirations, void *userdata) {
         return 0;
 }
 
-static uint64_t rng_state;
-
-static uint64_t rng_next(void) {
-        uint64_t z = (rng_state += UINT64_C(0x9e3779b97f4a7c15));
-
-        z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-        z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-        return z ^ (z >> 31);
-}
-
 START_TEST(test_timer_million) {
         const uint32_t n = 1000000;
         uint32_t live = 0;

@@ -35,6 +35,7 @@
 #include "evd.h"
 #include "jsonrpc.h"
 #include "macro.h"
+#include "util-check.h"
 #include "util-daemon.h"
 
 #define TIMEOUT TEST_TIMEOUT_MS
@@ -752,28 +753,11 @@ static Suite *errors_suite(void) {
 }
 
 int main(void) {
-        const char *backend = getenv("EVD_TEST_BACKEND");
-        SRunner *sr;
-        int failed;
-
         (void)signal(SIGPIPE, SIG_IGN);
 
         /* Skip (77) only where the kernel refuses io_uring; the epoll run still covers all. */
-        if (backend && strcmp(backend, "io_uring") == 0) {
-                EngineOptions o = { .backend = ENGINE_BACKEND_IO_URING };
-                Engine *e = NULL;
-                int r = engine_new(&e, &o);
+        if (test_uring_refused())
+                return 77;
 
-                if (r == -ENOSYS || r == -EPERM) {
-                        printf("io_uring refused by the kernel (%s): skipping\n", strerror(-r));
-                        return 77;
-                }
-                (void)engine_free(e);
-        }
-
-        sr = srunner_create(errors_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
+        return test_run_suite(errors_suite());
 }

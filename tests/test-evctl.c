@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util-check.h"
 #include "util-daemon.h"
 
 static int arg_slow = 1;
@@ -560,30 +561,15 @@ static Suite *evctl_suite(void) {
         return s;
 }
 
-static bool io_uring_refused(void) {
-        long r = syscall(SYS_io_uring_setup, 0, NULL);
-
-        return r < 0 && (errno == ENOSYS || errno == EPERM);
-}
 
 int main(void) {
-        const char *backend = getenv("EVD_TEST_BACKEND");
-        SRunner *sr;
-        int failed;
-
-        if (backend && strcmp(backend, "io_uring") == 0 && io_uring_refused()) {
-                printf("io_uring refused by the kernel: skipping\n");
+        if (test_uring_refused())
                 return 77;
-        }
         if (getenv("EVD_UNDER_VALGRIND")) {
                 arg_slow = 10;
                 arg_valgrind = true;
         }
         (void)signal(SIGPIPE, SIG_IGN);
 
-        sr = srunner_create(evctl_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
+        return test_run_suite(evctl_suite());
 }

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "util-check.h"
 #include "util-daemon.h"
 
 #define TIMEOUT TEST_TIMEOUT_MS
@@ -157,11 +158,5 @@ static Suite *fairness_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(fairness_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
+        return test_run_suite(fairness_suite());
 }

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "util-check.h"
 #include "util-daemon.h"
 
 #ifndef SO_PASSRIGHTS
@@ -808,11 +809,5 @@ static Suite *isolation_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(isolation_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
+        return test_run_suite(isolation_suite());
 }

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "evd.h"
+#include "util-check.h"
 #include "util-daemon.h"
 
 static int arg_slow = 1; /* valgrind: everything takes longer */
@@ -1066,29 +1067,13 @@ static Suite *libevd_suite(void) {
         return s;
 }
 
-/* io_uring may be refused by the kernel or a seccomp policy: the daemon could not start. */
-static bool io_uring_refused(void) {
-        long r = syscall(SYS_io_uring_setup, 0, NULL);
-
-        return r < 0 && (errno == ENOSYS || errno == EPERM);
-}
 
 int main(void) {
-        const char *backend = getenv("EVD_TEST_BACKEND");
-        SRunner *sr;
-        int failed;
-
-        if (backend && strcmp(backend, "io_uring") == 0 && io_uring_refused()) {
-                printf("io_uring refused by the kernel: skipping\n");
+        if (test_uring_refused())
                 return 77;
-        }
         if (getenv("EVD_UNDER_VALGRIND"))
                 arg_slow = 10;
         (void)signal(SIGPIPE, SIG_IGN);
 
-        sr = srunner_create(libevd_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
+        return test_run_suite(libevd_suite());
 }

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "util-check.h"
 #include "util-daemon.h"
 
 #define TIMEOUT TEST_TIMEOUT_MS
@@ -252,12 +253,6 @@ static Suite *release_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(release_suite());
-        int failed;
-
         (void)signal(SIGPIPE, SIG_IGN);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
+        return test_run_suite(release_suite());
 }

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "util-check.h"
 #include "util-daemon.h"
 
 /* Every test's directory lives in one per-run directory that main() removes at the end,
@@ -366,7 +367,6 @@ static Suite *activation_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(activation_suite());
         int failed;
 
         snprintf(run_dir, sizeof(run_dir), "%s/evd-sd-act-XXXXXX", test_tmpdir());
@@ -374,9 +374,7 @@ int main(void) {
                 perror("mkdtemp");
                 return 1;
         }
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
+        failed = test_run_suite(activation_suite());
         remove_run_dir();
-        return failed ? 1 : 0;
+        return failed;
 }

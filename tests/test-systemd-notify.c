@@ -29,6 +29,7 @@
 
 #include "jsonrpc.h"
 #include "macro.h"
+#include "util-check.h"
 #include "util-daemon.h"
 
 /* Every test's directory lives in one per-run directory that main() removes at the end,
@@ -548,7 +549,6 @@ static Suite *notify_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(notify_suite());
         int failed;
 
         snprintf(run_dir, sizeof(run_dir), "%s/evd-sd-notify-XXXXXX", test_tmpdir());
@@ -556,9 +556,7 @@ int main(void) {
                 perror("mkdtemp");
                 return 1;
         }
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
+        failed = test_run_suite(notify_suite());
         remove_run_dir();
-        return failed ? 1 : 0;
+        return failed;
 }

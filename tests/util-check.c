@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,4 +47,14 @@ int test_run_suite(Suite *s) {
         failed = srunner_ntests_failed(sr);
         srunner_free(sr);
         return failed ? 1 : 0;
+}
+
+uint64_t rng_state;
+
+uint64_t rng_next(void) {
+        uint64_t z = (rng_state += UINT64_C(0x9e3779b97f4a7c15));
+
+        z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+        return z ^ (z >> 31);
 }

@@ -9,21 +9,8 @@
 #include <time.h>
 
 #include "engine.h"
+#include "util-check.h"
 
-/* ck_assert_*() records a mark point per call (about 2 us): loops over a million timers
- * check with these, which call into check only on failure. */
-#define CHECK(c)                                                                \
-        do {                                                                    \
-                if (!(c))                                                       \
-                        ck_abort_msg("Assertion '%s' failed", #c);              \
-        } while (0)
-#define CHECK_U(a, op, b)                                                       \
-        do {                                                                    \
-                uintmax_t _a = (a), _b = (b);                                   \
-                if (!(_a op _b))                                                \
-                        ck_abort_msg("Assertion '%s %s %s' failed: %ju, %ju",   \
-                                     #a, #op, #b, _a, _b);                      \
-        } while (0)
 
 #define MSEC(x) ((uint64_t)(x) * NSEC_PER_MSEC)
 

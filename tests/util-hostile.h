@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "util-check.h"
 #include "util-daemon.h"
 
 /* Bounds documented in the tests that use them (see the report of each test). */
@@ -13,17 +14,6 @@
 #define SLOW_READER_RSS_KIB 2048L /* slow reader: RSS growth while 1,000 watches are busy */
 #define LATENCY_BOUND_MS 1000LL   /* a bystander's ready while another client is hostile */
 #define SPIN_BOUND 0.20           /* daemon CPU time / wall time while it is out of fds */
-
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
 
 extern char arg_self[PATH_MAX]; /* this binary, for the rlimit wrapper */
 
