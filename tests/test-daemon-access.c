@@ -141,29 +141,6 @@ END_TEST
 
 /* ---- quotas ------------------------------------------------------------------------- */
 
-/* Connect, retrying while refused: the daemon drops test_daemon_start()'s probe connection
- * asynchronously, so a first client under max-clients=1 may race it. */
-static void connect_admitted(TestClient *c, const TestDaemon *d) {
-        static const char text[] = "{\"jsonrpc\":\"2.0\",\"id\":\"admitted\",\"method\":\"ping\"}";
-        long long deadline = ms_now() + TIMEOUT;
-
-        for (;;) {
-                json_t *r = NULL;
-                bool ok;
-
-                ck_assert_int_eq(test_client_connect(c, d->socket), 0);
-                if (test_client_sendmsg(c, text, sizeof(text) - 1, NULL, 0) == 0)
-                        r = test_client_reply(c, TIMEOUT);
-                ok = r && json_object_get(r, "result");
-                json_decref(r);
-                if (ok)
-                        return;
-                test_client_close(c);
-                ck_assert_msg(ms_now() < deadline, "never admitted");
-                (void)poll(NULL, 0, 5);
-        }
-}
-
 /* A connection over a limit gets one -32004 with a null id, then EOF. */
 static void expect_refused(TestClient *c) {
         json_t *r = test_client_reply(c, TIMEOUT);
@@ -278,7 +255,7 @@ START_TEST(test_quota_clients) {
         TestClient c, extra;
 
         test_daemon_start(&d, args);
-        connect_admitted(&c, &d);
+        test_client_connect_admitted(&c, &d);
         ck_assert_int_eq(test_client_connect(&extra, d.socket), 0);
         expect_refused(&extra);
         ping(&c);
@@ -286,7 +263,7 @@ START_TEST(test_quota_clients) {
         ck_assert_int_eq(status_int(&c, "clients"), 1);
         /* The slot is free again once the client is gone. */
         test_client_close(&c);
-        connect_admitted(&c, &d);
+        test_client_connect_admitted(&c, &d);
         stop(&d, &c);
 }
 END_TEST
@@ -298,7 +275,7 @@ START_TEST(test_quota_clients_per_uid) {
 
         test_daemon_start(&d, args);
         ck_assert_int_eq(chmod(d.dir, 0755), 0);
-        connect_admitted(&c, &d);
+        test_client_connect_admitted(&c, &d);
         ck_assert_int_eq(test_client_connect(&extra, d.socket), 0);
         expect_refused(&extra);
         /* Per uid: another user still gets in. */

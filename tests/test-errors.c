@@ -427,29 +427,6 @@ END_TEST
 
 /* ---- connections refused by a quota ------------------------------------------------ */
 
-/* Connect, retrying while refused: the start-up probe goes away asynchronously, so under a
- * tight connection limit the first client may race it. */
-static void connect_admitted(TestClient *c, const TestDaemon *d) {
-        static const char text[] = "{\"jsonrpc\":\"2.0\",\"id\":\"admitted\",\"method\":\"ping\"}";
-        long long deadline = ms_now() + TIMEOUT;
-
-        for (;;) {
-                json_t *r = NULL;
-                bool ok;
-
-                ck_assert_int_eq(test_client_connect(c, d->socket), 0);
-                if (test_client_sendmsg(c, text, sizeof(text) - 1, NULL, 0) == 0)
-                        r = test_client_reply(c, TIMEOUT);
-                ok = r && json_object_get(r, "result");
-                json_decref(r);
-                if (ok)
-                        return;
-                test_client_close(c);
-                ck_assert_msg(ms_now() < deadline, "never admitted");
-                (void)poll(NULL, 0, 5);
-        }
-}
-
 /* A new connection is refused with one -32004 (null id) whose data.limit is @limit, then EOF. */
 static void expect_refused_with_limit(const TestDaemon *d, json_int_t limit) {
         TestClient c;
@@ -473,16 +450,16 @@ START_TEST(test_refused_connection_has_limit) {
         TestClient c[3];
 
         test_daemon_start(&d, clients);
-        connect_admitted(&c[0], &d);
+        test_client_connect_admitted(&c[0], &d);
         wait_clients(&c[0], 1);
-        connect_admitted(&c[1], &d);
+        test_client_connect_admitted(&c[1], &d);
         expect_refused_with_limit(&d, 2);
         test_client_close(&c[1]);
         stop(&d, &c[0]);
 
         test_daemon_start(&d, per_uid);
         for (int i = 0; i < 3; i++)
-                connect_admitted(&c[i], &d);
+                test_client_connect_admitted(&c[i], &d);
         expect_refused_with_limit(&d, 3);
         test_client_close(&c[2]);
         test_client_close(&c[1]);

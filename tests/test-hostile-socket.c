@@ -42,18 +42,6 @@
 
 /* ---- who may do what ---------------------------------------------------------------- */
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        (void)st;
-        (void)flag;
-        (void)ftw;
-        (void)remove(path);
-        return 0;
-}
-
-static void remove_tree(const char *dir) {
-        (void)nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 /* Start the daemon on @sock as @uid (0: as is) under umask @mask, its stderr into @log;
  * without test_daemon_start()'s probe, so that refusals to start can be seen. */
 static pid_t spawn_daemon(const char *sock, uid_t uid, mode_t mask, const char *log) {
@@ -87,22 +75,6 @@ static pid_t spawn_daemon(const char *sock, uid_t uid, mode_t mask, const char *
         return pid;
 }
 
-/* Exit status of @pid within @timeout_ms, 128 + signal if killed, -1 if still running. */
-static int wait_exit(pid_t pid, int timeout_ms) {
-        long long deadline = ms_now() + timeout_ms;
-        int status;
-
-        for (;;) {
-                pid_t r = waitpid(pid, &status, WNOHANG);
-
-                if (r == pid)
-                        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-                if (r < 0 || ms_now() >= deadline)
-                        return -1;
-                (void)poll(NULL, 0, 5);
-        }
-}
-
 /* Wait until @sock accepts a connection (true), or the daemon exits (false). */
 static bool wait_listening(const char *sock, pid_t pid) {
         long long deadline = ms_now() + TIMEOUT;
@@ -125,7 +97,7 @@ static bool wait_listening(const char *sock, pid_t pid) {
 
 static void stop_spawned(pid_t pid) {
         ck_assert_int_eq(kill(pid, SIGTERM), 0);
-        ck_assert_int_eq(wait_exit(pid, 10000), 0);
+        ck_assert_int_eq(test_wait_pid(pid, 10000), 0);
 }
 
 static bool file_contains(const char *path, const char *needle) {
@@ -201,7 +173,7 @@ START_TEST(test_socket_modes) {
         connect_ping_as(sock, NOBODY);
         ck_assert_int_eq(test_client_connect_as(&c, sock, NOBODY - 1, NOBODY - 1), -EACCES);
         stop_spawned(pid);
-        remove_tree(dir);
+        test_remove_tree(dir);
 }
 END_TEST
 
@@ -229,7 +201,7 @@ START_TEST(test_socket_dir_mode_ignores_umask) {
         if (r == 0)
                 test_client_close(&c);
         stop_spawned(pid);
-        remove_tree(dir);
+        test_remove_tree(dir);
         ck_assert_msg((st.st_mode & 07777) == 0755,
                       "under umask 077 the socket directory is %o, not the documented 0755: "
                       "other users cannot connect (%s)",
@@ -245,10 +217,10 @@ static void expect_refusal(const char *dir, const char *sock, const char *why) {
 
         snprintf(log, sizeof(log), "%s/refusal.log", dir);
         pid = spawn_daemon(sock, 0, 022, log);
-        status = wait_exit(pid, TIMEOUT);
+        status = test_wait_pid(pid, TIMEOUT);
         if (status < 0) {
                 (void)kill(pid, SIGKILL);
-                (void)wait_exit(pid, TIMEOUT);
+                (void)test_wait_pid(pid, TIMEOUT);
         }
         ck_assert_msg(status > 0, "evd started on %s (status %d), expected a refusal", sock,
                       status);
@@ -395,13 +367,13 @@ START_TEST(test_socket_path_rules) {
         /* A live one: a second daemon on the same path is refused; the first keeps it. */
         snprintf(log, sizeof(log), "%s/second.log", dir);
         pid2 = spawn_daemon(path, 0, 022, log);
-        ck_assert_msg(wait_exit(pid2, TIMEOUT) > 0, "a second daemon started on a live socket");
+        ck_assert_msg(test_wait_pid(pid2, TIMEOUT) > 0, "a second daemon started on a live socket");
         ck_assert(file_contains(log, "Another evd is already listening"));
         ck_assert_int_eq(lstat(path, &st), 0);
         ck_assert_msg(st.st_ino == st2.st_ino, "the second daemon replaced the live socket");
         connect_ping_as(path, 0);
         stop_spawned(pid);
-        remove_tree(dir);
+        test_remove_tree(dir);
 }
 END_TEST
 

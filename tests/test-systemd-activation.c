@@ -34,19 +34,8 @@
  * that process at once) leaves nothing behind. */
 static char run_dir[64];
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        (void)remove(path);
-        return 0;
-}
-
 static void remove_run_dir(void) {
-        (void)nftw(run_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* In a daemon's child process, before exec. */
-static void die_with_parent(pid_t parent) {
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-                _exit(126);
+        test_remove_tree(run_dir);
 }
 
 static void make_test_dir(char *dir, size_t size) {
@@ -99,7 +88,7 @@ static void move_fd(int fd, int target) {
 static void child_setup(const TestDaemon *d, pid_t parent) {
         int log = open(d->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
-        die_with_parent(parent);
+        test_die_with_parent(parent);
         if (log < 0 || dup2(log, STDERR_FILENO) < 0)
                 _exit(126);
         unsetenv("NOTIFY_SOCKET");
@@ -198,16 +187,10 @@ static bool exists(const char *path) {
 }
 
 static int wait_exit(pid_t pid, int timeout_ms) {
-        long long deadline = now_ms() + timeout_ms;
-        int status;
+        int status = test_wait_pid(pid, timeout_ms);
 
-        for (;;) {
-                pid_t r = waitpid(pid, &status, WNOHANG);
-                if (r == pid)
-                        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-                ck_assert_msg(now_ms() < deadline, "evd did not exit");
-                (void)poll(NULL, 0, 10);
-        }
+        ck_assert_msg(status >= 0, "evd did not exit");
+        return status;
 }
 
 START_TEST(test_systemd_socket_activate) {

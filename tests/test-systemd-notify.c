@@ -37,19 +37,8 @@
  * that process at once) leaves nothing behind. */
 static char run_dir[64];
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        (void)remove(path);
-        return 0;
-}
-
 static void remove_run_dir(void) {
-        (void)nftw(run_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* In a daemon's child process, before exec. */
-static void die_with_parent(pid_t parent) {
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-                _exit(126);
+        test_remove_tree(run_dir);
 }
 
 static void make_test_dir(char *dir, size_t size) {
@@ -151,7 +140,7 @@ static void fixture_start(Fixture *f, const StartOptions *o) {
                 char num[32];
                 int log = open(f->d.log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
-                die_with_parent(parent);
+                test_die_with_parent(parent);
                 if (log < 0 || dup2(log, STDERR_FILENO) < 0)
                         _exit(126);
                 unsetenv("INVOCATION_ID");
