@@ -555,16 +555,12 @@ int main(void) {
         Suite *s = suite_create("budget");
         TCase *tc;
 
-        tc = tcase_create("reply-budget");
-        tcase_set_timeout(tc, 240);
+        tc = test_tcase(s, "reply-budget", 240);
         tcase_add_test(tc, test_listing_batch);
         tcase_add_test(tc, test_listing_paged_by_budget);
-        suite_add_tcase(s, tc);
-        tc = tcase_create("tags");
-        tcase_set_timeout(tc, 240);
+        tc = test_tcase(s, "tags", 240);
         tcase_add_test(tc, test_tag_memory_deep);
         tcase_add_test(tc, test_tag_memory_wide);
-        suite_add_tcase(s, tc);
         tc = tcase_create("encode");
         tcase_add_test(tc, test_reals);
         tcase_add_test(tc, test_encode_timer);

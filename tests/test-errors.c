@@ -691,40 +691,28 @@ static Suite *errors_suite(void) {
         Suite *s = suite_create("errors");
         TCase *tc;
 
-        tc = tcase_create("fds");
-        tcase_set_timeout(tc, 60);
+        tc = test_tcase(s, "fds", 60);
         tcase_add_test(tc, test_out_of_fds_on_packet);
-        suite_add_tcase(s, tc);
 
-        tc = tcase_create("poll");
-        tcase_set_timeout(tc, 60);
+        tc = test_tcase(s, "poll", 60);
         tcase_add_test(tc, test_epoll_nesting_too_deep);
-        suite_add_tcase(s, tc);
 
-        tc = tcase_create("timers");
-        tcase_set_timeout(tc, 60);
+        tc = test_tcase(s, "timers", 60);
         tcase_add_test(tc, test_timer_at_after_2038);
         tcase_add_test(tc, test_libevd_timer_at_after_2038);
-        suite_add_tcase(s, tc);
 
-        tc = tcase_create("credentials");
-        tcase_set_timeout(tc, 60);
+        tc = test_tcase(s, "credentials", 60);
         tcase_add_test(tc, test_large_uid_listed_unsigned);
         tcase_add_test(tc, test_admin_group_after_256_groups);
-        suite_add_tcase(s, tc);
 
-        tc = tcase_create("iteration");
-        tcase_set_timeout(tc, 120);
+        tc = test_tcase(s, "iteration", 120);
         tcase_add_test(tc, test_closing_counted_alike);
         tcase_add_test(tc, test_closing_counted_in_max_clients);
         tcase_add_test(tc, test_closing_counted_in_max_clients_per_uid);
         tcase_add_test(tc, test_reply_overtakes_notification);
-        suite_add_tcase(s, tc);
 
-        tc = tcase_create("quotas");
-        tcase_set_timeout(tc, 60);
+        tc = test_tcase(s, "quotas", 60);
         tcase_add_test(tc, test_refused_connection_has_limit);
-        suite_add_tcase(s, tc);
 
         return s;
 }

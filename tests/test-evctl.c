@@ -545,9 +545,8 @@ END_TEST
 
 static Suite *evctl_suite(void) {
         Suite *s = suite_create("evctl");
-        TCase *tc = tcase_create("commands");
+        TCase *tc = test_tcase(s, "commands", 60 * arg_slow);
 
-        tcase_set_timeout(tc, 60 * arg_slow);
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_status_version_stats_ping);
         tcase_add_test(tc, test_listings);
@@ -557,7 +556,6 @@ static Suite *evctl_suite(void) {
         tcase_add_test(tc, test_missing_daemon);
         tcase_add_test(tc, test_usage);
         tcase_add_test(tc, test_not_admin);
-        suite_add_tcase(s, tc);
         return s;
 }
 

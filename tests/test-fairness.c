@@ -147,13 +147,11 @@ END_TEST
 
 static Suite *fairness_suite(void) {
         Suite *s = suite_create("fairness");
-        TCase *tc = tcase_create("timer-rate");
+        TCase *tc = test_tcase(s, "timer-rate", 60);
 
-        tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_timer_rate_holds_and_coalesces);
         tcase_add_test(tc, test_timer_rate_is_per_uid);
         tcase_add_test(tc, test_timer_rate_zero_is_unlimited);
-        suite_add_tcase(s, tc);
         return s;
 }
 

@@ -745,25 +745,19 @@ static Suite *isolation_suite(void) {
         Suite *s = suite_create("isolation");
         TCase *tc;
 
-        tc = tcase_create("own-connection");
-        tcase_set_timeout(tc, 30);
+        tc = test_tcase(s, "own-connection", 30);
         tcase_add_test(tc, test_own_connection_bound);
         tcase_add_test(tc, test_own_connection_activated);
         tcase_add_test(tc, test_own_connection_socket_activate);
-        suite_add_tcase(s, tc);
 
-        tc = tcase_create("admin");
-        tcase_set_timeout(tc, 30);
+        tc = test_tcase(s, "admin", 30);
         tcase_add_test(tc, test_monitor_ends_with_admin_rights);
         tcase_add_test(tc, test_monitor_queued_copies_dropped);
         tcase_add_test(tc, test_debug_wedge_admin_only);
-        suite_add_tcase(s, tc);
 
-        tc = tcase_create("fds");
-        tcase_set_timeout(tc, 30);
+        tc = test_tcase(s, "fds", 30);
         tcase_add_test(tc, test_unwatchable_fds);
         tcase_add_test(tc, test_passrights_restored);
-        suite_add_tcase(s, tc);
         return s;
 }
 

@@ -1022,8 +1022,7 @@ static Suite *libevd_suite(void) {
         tcase_add_test(tc, test_connect_close_name);
         suite_add_tcase(s, tc);
 
-        tc = tcase_create("watch");
-        tcase_set_timeout(tc, 60 * arg_slow);
+        tc = test_tcase(s, "watch", 60 * arg_slow);
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_watch_oneshot);
         tcase_add_test(tc, test_watch_caller_closes_fd);
@@ -1031,21 +1030,18 @@ static Suite *libevd_suite(void) {
         tcase_add_test(tc, test_watch_errors);
         tcase_add_test(tc, test_watch_async_pipelined);
         tcase_add_test(tc, test_watch_many_pipelined);
-        suite_add_tcase(s, tc);
 
         tc = tcase_create("quota");
         tcase_add_checked_fixture(tc, setup_quota, teardown);
         tcase_add_test(tc, test_watch_quota);
         suite_add_tcase(s, tc);
 
-        tc = tcase_create("timer");
-        tcase_set_timeout(tc, 60 * arg_slow);
+        tc = test_tcase(s, "timer", 60 * arg_slow);
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_timer_after);
         tcase_add_test(tc, test_timer_interval_cancel);
         tcase_add_test(tc, test_timer_at_async);
         tcase_add_test(tc, test_timer_cancel_from_callback);
-        suite_add_tcase(s, tc);
 
         tc = tcase_create("call");
         tcase_add_checked_fixture(tc, setup, teardown);
@@ -1059,11 +1055,9 @@ static Suite *libevd_suite(void) {
         tcase_add_test(tc, test_lost_without_reconnect);
         suite_add_tcase(s, tc);
 
-        tc = tcase_create("reconnect");
-        tcase_set_timeout(tc, 60 * arg_slow);
+        tc = test_tcase(s, "reconnect", 60 * arg_slow);
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_reconnect);
-        suite_add_tcase(s, tc);
         return s;
 }
 

@@ -240,15 +240,13 @@ END_TEST
 
 static Suite *release_suite(void) {
         Suite *s = suite_create("release");
-        TCase *tc = tcase_create("release");
+        TCase *tc = test_tcase(s, "release", 240);
 
-        tcase_set_timeout(tc, 240);
         tcase_add_loop_test(tc, test_unwatch_releases_the_file, 0, 2);
         tcase_add_test(tc, test_disconnect_releases_the_files);
         tcase_add_test(tc, test_half_close_gets_eof);
         tcase_add_test(tc, test_hello_reports_poll_update);
         tcase_add_test(tc, test_modify_batch_of_mode_changes);
-        suite_add_tcase(s, tc);
         return s;
 }
 

@@ -34,10 +34,6 @@
  * that process at once) leaves nothing behind. */
 static char run_dir[64];
 
-static void remove_run_dir(void) {
-        test_remove_tree(run_dir);
-}
-
 static void make_test_dir(char *dir, size_t size) {
         ck_assert_int_lt(snprintf(dir, size, "%s/t-XXXXXX", run_dir), (int)size);
         ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -334,30 +330,17 @@ static Suite *activation_suite(void) {
         Suite *s = suite_create("systemd-activation");
         TCase *tc;
 
-        tc = tcase_create("systemd-socket-activate");
-        tcase_set_timeout(tc, 30);
+        tc = test_tcase(s, "systemd-socket-activate", 30);
         tcase_add_test(tc, test_systemd_socket_activate);
-        suite_add_tcase(s, tc);
 
-        tc = tcase_create("listen-fds");
-        tcase_set_timeout(tc, 30);
+        tc = test_tcase(s, "listen-fds", 30);
         tcase_add_test(tc, test_listen_fds);
         tcase_add_test(tc, test_listen_fds_extra);
         tcase_add_test(tc, test_listen_pid_mismatch);
         tcase_add_test(tc, test_listen_fds_wrong_type);
-        suite_add_tcase(s, tc);
         return s;
 }
 
 int main(void) {
-        int failed;
-
-        snprintf(run_dir, sizeof(run_dir), "%s/evd-sd-act-XXXXXX", test_tmpdir());
-        if (!mkdtemp(run_dir)) {
-                perror("mkdtemp");
-                return 1;
-        }
-        failed = test_run_suite(activation_suite());
-        remove_run_dir();
-        return failed;
+        return test_run_suite_in_dir(activation_suite(), run_dir, sizeof(run_dir), "evd-sd-act");
 }

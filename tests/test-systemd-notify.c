@@ -37,10 +37,6 @@
  * that process at once) leaves nothing behind. */
 static char run_dir[64];
 
-static void remove_run_dir(void) {
-        test_remove_tree(run_dir);
-}
-
 static void make_test_dir(char *dir, size_t size) {
         ck_assert_int_lt(snprintf(dir, size, "%s/t-XXXXXX", run_dir), (int)size);
         ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -520,32 +516,19 @@ static Suite *notify_suite(void) {
         Suite *s = suite_create("systemd-notify");
         TCase *tc;
 
-        tc = tcase_create("lifecycle");
-        tcase_set_timeout(tc, 30);
+        tc = test_tcase(s, "lifecycle", 30);
         tcase_add_test(tc, test_ready_status_stopping);
         tcase_add_test(tc, test_status_rate_limited);
         tcase_add_test(tc, test_reload);
-        suite_add_tcase(s, tc);
 
-        tc = tcase_create("watchdog");
-        tcase_set_timeout(tc, 30);
+        tc = test_tcase(s, "watchdog", 30);
         tcase_add_test(tc, test_watchdog_cadence);
         tcase_add_loop_test(tc, test_watchdog_owner, 0, 3);
         tcase_add_test(tc, test_watchdog_wedged);
         tcase_add_test(tc, test_wedge_needs_debug);
-        suite_add_tcase(s, tc);
         return s;
 }
 
 int main(void) {
-        int failed;
-
-        snprintf(run_dir, sizeof(run_dir), "%s/evd-sd-notify-XXXXXX", test_tmpdir());
-        if (!mkdtemp(run_dir)) {
-                perror("mkdtemp");
-                return 1;
-        }
-        failed = test_run_suite(notify_suite());
-        remove_run_dir();
-        return failed;
+        return test_run_suite_in_dir(notify_suite(), run_dir, sizeof(run_dir), "evd-sd-notify");
 }

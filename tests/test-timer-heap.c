@@ -450,10 +450,8 @@ static Suite *timer_heap_suite(void) {
         tcase_add_test(tc, test_sorted_inputs);
         suite_add_tcase(s, tc);
 
-        tc = tcase_create("scale");
-        tcase_set_timeout(tc, 120);
+        tc = test_tcase(s, "scale", 120);
         tcase_add_test(tc, test_million);
-        suite_add_tcase(s, tc);
 
         return s;
 }

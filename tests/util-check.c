@@ -13,6 +13,7 @@
 
 #include "engine.h"
 #include "util-check.h"
+#include "util-daemon.h"
 
 TCase *test_tcase(Suite *s, const char *name, int timeout_s) {
         TCase *tc = tcase_create(name);
@@ -47,6 +48,19 @@ int test_run_suite(Suite *s) {
         failed = srunner_ntests_failed(sr);
         srunner_free(sr);
         return failed ? 1 : 0;
+}
+
+int test_run_suite_in_dir(Suite *s, char *dir, size_t size, const char *prefix) {
+        int failed;
+
+        snprintf(dir, size, "%s/%s-XXXXXX", test_tmpdir(), prefix);
+        if (!mkdtemp(dir)) {
+                perror("mkdtemp");
+                return 1;
+        }
+        failed = test_run_suite(s);
+        test_remove_tree(dir);
+        return failed;
 }
 
 uint64_t rng_state;

@@ -3,6 +3,7 @@
 
 #include <check.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /** test_tcase() - a new TCase @name with @timeout_s seconds per test, added to @s. */
@@ -14,6 +15,10 @@ bool test_uring_refused(void);
 /** test_run_suite() - run @s (taken) with CK_NORMAL output. Return: main()'s exit code, 0 if
  * every test passed, else 1. */
 int test_run_suite(Suite *s);
+/** test_run_suite_in_dir() - test_run_suite() with a new private folder $TMPDIR/@prefix-XXXXXX
+ * in @dir (@size bytes) for its tests, removed with all in it when the suite is done.
+ * Return: as test_run_suite(), 1 if the folder cannot be made. */
+int test_run_suite_in_dir(Suite *s, char *dir, size_t size, const char *prefix);
 
 /* ck_assert_*() records a mark point per call (about 2 us): loops over a million timers
  * check with these, which call into check only on failure. */

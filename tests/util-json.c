@@ -35,43 +35,42 @@ json_t *member(json_t *o, const char *key) {
         return v;
 }
 
+/* Fails the test: @o's member @key is not of @type. */
+static void type_error(json_t *o, const char *key, const char *type) {
+        char *s = dump(o);
+
+        ck_abort_msg("member \"%s\" is not %s in %s", key, type, s);
+}
+
 json_int_t int_member(json_t *o, const char *key) {
         json_t *v = member(o, key);
 
-        if (!json_is_integer(v)) {
-                char *s = dump(o);
-                ck_abort_msg("member \"%s\" is not an integer in %s", key, s);
-        }
+        if (!json_is_integer(v))
+                type_error(o, key, "an integer");
         return json_integer_value(v);
 }
 
 double num_member(json_t *o, const char *key) {
         json_t *v = member(o, key);
 
-        if (!json_is_number(v)) {
-                char *s = dump(o);
-                ck_abort_msg("member \"%s\" is not a number in %s", key, s);
-        }
+        if (!json_is_number(v))
+                type_error(o, key, "a number");
         return json_number_value(v);
 }
 
 const char *str_member(json_t *o, const char *key) {
         json_t *v = member(o, key);
 
-        if (!json_is_string(v)) {
-                char *s = dump(o);
-                ck_abort_msg("member \"%s\" is not a string in %s", key, s);
-        }
+        if (!json_is_string(v))
+                type_error(o, key, "a string");
         return json_string_value(v);
 }
 
 bool bool_member(json_t *o, const char *key) {
         json_t *v = member(o, key);
 
-        if (!json_is_boolean(v)) {
-                char *s = dump(o);
-                ck_abort_msg("member \"%s\" is not a boolean in %s", key, s);
-        }
+        if (!json_is_boolean(v))
+                type_error(o, key, "a boolean");
         return json_is_true(v);
 }
 
