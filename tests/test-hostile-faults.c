@@ -270,14 +270,6 @@ static json_t *client_entry(TestClient *admin, json_int_t id) {
         return found;
 }
 
-static json_int_t hello_id(TestClient *c) {
-        json_t *r = result(c, "hello", json_pack("{s:i}", "protocol", 1), NULL, 0);
-        json_int_t id = int_member(r, "client_id");
-
-        json_decref(r);
-        return id;
-}
-
 /*
  * A slow reader: 1,000 pipes (200 under valgrind) watched in edge mode, written to over and
  * over for 1.5 s (1 s under ASan or valgrind), and a client that never reads its socket. With
@@ -306,7 +298,7 @@ START_TEST(test_slow_reader_coalesced) {
         base = start_with_bystander(&d, NULL, &b);
         ck_assert_int_eq(test_client_connect(&admin, d.socket), 0);
         ck_assert_int_eq(test_client_connect(&s, d.socket), 0);
-        sid = hello_id(&s);
+        sid = hello(&s, NULL);
         watch_pipes(&s, pipes, ids, n);
         coalesced0 = stats_int(&admin, "daemon", "coalesced");
         rss0 = test_daemon_rss_kb(&d);

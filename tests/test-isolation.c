@@ -109,18 +109,6 @@ static void prepare(TestDaemon *d) {
         snprintf(d->log, sizeof(d->log), "%s/evd.log", d->dir);
 }
 
-static int seqpacket_listener(const char *path) {
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-
-        ck_assert_int_ge(fd, 0);
-        ck_assert_uint_lt(strlen(path), sizeof(sa.sun_path));
-        strcpy(sa.sun_path, path);
-        ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-        ck_assert_int_eq(listen(fd, 16), 0);
-        return fd;
-}
-
 static void wait_connectable(TestDaemon *d) {
         long long deadline = now_ms() + TIMEOUT;
         TestClient probe;
@@ -145,7 +133,7 @@ static void start_activated(TestDaemon *d) {
 
         ck_assert_msg(bin && *bin, "EVD_TEST_DAEMON is not set");
         prepare(d);
-        lfd = seqpacket_listener(d->socket);
+        lfd = unix_listener(d->socket, SOCK_SEQPACKET);
         d->pid = fork();
         ck_assert_int_ge(d->pid, 0);
         if (d->pid == 0) {
@@ -223,7 +211,7 @@ static void check_own_connections(TestDaemon *d) {
                 json_pack("{s:I}", "watch", watch_ok(&c, sv[0], "edge", "a socketpair")), NULL, 0);
         close_pair(sv);
         snprintf(other_path, sizeof(other_path), "%s/other.sock", d->dir);
-        other = seqpacket_listener(other_path);
+        other = unix_listener(other_path, SOCK_SEQPACKET);
         strcpy(sa.sun_path, other_path);
         conn = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
         ck_assert_int_ge(conn, 0);
@@ -622,7 +610,7 @@ START_TEST(test_unwatchable_fds) {
         snprintf(sock, sizeof(sock), "%s/other.sock", d.dir);
         write_file(file, "x");
         ck_assert_int_eq(mkfifo(fifo, 0600), 0);
-        lfd = seqpacket_listener(sock);
+        lfd = unix_listener(sock, SOCK_SEQPACKET);
         {
                 const struct {
                         const char *path, *what;

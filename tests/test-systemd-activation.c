@@ -28,6 +28,7 @@
 #include "macro.h"
 #include "util-check.h"
 #include "util-daemon.h"
+#include "util-fd.h"
 
 /* Every test's directory lives in one per-run directory that main() removes at the end,
  * and every daemon is killed when its test's process dies: a failing check (which ends
@@ -57,18 +58,6 @@ static void prepare(TestDaemon *d) {
 
 static void path_in(const TestDaemon *d, const char *name, char *buf, size_t size) {
         ck_assert_int_lt(snprintf(buf, size, "%s/%s", d->dir, name), (int)size);
-}
-
-static int listener(const char *path, int type) {
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
-
-        ck_assert_int_ge(fd, 0);
-        ck_assert_uint_lt(strlen(path), sizeof(sa.sun_path));
-        strcpy(sa.sun_path, path);
-        ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-        ck_assert_int_eq(listen(fd, 16), 0);
-        return fd;
 }
 
 /* In the child: @fd becomes @target, without FD_CLOEXEC. */
@@ -241,7 +230,7 @@ START_TEST(test_listen_fds) {
 
         prepare(&d);
         path_in(&d, "fallback.sock", fallback, sizeof(fallback));
-        lfd = listener(d.socket, SOCK_SEQPACKET);
+        lfd = unix_listener(d.socket, SOCK_SEQPACKET);
         pid = start_with_fds(&d, &lfd, names, 1, LISTEN_PID_SELF);
         close(lfd); /* the daemon holds the only listener now */
         wait_connectable(&d, d.socket);
@@ -264,8 +253,8 @@ START_TEST(test_listen_fds_extra) {
         prepare(&d);
         path_in(&d, "other.sock", other_path, sizeof(other_path));
         path_in(&d, "fallback.sock", fallback, sizeof(fallback));
-        fds[0] = listener(other_path, SOCK_STREAM);
-        fds[1] = listener(d.socket, SOCK_SEQPACKET);
+        fds[0] = unix_listener(other_path, SOCK_STREAM);
+        fds[1] = unix_listener(d.socket, SOCK_SEQPACKET);
         pid = start_with_fds(&d, fds, names, 2, LISTEN_PID_SELF);
         close(fds[0]);
         close(fds[1]);
@@ -295,7 +284,7 @@ START_TEST(test_listen_pid_mismatch) {
 
         prepare(&d);
         path_in(&d, "fallback.sock", fallback, sizeof(fallback));
-        lfd = listener(d.socket, SOCK_SEQPACKET);
+        lfd = unix_listener(d.socket, SOCK_SEQPACKET);
         pid = start_with_fds(&d, &lfd, names, 1, LISTEN_PID_PARENT);
         close(lfd);
         wait_connectable(&d, fallback);
@@ -314,7 +303,7 @@ START_TEST(test_listen_fds_wrong_type) {
 
         prepare(&d);
         path_in(&d, "fallback.sock", fallback, sizeof(fallback));
-        lfd = listener(d.socket, SOCK_STREAM);
+        lfd = unix_listener(d.socket, SOCK_STREAM);
         pid = start_with_fds(&d, &lfd, names, 1, LISTEN_PID_SELF);
         close(lfd);
         ck_assert_int_eq(wait_exit(pid, 10000), 1);

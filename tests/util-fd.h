@@ -40,3 +40,5 @@ void seqpacket_pair(int sv[2]);
  * sendmsg() without wire_send()'s limits, to play a hostile or buggy peer. Return: 0 or
  * -errno. */
 int raw_send(int sock, const void *buf, size_t len, int fd, size_t n_fds);
+/** unix_listener() - a CLOEXEC AF_UNIX socket of @type bound to @path, listening. */
+int unix_listener(const char *path, int type);
