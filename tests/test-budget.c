@@ -33,18 +33,8 @@
 #include "notify.h"
 #include "protocol.h"
 #include "text.h"
+#include "util-check.h"
 #include "util-daemon.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
 
 #define TIMEOUT TEST_TIMEOUT_MS
 /* The case: 420 watches, a batch of 1,024 `watches` requests (a 47 KB packet). */
@@ -564,26 +554,16 @@ END_TEST
 int main(void) {
         Suite *s = suite_create("budget");
         TCase *tc;
-        SRunner *sr;
-        int failed;
 
-        tc = tcase_create("reply-budget");
-        tcase_set_timeout(tc, 240);
+        tc = test_tcase(s, "reply-budget", 240);
         tcase_add_test(tc, test_listing_batch);
         tcase_add_test(tc, test_listing_paged_by_budget);
-        suite_add_tcase(s, tc);
-        tc = tcase_create("tags");
-        tcase_set_timeout(tc, 240);
+        tc = test_tcase(s, "tags", 240);
         tcase_add_test(tc, test_tag_memory_deep);
         tcase_add_test(tc, test_tag_memory_wide);
-        suite_add_tcase(s, tc);
         tc = tcase_create("encode");
         tcase_add_test(tc, test_reals);
         tcase_add_test(tc, test_encode_timer);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
+        return test_run_suite(s);
 }

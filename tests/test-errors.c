@@ -35,6 +35,7 @@
 #include "evd.h"
 #include "jsonrpc.h"
 #include "macro.h"
+#include "util-check.h"
 #include "util-daemon.h"
 
 #define TIMEOUT TEST_TIMEOUT_MS
@@ -426,29 +427,6 @@ END_TEST
 
 /* ---- connections refused by a quota ------------------------------------------------ */
 
-/* Connect, retrying while refused: the start-up probe goes away asynchronously, so under a
- * tight connection limit the first client may race it. */
-static void connect_admitted(TestClient *c, const TestDaemon *d) {
-        static const char text[] = "{\"jsonrpc\":\"2.0\",\"id\":\"admitted\",\"method\":\"ping\"}";
-        long long deadline = ms_now() + TIMEOUT;
-
-        for (;;) {
-                json_t *r = NULL;
-                bool ok;
-
-                ck_assert_int_eq(test_client_connect(c, d->socket), 0);
-                if (test_client_sendmsg(c, text, sizeof(text) - 1, NULL, 0) == 0)
-                        r = test_client_reply(c, TIMEOUT);
-                ok = r && json_object_get(r, "result");
-                json_decref(r);
-                if (ok)
-                        return;
-                test_client_close(c);
-                ck_assert_msg(ms_now() < deadline, "never admitted");
-                (void)poll(NULL, 0, 5);
-        }
-}
-
 /* A new connection is refused with one -32004 (null id) whose data.limit is @limit, then EOF. */
 static void expect_refused_with_limit(const TestDaemon *d, json_int_t limit) {
         TestClient c;
@@ -472,16 +450,16 @@ START_TEST(test_refused_connection_has_limit) {
         TestClient c[3];
 
         test_daemon_start(&d, clients);
-        connect_admitted(&c[0], &d);
+        test_client_connect_admitted(&c[0], &d);
         wait_clients(&c[0], 1);
-        connect_admitted(&c[1], &d);
+        test_client_connect_admitted(&c[1], &d);
         expect_refused_with_limit(&d, 2);
         test_client_close(&c[1]);
         stop(&d, &c[0]);
 
         test_daemon_start(&d, per_uid);
         for (int i = 0; i < 3; i++)
-                connect_admitted(&c[i], &d);
+                test_client_connect_admitted(&c[i], &d);
         expect_refused_with_limit(&d, 3);
         test_client_close(&c[2]);
         test_client_close(&c[1]);
@@ -713,67 +691,38 @@ static Suite *errors_suite(void) {
         Suite *s = suite_create("errors");
         TCase *tc;
 
-        tc = tcase_create("fds");
-        tcase_set_timeout(tc, 60);
+        tc = test_tcase(s, "fds", 60);
         tcase_add_test(tc, test_out_of_fds_on_packet);
-        suite_add_tcase(s, tc);
 
-        tc = tcase_create("poll");
-        tcase_set_timeout(tc, 60);
+        tc = test_tcase(s, "poll", 60);
         tcase_add_test(tc, test_epoll_nesting_too_deep);
-        suite_add_tcase(s, tc);
 
-        tc = tcase_create("timers");
-        tcase_set_timeout(tc, 60);
+        tc = test_tcase(s, "timers", 60);
         tcase_add_test(tc, test_timer_at_after_2038);
         tcase_add_test(tc, test_libevd_timer_at_after_2038);
-        suite_add_tcase(s, tc);
 
-        tc = tcase_create("credentials");
-        tcase_set_timeout(tc, 60);
+        tc = test_tcase(s, "credentials", 60);
         tcase_add_test(tc, test_large_uid_listed_unsigned);
         tcase_add_test(tc, test_admin_group_after_256_groups);
-        suite_add_tcase(s, tc);
 
-        tc = tcase_create("iteration");
-        tcase_set_timeout(tc, 120);
+        tc = test_tcase(s, "iteration", 120);
         tcase_add_test(tc, test_closing_counted_alike);
         tcase_add_test(tc, test_closing_counted_in_max_clients);
         tcase_add_test(tc, test_closing_counted_in_max_clients_per_uid);
         tcase_add_test(tc, test_reply_overtakes_notification);
-        suite_add_tcase(s, tc);
 
-        tc = tcase_create("quotas");
-        tcase_set_timeout(tc, 60);
+        tc = test_tcase(s, "quotas", 60);
         tcase_add_test(tc, test_refused_connection_has_limit);
-        suite_add_tcase(s, tc);
 
         return s;
 }
 
 int main(void) {
-        const char *backend = getenv("EVD_TEST_BACKEND");
-        SRunner *sr;
-        int failed;
-
         (void)signal(SIGPIPE, SIG_IGN);
 
         /* Skip (77) only where the kernel refuses io_uring; the epoll run still covers all. */
-        if (backend && strcmp(backend, "io_uring") == 0) {
-                EngineOptions o = { .backend = ENGINE_BACKEND_IO_URING };
-                Engine *e = NULL;
-                int r = engine_new(&e, &o);
+        if (test_uring_refused())
+                return 77;
 
-                if (r == -ENOSYS || r == -EPERM) {
-                        printf("io_uring refused by the kernel (%s): skipping\n", strerror(-r));
-                        return 77;
-                }
-                (void)engine_free(e);
-        }
-
-        sr = srunner_create(errors_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
+        return test_run_suite(errors_suite());
 }

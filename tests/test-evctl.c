@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util-check.h"
 #include "util-daemon.h"
 
 static int arg_slow = 1;
@@ -544,9 +545,8 @@ END_TEST
 
 static Suite *evctl_suite(void) {
         Suite *s = suite_create("evctl");
-        TCase *tc = tcase_create("commands");
+        TCase *tc = test_tcase(s, "commands", 60 * arg_slow);
 
-        tcase_set_timeout(tc, 60 * arg_slow);
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_status_version_stats_ping);
         tcase_add_test(tc, test_listings);
@@ -556,34 +556,18 @@ static Suite *evctl_suite(void) {
         tcase_add_test(tc, test_missing_daemon);
         tcase_add_test(tc, test_usage);
         tcase_add_test(tc, test_not_admin);
-        suite_add_tcase(s, tc);
         return s;
 }
 
-static bool io_uring_refused(void) {
-        long r = syscall(SYS_io_uring_setup, 0, NULL);
-
-        return r < 0 && (errno == ENOSYS || errno == EPERM);
-}
 
 int main(void) {
-        const char *backend = getenv("EVD_TEST_BACKEND");
-        SRunner *sr;
-        int failed;
-
-        if (backend && strcmp(backend, "io_uring") == 0 && io_uring_refused()) {
-                printf("io_uring refused by the kernel: skipping\n");
+        if (test_uring_refused())
                 return 77;
-        }
         if (getenv("EVD_UNDER_VALGRIND")) {
                 arg_slow = 10;
                 arg_valgrind = true;
         }
         (void)signal(SIGPIPE, SIG_IGN);
 
-        sr = srunner_create(evctl_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
+        return test_run_suite(evctl_suite());
 }

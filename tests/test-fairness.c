@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "util-check.h"
 #include "util-daemon.h"
 
 #define TIMEOUT TEST_TIMEOUT_MS
@@ -146,22 +147,14 @@ END_TEST
 
 static Suite *fairness_suite(void) {
         Suite *s = suite_create("fairness");
-        TCase *tc = tcase_create("timer-rate");
+        TCase *tc = test_tcase(s, "timer-rate", 60);
 
-        tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_timer_rate_holds_and_coalesces);
         tcase_add_test(tc, test_timer_rate_is_per_uid);
         tcase_add_test(tc, test_timer_rate_zero_is_unlimited);
-        suite_add_tcase(s, tc);
         return s;
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(fairness_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
+        return test_run_suite(fairness_suite());
 }

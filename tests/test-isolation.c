@@ -33,14 +33,16 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "util-check.h"
 #include "util-daemon.h"
+#include "util-fd.h"
+#include "util-rpc.h"
 
 #ifndef SO_PASSRIGHTS
 #define SO_PASSRIGHTS 83
 #endif
 
 #define ADMIN_GID 4242
-#define TIMEOUT TEST_TIMEOUT_MS
 
 static long long now_ms(void) {
         struct timespec ts;
@@ -81,37 +83,6 @@ static json_int_t watch_ok(TestClient *c, int fd, const char *mode, const char *
         return id;
 }
 
-static void call_ok(TestClient *c, const char *method, json_t *params) {
-        json_decref(test_client_result(c, method, params, NULL, 0));
-}
-
-static json_int_t status_int(TestClient *c, const char *key) {
-        json_t *r = test_client_result(c, "status", NULL, NULL, 0);
-        json_int_t v = json_integer_value(json_object_get(r, key));
-
-        json_decref(r);
-        return v;
-}
-
-static void wait_status(TestClient *c, const char *key, json_int_t want) {
-        long long deadline = now_ms() + TIMEOUT;
-        json_int_t v;
-
-        while ((v = status_int(c, key)) != want && now_ms() < deadline)
-                (void)poll(NULL, 0, 5);
-        ck_assert_msg(v == want, "status %s is %lld, expected %lld", key, (long long)v,
-                      (long long)want);
-}
-
-static void make_pipe(int p[2]) {
-        ck_assert_int_eq(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
-}
-
-static void close_pair(int p[2]) {
-        close(p[0]);
-        close(p[1]);
-}
-
 /* ---- a connection to evd cannot be watched --------------------------------------- */
 
 /* In a daemon's child: stderr to the log, no service manager or activation inherited. */
@@ -138,18 +109,6 @@ static void prepare(TestDaemon *d) {
         snprintf(d->log, sizeof(d->log), "%s/evd.log", d->dir);
 }
 
-static int seqpacket_listener(const char *path) {
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-
-        ck_assert_int_ge(fd, 0);
-        ck_assert_uint_lt(strlen(path), sizeof(sa.sun_path));
-        strcpy(sa.sun_path, path);
-        ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-        ck_assert_int_eq(listen(fd, 16), 0);
-        return fd;
-}
-
 static void wait_connectable(TestDaemon *d) {
         long long deadline = now_ms() + TIMEOUT;
         TestClient probe;
@@ -174,7 +133,7 @@ static void start_activated(TestDaemon *d) {
 
         ck_assert_msg(bin && *bin, "EVD_TEST_DAEMON is not set");
         prepare(d);
-        lfd = seqpacket_listener(d->socket);
+        lfd = unix_listener(d->socket, SOCK_SEQPACKET);
         d->pid = fork();
         ck_assert_int_ge(d->pid, 0);
         if (d->pid == 0) {
@@ -249,17 +208,17 @@ static void check_own_connections(TestDaemon *d) {
 
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
         call_ok(&c, "unwatch",
-                json_pack("{s:I}", "watch", watch_ok(&c, sv[0], "edge", "a socketpair")));
+                json_pack("{s:I}", "watch", watch_ok(&c, sv[0], "edge", "a socketpair")), NULL, 0);
         close_pair(sv);
         snprintf(other_path, sizeof(other_path), "%s/other.sock", d->dir);
-        other = seqpacket_listener(other_path);
+        other = unix_listener(other_path, SOCK_SEQPACKET);
         strcpy(sa.sun_path, other_path);
         conn = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
         ck_assert_int_ge(conn, 0);
         ck_assert_int_eq(connect(conn, (struct sockaddr *)&sa, sizeof(sa)), 0);
         call_ok(&c, "unwatch",
                 json_pack("{s:I}", "watch",
-                          watch_ok(&c, conn, "edge", "a connection to another listener")));
+                          watch_ok(&c, conn, "edge", "a connection to another listener")), NULL, 0);
         close(conn);
         close(other);
 
@@ -375,19 +334,6 @@ static bool uid_is_monitor(TestClient *root, uid_t uid) {
         return monitor;
 }
 
-/* Exit status of @pid within @timeout_ms, or -1. */
-static int wait_exit(pid_t pid, int timeout_ms) {
-        long long deadline = now_ms() + timeout_ms;
-        int status;
-
-        do {
-                if (waitpid(pid, &status, WNOHANG) == pid)
-                        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-                (void)poll(NULL, 0, 10);
-        } while (now_ms() < deadline);
-        return -1;
-}
-
 /*
  * An admin by its group monitors; a reload removes the admin group. The monitor gets
  * `monitor-ended` ("permission") and, from then on, no copy of another user's
@@ -417,7 +363,7 @@ START_TEST(test_monitor_ends_with_admin_rights) {
         r = test_client_result(&user, "hello", json_pack("{s:i}", "protocol", 1), NULL, 0);
         user_id = json_integer_value(json_object_get(r, "client_id"));
         json_decref(r);
-        call_ok(&admin, "monitor", NULL);
+        call_ok(&admin, "monitor", NULL, NULL, 0);
         /* evctl monitor, an admin by the same group: it says so and exits 5 (permission). */
         ck_assert_int_eq(test_client_connect(&root, d.socket), 0);
         evctl = start_evctl_monitor(d.socket, 4005, ADMIN_GID, &evctl_out);
@@ -450,7 +396,7 @@ START_TEST(test_monitor_ends_with_admin_rights) {
                          "permission");
         json_decref(m);
         (void)saw_copy_of(&admin, user_id, w); /* copies sent before the reload: fine */
-        ck_assert_int_eq(wait_exit(evctl, TIMEOUT), 5);
+        ck_assert_int_eq(test_wait_pid(evctl, TIMEOUT), 5);
         {
                 char out[4096];
                 ssize_t n = read(evctl_out, out, sizeof(out) - 1);
@@ -473,7 +419,7 @@ START_TEST(test_monitor_ends_with_admin_rights) {
                 ck_assert_ptr_nonnull(m);
                 json_decref(m);
         }
-        call_ok(&admin, "ping", NULL);
+        call_ok(&admin, "ping", NULL, NULL, 0);
         ck_assert_msg(!saw_copy_of(&admin, user_id, w),
                       "the former admin still receives copies of another user's notifications");
         ck_assert_msg(!hello_admin(&admin), "still an admin after the reload");
@@ -548,7 +494,7 @@ START_TEST(test_monitor_queued_copies_dropped) {
         ck_assert_int_eq(test_client_connect_as(&admin, d.socket, 4001, ADMIN_GID), 0);
         ck_assert_int_eq(test_client_connect_as(&user, d.socket, 4002, 4002), 0);
         ck_assert_int_eq(test_client_connect(&root, d.socket), 0);
-        call_ok(&admin, "monitor", NULL);
+        call_ok(&admin, "monitor", NULL, NULL, 0);
 
         /* n separate `ready`s (the user reads each), n copies; the monitor reads none. */
         make_pipe(p);
@@ -594,7 +540,7 @@ START_TEST(test_monitor_queued_copies_dropped) {
         }
         ck_assert_msg(ended, "no monitor-ended");
         ck_assert_msg(copies < n, "all %d copies were delivered after admin rights went", n);
-        call_ok(&admin, "ping", NULL);
+        call_ok(&admin, "ping", NULL, NULL, 0);
         ck_assert_ptr_null(test_client_notification(&admin, "monitor", 0));
 
         close_pair(p);
@@ -621,7 +567,7 @@ START_TEST(test_debug_wedge_admin_only) {
                                                 json_pack("{s:f}", "seconds", 0.0), NULL, 0),
                          -32005);
         ck_assert_int_eq(test_client_connect(&root, d.socket), 0);
-        call_ok(&root, "debug-wedge", json_pack("{s:f}", "seconds", 0.0));
+        call_ok(&root, "debug-wedge", json_pack("{s:f}", "seconds", 0.0), NULL, 0);
         test_client_close(&user);
         test_client_close(&root);
         ck_assert_int_eq(test_daemon_stop(&d), 0);
@@ -664,7 +610,7 @@ START_TEST(test_unwatchable_fds) {
         snprintf(sock, sizeof(sock), "%s/other.sock", d.dir);
         write_file(file, "x");
         ck_assert_int_eq(mkfifo(fifo, 0600), 0);
-        lfd = seqpacket_listener(sock);
+        lfd = unix_listener(sock, SOCK_SEQPACKET);
         {
                 const struct {
                         const char *path, *what;
@@ -686,11 +632,13 @@ START_TEST(test_unwatchable_fds) {
 
         fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         ck_assert_int_ge(fd, 0);
-        call_ok(&c, "unwatch", json_pack("{s:I}", "watch", watch_ok(&c, fd, "edge", "an eventfd")));
+        call_ok(&c, "unwatch", json_pack("{s:I}", "watch", watch_ok(&c, fd, "edge", "an eventfd")),
+                NULL, 0);
         close(fd);
         fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
         ck_assert_int_ge(fd, 0);
-        call_ok(&c, "unwatch", json_pack("{s:I}", "watch", watch_ok(&c, fd, "edge", "a fifo")));
+        call_ok(&c, "unwatch", json_pack("{s:I}", "watch", watch_ok(&c, fd, "edge", "a fifo")),
+                NULL, 0);
         close(fd);
         close(lfd);
         test_client_close(&c);
@@ -727,7 +675,7 @@ START_TEST(test_passrights_restored) {
                 printf("SO_PASSRIGHTS is not supported by this kernel: checking only that "
                        "AF_UNIX sockets are watched\n");
                 call_ok(&c, "unwatch",
-                        json_pack("{s:I}", "watch", watch_ok(&c, sv[1], "edge", "a socketpair")));
+                        json_pack("{s:I}", "watch", watch_ok(&c, sv[1], "edge", "a socketpair")), NULL, 0);
                 close_pair(sv);
                 test_client_close(&c);
                 ck_assert_int_eq(test_daemon_stop(&d), 0);
@@ -738,7 +686,7 @@ START_TEST(test_passrights_restored) {
         /* Watched: off; unwatched: on again (the reply comes after the watch is gone). */
         w = watch_ok(&c, sv[1], "edge", "a socketpair");
         ck_assert_int_eq(passrights(sv[1]), 0);
-        call_ok(&c, "unwatch", json_pack("{s:I}", "watch", w));
+        call_ok(&c, "unwatch", json_pack("{s:I}", "watch", w), NULL, 0);
         ck_assert_msg(passrights(sv[1]) == 1, "SO_PASSRIGHTS still off after unwatch");
 
         /* Refused (unread data): left as it was. */
@@ -753,7 +701,7 @@ START_TEST(test_passrights_restored) {
         /* Already off: stays off after the watch. */
         ck_assert_int_eq(setsockopt(sv[1], SOL_SOCKET, SO_PASSRIGHTS, &off, sizeof(off)), 0);
         w = watch_ok(&c, sv[1], "edge", "a socket without SO_PASSRIGHTS");
-        call_ok(&c, "unwatch", json_pack("{s:I}", "watch", w));
+        call_ok(&c, "unwatch", json_pack("{s:I}", "watch", w), NULL, 0);
         ck_assert_int_eq(passrights(sv[1]), 0);
         close_pair(sv);
 
@@ -761,9 +709,9 @@ START_TEST(test_passrights_restored) {
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
         w = watch_ok(&c, sv[1], "edge", "a socketpair, first watch");
         json_int_t w2 = watch_ok(&c, sv[1], "edge", "a socketpair, second watch");
-        call_ok(&c, "unwatch", json_pack("{s:I}", "watch", w2));
+        call_ok(&c, "unwatch", json_pack("{s:I}", "watch", w2), NULL, 0);
         ck_assert_msg(passrights(sv[1]) == 0, "SO_PASSRIGHTS on while a watch remains");
-        call_ok(&c, "unwatch", json_pack("{s:I}", "watch", w));
+        call_ok(&c, "unwatch", json_pack("{s:I}", "watch", w), NULL, 0);
         ck_assert_int_eq(passrights(sv[1]), 1);
 
         /* The watch ends with its client. */
@@ -785,34 +733,22 @@ static Suite *isolation_suite(void) {
         Suite *s = suite_create("isolation");
         TCase *tc;
 
-        tc = tcase_create("own-connection");
-        tcase_set_timeout(tc, 30);
+        tc = test_tcase(s, "own-connection", 30);
         tcase_add_test(tc, test_own_connection_bound);
         tcase_add_test(tc, test_own_connection_activated);
         tcase_add_test(tc, test_own_connection_socket_activate);
-        suite_add_tcase(s, tc);
 
-        tc = tcase_create("admin");
-        tcase_set_timeout(tc, 30);
+        tc = test_tcase(s, "admin", 30);
         tcase_add_test(tc, test_monitor_ends_with_admin_rights);
         tcase_add_test(tc, test_monitor_queued_copies_dropped);
         tcase_add_test(tc, test_debug_wedge_admin_only);
-        suite_add_tcase(s, tc);
 
-        tc = tcase_create("fds");
-        tcase_set_timeout(tc, 30);
+        tc = test_tcase(s, "fds", 30);
         tcase_add_test(tc, test_unwatchable_fds);
         tcase_add_test(tc, test_passrights_restored);
-        suite_add_tcase(s, tc);
         return s;
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(isolation_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
+        return test_run_suite(isolation_suite());
 }

@@ -14,6 +14,7 @@
 #include "jsonrpc.h"
 #include "notify.h"
 #include "protocol.h"
+#include "util-check.h"
 
 static json_t *expected_ready(uint64_t watch, json_t *tag, uint32_t events, uint64_t count) {
         return jsonrpc_notification("ready", json_pack("{s:I,s:O,s:o,s:I}", "watch", (json_int_t)watch, "tag",
@@ -100,16 +101,10 @@ END_TEST
 int main(void) {
         Suite *s = suite_create("notify");
         TCase *tc = tcase_create("encode-ready");
-        SRunner *sr;
-        int failed;
 
         tcase_add_test(tc, test_event_combinations);
         tcase_add_test(tc, test_numbers);
         tcase_add_test(tc, test_tags);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
+        return test_run_suite(s);
 }

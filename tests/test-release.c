@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "util-check.h"
 #include "util-daemon.h"
 
 #define TIMEOUT TEST_TIMEOUT_MS
@@ -239,25 +240,17 @@ END_TEST
 
 static Suite *release_suite(void) {
         Suite *s = suite_create("release");
-        TCase *tc = tcase_create("release");
+        TCase *tc = test_tcase(s, "release", 240);
 
-        tcase_set_timeout(tc, 240);
         tcase_add_loop_test(tc, test_unwatch_releases_the_file, 0, 2);
         tcase_add_test(tc, test_disconnect_releases_the_files);
         tcase_add_test(tc, test_half_close_gets_eof);
         tcase_add_test(tc, test_hello_reports_poll_update);
         tcase_add_test(tc, test_modify_batch_of_mode_changes);
-        suite_add_tcase(s, tc);
         return s;
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(release_suite());
-        int failed;
-
         (void)signal(SIGPIPE, SIG_IGN);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
+        return test_run_suite(release_suite());
 }

@@ -26,27 +26,14 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "util-check.h"
 #include "util-daemon.h"
+#include "util-fd.h"
 
 /* Every test's directory lives in one per-run directory that main() removes at the end,
  * and every daemon is killed when its test's process dies: a failing check (which ends
  * that process at once) leaves nothing behind. */
 static char run_dir[64];
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        (void)remove(path);
-        return 0;
-}
-
-static void remove_run_dir(void) {
-        (void)nftw(run_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* In a daemon's child process, before exec. */
-static void die_with_parent(pid_t parent) {
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-                _exit(126);
-}
 
 static void make_test_dir(char *dir, size_t size) {
         ck_assert_int_lt(snprintf(dir, size, "%s/t-XXXXXX", run_dir), (int)size);
@@ -73,18 +60,6 @@ static void path_in(const TestDaemon *d, const char *name, char *buf, size_t siz
         ck_assert_int_lt(snprintf(buf, size, "%s/%s", d->dir, name), (int)size);
 }
 
-static int listener(const char *path, int type) {
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
-
-        ck_assert_int_ge(fd, 0);
-        ck_assert_uint_lt(strlen(path), sizeof(sa.sun_path));
-        strcpy(sa.sun_path, path);
-        ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-        ck_assert_int_eq(listen(fd, 16), 0);
-        return fd;
-}
-
 /* In the child: @fd becomes @target, without FD_CLOEXEC. */
 static void move_fd(int fd, int target) {
         if (fd == target) {
@@ -98,7 +73,7 @@ static void move_fd(int fd, int target) {
 static void child_setup(const TestDaemon *d, pid_t parent) {
         int log = open(d->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
-        die_with_parent(parent);
+        test_die_with_parent(parent);
         if (log < 0 || dup2(log, STDERR_FILENO) < 0)
                 _exit(126);
         unsetenv("NOTIFY_SOCKET");
@@ -197,16 +172,10 @@ static bool exists(const char *path) {
 }
 
 static int wait_exit(pid_t pid, int timeout_ms) {
-        long long deadline = now_ms() + timeout_ms;
-        int status;
+        int status = test_wait_pid(pid, timeout_ms);
 
-        for (;;) {
-                pid_t r = waitpid(pid, &status, WNOHANG);
-                if (r == pid)
-                        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-                ck_assert_msg(now_ms() < deadline, "evd did not exit");
-                (void)poll(NULL, 0, 10);
-        }
+        ck_assert_msg(status >= 0, "evd did not exit");
+        return status;
 }
 
 START_TEST(test_systemd_socket_activate) {
@@ -261,7 +230,7 @@ START_TEST(test_listen_fds) {
 
         prepare(&d);
         path_in(&d, "fallback.sock", fallback, sizeof(fallback));
-        lfd = listener(d.socket, SOCK_SEQPACKET);
+        lfd = unix_listener(d.socket, SOCK_SEQPACKET);
         pid = start_with_fds(&d, &lfd, names, 1, LISTEN_PID_SELF);
         close(lfd); /* the daemon holds the only listener now */
         wait_connectable(&d, d.socket);
@@ -284,8 +253,8 @@ START_TEST(test_listen_fds_extra) {
         prepare(&d);
         path_in(&d, "other.sock", other_path, sizeof(other_path));
         path_in(&d, "fallback.sock", fallback, sizeof(fallback));
-        fds[0] = listener(other_path, SOCK_STREAM);
-        fds[1] = listener(d.socket, SOCK_SEQPACKET);
+        fds[0] = unix_listener(other_path, SOCK_STREAM);
+        fds[1] = unix_listener(d.socket, SOCK_SEQPACKET);
         pid = start_with_fds(&d, fds, names, 2, LISTEN_PID_SELF);
         close(fds[0]);
         close(fds[1]);
@@ -315,7 +284,7 @@ START_TEST(test_listen_pid_mismatch) {
 
         prepare(&d);
         path_in(&d, "fallback.sock", fallback, sizeof(fallback));
-        lfd = listener(d.socket, SOCK_SEQPACKET);
+        lfd = unix_listener(d.socket, SOCK_SEQPACKET);
         pid = start_with_fds(&d, &lfd, names, 1, LISTEN_PID_PARENT);
         close(lfd);
         wait_connectable(&d, fallback);
@@ -334,7 +303,7 @@ START_TEST(test_listen_fds_wrong_type) {
 
         prepare(&d);
         path_in(&d, "fallback.sock", fallback, sizeof(fallback));
-        lfd = listener(d.socket, SOCK_STREAM);
+        lfd = unix_listener(d.socket, SOCK_STREAM);
         pid = start_with_fds(&d, &lfd, names, 1, LISTEN_PID_SELF);
         close(lfd);
         ck_assert_int_eq(wait_exit(pid, 10000), 1);
@@ -350,33 +319,17 @@ static Suite *activation_suite(void) {
         Suite *s = suite_create("systemd-activation");
         TCase *tc;
 
-        tc = tcase_create("systemd-socket-activate");
-        tcase_set_timeout(tc, 30);
+        tc = test_tcase(s, "systemd-socket-activate", 30);
         tcase_add_test(tc, test_systemd_socket_activate);
-        suite_add_tcase(s, tc);
 
-        tc = tcase_create("listen-fds");
-        tcase_set_timeout(tc, 30);
+        tc = test_tcase(s, "listen-fds", 30);
         tcase_add_test(tc, test_listen_fds);
         tcase_add_test(tc, test_listen_fds_extra);
         tcase_add_test(tc, test_listen_pid_mismatch);
         tcase_add_test(tc, test_listen_fds_wrong_type);
-        suite_add_tcase(s, tc);
         return s;
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(activation_suite());
-        int failed;
-
-        snprintf(run_dir, sizeof(run_dir), "%s/evd-sd-act-XXXXXX", test_tmpdir());
-        if (!mkdtemp(run_dir)) {
-                perror("mkdtemp");
-                return 1;
-        }
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        remove_run_dir();
-        return failed ? 1 : 0;
+        return test_run_suite_in_dir(activation_suite(), run_dir, sizeof(run_dir), "evd-sd-act");
 }

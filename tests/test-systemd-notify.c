@@ -29,27 +29,13 @@
 
 #include "jsonrpc.h"
 #include "macro.h"
+#include "util-check.h"
 #include "util-daemon.h"
 
 /* Every test's directory lives in one per-run directory that main() removes at the end,
  * and every daemon is killed when its test's process dies: a failing check (which ends
  * that process at once) leaves nothing behind. */
 static char run_dir[64];
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        (void)remove(path);
-        return 0;
-}
-
-static void remove_run_dir(void) {
-        (void)nftw(run_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* In a daemon's child process, before exec. */
-static void die_with_parent(pid_t parent) {
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-                _exit(126);
-}
 
 static void make_test_dir(char *dir, size_t size) {
         ck_assert_int_lt(snprintf(dir, size, "%s/t-XXXXXX", run_dir), (int)size);
@@ -150,7 +136,7 @@ static void fixture_start(Fixture *f, const StartOptions *o) {
                 char num[32];
                 int log = open(f->d.log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
-                die_with_parent(parent);
+                test_die_with_parent(parent);
                 if (log < 0 || dup2(log, STDERR_FILENO) < 0)
                         _exit(126);
                 unsetenv("INVOCATION_ID");
@@ -530,35 +516,19 @@ static Suite *notify_suite(void) {
         Suite *s = suite_create("systemd-notify");
         TCase *tc;
 
-        tc = tcase_create("lifecycle");
-        tcase_set_timeout(tc, 30);
+        tc = test_tcase(s, "lifecycle", 30);
         tcase_add_test(tc, test_ready_status_stopping);
         tcase_add_test(tc, test_status_rate_limited);
         tcase_add_test(tc, test_reload);
-        suite_add_tcase(s, tc);
 
-        tc = tcase_create("watchdog");
-        tcase_set_timeout(tc, 30);
+        tc = test_tcase(s, "watchdog", 30);
         tcase_add_test(tc, test_watchdog_cadence);
         tcase_add_loop_test(tc, test_watchdog_owner, 0, 3);
         tcase_add_test(tc, test_watchdog_wedged);
         tcase_add_test(tc, test_wedge_needs_debug);
-        suite_add_tcase(s, tc);
         return s;
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(notify_suite());
-        int failed;
-
-        snprintf(run_dir, sizeof(run_dir), "%s/evd-sd-notify-XXXXXX", test_tmpdir());
-        if (!mkdtemp(run_dir)) {
-                perror("mkdtemp");
-                return 1;
-        }
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        remove_run_dir();
-        return failed ? 1 : 0;
+        return test_run_suite_in_dir(notify_suite(), run_dir, sizeof(run_dir), "evd-sd-notify");
 }

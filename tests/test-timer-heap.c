@@ -14,32 +14,9 @@
 #include <check.h>
 #include <stdlib.h>
 
+#include "util-check.h"
+
 #define ARITY 4
-
-/* ck_assert_*() records a mark point per call (about 2 us, a write to check's channel), which
- * would dominate loops of millions of checks: these call into check only on failure. */
-#define CHECK(c)                                                                \
-        do {                                                                    \
-                if (!(c))                                                       \
-                        ck_abort_msg("Assertion '%s' failed", #c);              \
-        } while (0)
-#define CHECK_U(a, op, b)                                                       \
-        do {                                                                    \
-                uintmax_t _a = (a), _b = (b);                                   \
-                if (!(_a op _b))                                                \
-                        ck_abort_msg("Assertion '%s %s %s' failed: %ju, %ju",   \
-                                     #a, #op, #b, _a, _b);                      \
-        } while (0)
-
-static uint64_t rng_state;
-
-/* splitmix64: tiny, good enough, and identical everywhere so seeds replay. */
-static uint64_t rng_next(void) {
-        uint64_t z = (rng_state += UINT64_C(0x9e3779b97f4a7c15));
-        z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-        z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-        return z ^ (z >> 31);
-}
 
 static uint32_t rng_below(uint32_t n) {
         return (uint32_t)(rng_next() % n);
@@ -473,20 +450,12 @@ static Suite *timer_heap_suite(void) {
         tcase_add_test(tc, test_sorted_inputs);
         suite_add_tcase(s, tc);
 
-        tc = tcase_create("scale");
-        tcase_set_timeout(tc, 120);
+        tc = test_tcase(s, "scale", 120);
         tcase_add_test(tc, test_million);
-        suite_add_tcase(s, tc);
 
         return s;
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(timer_heap_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
+        return test_run_suite(timer_heap_suite());
 }

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
@@ -602,3 +603,44 @@ int test_client_connect_as_groups(TestClient *c, const char *path, uid_t uid, gi
         return connect_as(c, path, uid, gid, groups, n_groups);
 }
 
+int test_wait_pid(pid_t pid, int timeout_ms) {
+        return reap(pid, timeout_ms);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        (void)st;
+        (void)flag;
+        (void)ftw;
+        (void)remove(path);
+        return 0;
+}
+
+void test_remove_tree(const char *dir) {
+        (void)nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void test_die_with_parent(pid_t parent) {
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                _exit(126);
+}
+
+void test_client_connect_admitted(TestClient *c, const TestDaemon *d) {
+        static const char text[] = "{\"jsonrpc\":\"2.0\",\"id\":\"admitted\",\"method\":\"ping\"}";
+        long long deadline = now_ms() + TEST_TIMEOUT_MS;
+
+        for (;;) {
+                json_t *r = NULL;
+                bool ok;
+
+                ck_assert_int_eq(test_client_connect(c, d->socket), 0);
+                if (test_client_sendmsg(c, text, sizeof(text) - 1, NULL, 0) == 0)
+                        r = test_client_reply(c, TEST_TIMEOUT_MS);
+                ok = r && json_object_get(r, "result");
+                json_decref(r);
+                if (ok)
+                        return;
+                test_client_close(c);
+                ck_assert_msg(now_ms() < deadline, "never admitted");
+                (void)poll(NULL, 0, 5);
+        }
+}

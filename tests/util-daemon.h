@@ -108,3 +108,16 @@ int test_client_connect_as_groups(TestClient *c, const char *path, uid_t uid, gi
 
 /** test_daemon_peak_rss_kb() - the daemon's VmHWM (peak resident set) in KiB. */
 long test_daemon_peak_rss_kb(const TestDaemon *d);
+
+/** test_wait_pid() - the exit status of child @pid within @timeout_ms (as test_daemon_stop()),
+ * or -1 if it is still running then (or is no child). */
+int test_wait_pid(pid_t pid, int timeout_ms);
+/** test_remove_tree() - remove @dir and everything below it (what is gone already is fine). */
+void test_remove_tree(const char *dir);
+/** test_die_with_parent() - in a forked child, before exec: SIGKILL when @parent dies;
+ * _exit(126) if it died already. */
+void test_die_with_parent(pid_t parent);
+/** test_client_connect_admitted() - connect @c to @d's socket, retrying (within
+ * TEST_TIMEOUT_MS) while refused: the daemon drops test_daemon_start()'s probe connection
+ * asynchronously, so under a tight connection limit a first client may race it. */
+void test_client_connect_admitted(TestClient *c, const TestDaemon *d);
