@@ -12,7 +12,8 @@
  *
  * systemd: READY=1 once listening; STATUS= with the counts, refreshed at most once a
  * second; RELOADING=1/READY=1 around SIGHUP; STOPPING=1 at shutdown; WATCHDOG=1 from an
- * engine timer at half the watchdog interval, so a wedged loop really stops the pings.
+ * engine timer half the watchdog interval after the last ping, so a wedged loop really
+ * stops the pings.
  */
 
 #include "daemon.h"
@@ -100,7 +101,13 @@ static int status_cb(EngineSource *s, uint64_t expirations, void *userdata) {
 }
 
 static int watchdog_cb(EngineSource *s, uint64_t expirations, void *userdata) {
+        uint64_t interval = source_timer_get_interval(s);
+
         (void)sd_notify(false, "WATCHDOG=1");
+        /* The next ping a full half-interval after this one, not on the original schedule:
+         * after a late ping that schedule's next deadline may be microseconds away, and a
+         * second ping then tells the manager nothing. */
+        (void)source_timer_set(s, engine_now(source_get_engine(s), ENGINE_CLOCK_MONOTONIC) + interval, interval);
         return 0;
 }
 

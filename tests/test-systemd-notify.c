@@ -403,7 +403,7 @@ END_TEST
 /* A wedged loop sends no pings: that is what lets the manager's watchdog catch it. */
 START_TEST(test_watchdog_wedged) {
         StartOptions o = {.watchdog_usec = WATCHDOG_USEC, .debug = true};
-        long long t[MAX_MSGS], sent, max_gap = 0, during = 0, after = 0;
+        long long t[MAX_MSGS], sent, max_gap = 0, min_gap_after = 1LL << 60, during = 0, after = 0;
         Msg m[MAX_MSGS];
         Fixture f;
         TestClient c;
@@ -413,7 +413,9 @@ START_TEST(test_watchdog_wedged) {
         fixture_start(&f, &o);
         expect_ready(&f);
         ck_assert_int_eq(test_client_connect(&c, f.d.socket), 0);
-        n = collect(&f, m, MAX_MSGS, 300);
+        /* 350 ms: the wedge then starts half a ping interval off the pings' phase, so that
+         * the old schedule would put a ping about 50 ms after the late one. */
+        n = collect(&f, m, MAX_MSGS, 350);
 
         sent = now_us();
         test_client_send(&c,
@@ -428,12 +430,17 @@ START_TEST(test_watchdog_wedged) {
                         during++;
                 if (t[i] > sent + 900000)
                         after++;
+                /* After the late ping that ends the wedge, the next comes a full 100 ms
+                 * later, not on the old schedule (which put it anywhere from 0 to 100 ms). */
+                if (i > 0 && t[i - 1] > sent + 750000)
+                        min_gap_after = MIN(min_gap_after, t[i] - t[i - 1]);
         }
         printf("wedged for 800 ms: longest gap between pings %lld us, %lld pings after\n", max_gap,
                after);
         ck_assert_msg(during == 0, "%lld WATCHDOG=1 while the loop was wedged", during);
         ck_assert_msg(max_gap >= 700000, "the longest gap between pings was %lld us", max_gap);
         ck_assert_msg(after >= 3, "pings did not resume after the wedge (%lld)", after);
+        ck_assert_msg(min_gap_after >= 80000, "pings %lld us apart after the wedge", min_gap_after);
 
         reply = test_client_recv(&c, TEST_TIMEOUT_MS);
         ck_assert_ptr_nonnull(reply);
