@@ -316,30 +316,37 @@ void watch_passrights_release(Conn *c, int fd) {
  * thousand wakeups a second at most, instead of one wakeup per slot. */
 #define HOLD_QUANTUM_NS NSEC_PER_MSEC
 
-/* Reserve the expiry due at @due (in @t's clock) under the user's timer rate: at its own
- * time if the rate allows, else at the slot pace_admit() gives, and hold the timer there.
- * The slot is on the monotonic clock; a wall-clock timer gets the same distance from now. */
-static void client_timer_reserve(ClientTimer *t, EngineSource *s, uint64_t due) {
+/* Pace the expiry due at @due (in @t's clock) under the user's timer rate. Over the rate,
+ * the timer is held at the slot pace_admit() gives (rounded up to HOLD_QUANTUM_NS); within
+ * it, it is held at its own time only if @reserve (a reservation made ahead of time), else
+ * left as it is. The slot is on the monotonic clock; a wall-clock timer gets the same
+ * distance from now. Return: whether the expiry may go at its own time. */
+static bool client_timer_pace(ClientTimer *t, EngineSource *s, uint64_t due, bool reserve) {
         Engine *e = source_get_engine(s);
         uint64_t now = engine_now(e, t->clock), mono = engine_now(e, ENGINE_CLOCK_MONOTONIC);
         uint64_t due_mono = mono + (due > now ? due - now : 0), slot;
+        bool admitted = pace_admit(&t->conn->usage->timer_pace, t->conn->daemon->config.limits.timer_rate_per_uid,
+                                   due_mono, &slot);
 
-        if (!pace_admit(&t->conn->usage->timer_pace, t->conn->daemon->config.limits.timer_rate_per_uid, due_mono,
-                        &slot)) {
+        if (admitted) {
+                if (!reserve)
+                        return true;
+                slot = due_mono;
+        } else {
                 slot = (slot + HOLD_QUANTUM_NS - 1) / HOLD_QUANTUM_NS * HOLD_QUANTUM_NS;
                 t->conn->daemon->stats.timers_held++;
-        } else
-                slot = due_mono;
+        }
         t->held = true;
         t->held_due = due;
         (void)source_timer_set(s, now + (slot - mono), source_timer_get_interval(s));
+        return admitted;
 }
 
 static int client_timer_cb(EngineSource *s, uint64_t expirations, void *userdata) {
         ClientTimer *t = userdata;
         Engine *e = source_get_engine(s);
         uint64_t at = source_timer_get_at(s), now = engine_now(e, t->clock);
-        uint64_t interval = source_timer_get_interval(s), slot;
+        uint64_t interval = source_timer_get_interval(s);
         bool paced = t->conn->daemon->config.limits.timer_rate_per_uid > 0;
 
         if (t->conn->closing)
@@ -354,19 +361,12 @@ static int client_timer_cb(EngineSource *s, uint64_t expirations, void *userdata
                         expirations = 1 + (now - MIN(at, now)) / interval;
                         at += (expirations - 1) * interval;
                         if (paced)
-                                client_timer_reserve(t, s, at + interval);
+                                (void)client_timer_pace(t, s, at + interval, true);
                         else
                                 (void)source_timer_set(s, at + interval, interval);
                 }
-        } else if (paced && !pace_admit(&t->conn->usage->timer_pace, t->conn->daemon->config.limits.timer_rate_per_uid,
-                                        engine_now(e, ENGINE_CLOCK_MONOTONIC), &slot)) {
-                /* Over the rate (pace_admit() reserved @slot for it): hold it there. */
-                slot = (slot + HOLD_QUANTUM_NS - 1) / HOLD_QUANTUM_NS * HOLD_QUANTUM_NS;
-                t->conn->daemon->stats.timers_held++;
-                t->held = true;
-                t->held_due = at;
-                (void)source_timer_set(s, now + (slot - engine_now(e, ENGINE_CLOCK_MONOTONIC)), interval);
-                return 0;
+        } else if (paced && !client_timer_pace(t, s, at, false)) {
+                return 0; /* over the rate: held at the slot reserved for it */
         }
         t->expirations += expirations;
         notify_timer(t->conn, &t->pending, t->id, expirations, now > at ? now - at : 0);
