@@ -44,6 +44,14 @@ int cmd_status(int argc, char **argv) {
                "Notifications:", format_count((uint64_t)jint(s, "notifications"), b));
         printf("  %-15s %s\n", "State:",
                json_is_true(json_object_get(s, "shutting_down")) ? "shutting down" : "running");
+        if (jint(json_object_get(s, "reexec"), "generation") || jint(json_object_get(s, "reexec"), "failures"))
+                printf("  %-15s generation %lld, %lld failed%s%s\n", "Re-exec:",
+                       (long long)jint(json_object_get(s, "reexec"), "generation"),
+                       (long long)jint(json_object_get(s, "reexec"), "failures"),
+                       json_is_string(json_object_get(json_object_get(s, "reexec"), "last_error")) ? ": " : "",
+                       json_is_string(json_object_get(json_object_get(s, "reexec"), "last_error"))
+                               ? jstr(json_object_get(s, "reexec"), "last_error")
+                               : "");
         return 0;
 }
 

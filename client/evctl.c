@@ -3,7 +3,7 @@
  *
  * main() and the table of commands; the commands live by family (ARCHITECTURE-client.md):
  * evctl-inspect.c (status, clients, watches, timers, stats, ping, version), evctl-wait.c
- * (wait, sleep, timer), evctl-monitor.c (monitor), over evctl-call.c (connecting, errors),
+ * (wait, sleep, timer), evctl-monitor.c (monitor), evctl-reexec.c (reexec), over evctl-call.c (connecting, errors),
  * evctl-loop.c (poll loop, signals), evctl-options.c, evctl-output.c and evctl-format.c.
  *
  * Human output is aligned tables and key/value blocks with units; --json prints exactly
@@ -51,6 +51,10 @@ static const Command commands[] = {
          "      --out             wait for writable\n"
          "  -t, --timeout SEC     give up after SEC (a daemon timer)\n"},
         {"sleep", cmd_sleep, "SECONDS", "Sleep on a daemon timer (SECONDS may be 1.5, 250ms, 2m).",
+         ""},
+        {"reexec", cmd_reexec, "",
+         "Replace the running evd by the binary at its path, in place (same PID), keeping\n"
+         "every client, watch and timer (admin only). Exit 0 once the new image serves.",
          ""},
         {"timer", cmd_timer, "--every SECONDS [--count N]",
          "Print a line on every expiry of a repeating daemon timer, until Ctrl-C.",

@@ -119,3 +119,4 @@ int cmd_monitor(int argc, char **argv);
 int cmd_wait(int argc, char **argv);
 int cmd_sleep(int argc, char **argv);
 int cmd_timer(int argc, char **argv);
+int cmd_reexec(int argc, char **argv);

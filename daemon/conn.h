@@ -80,6 +80,8 @@ struct Conn {
         uint64_t monitor_dropped;
 };
 
+/* The longest `client` name hello accepts (characters). */
+#define CONN_MAX_NAME 64
 /* Stop reading a client's requests while this much output waits for it; resume at half. */
 #define CONN_PAUSE_BYTES (256u * 1024u)
 /* Packets read from one client per wakeup before others get their turn. */

@@ -17,6 +17,7 @@
  */
 
 #include "daemon.h"
+#include "daemon-internal.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -46,13 +47,13 @@ static int flush_notices(Conn *c) {
         return notify_flush(c, watch_notice_subject);
 }
 
-static const ConnOps conn_ops = {
+const ConnOps daemon_conn_ops = {
         .dispatch = methods_call,
         .flush_notices = flush_notices,
 };
 
 static int server_accept_cb(void *userdata, int fd) {
-        return conn_new(userdata, fd, &conn_ops, NULL);
+        return conn_new(userdata, fd, &daemon_conn_ops, NULL);
 }
 
 static void server_schedule_cb(void *userdata) {
@@ -152,6 +153,8 @@ static int work_cb(EngineSource *s, void *userdata) {
                 client_free(container_of(node, Conn, doomed_link));
         if (d->shutting_down && all_flushed(d))
                 engine_exit(d->engine, 0);
+        else if (d->reexec_requested)
+                daemon_reexec(d); /* returns only if the exec failed */
         return 0;
 }
 
@@ -218,9 +221,26 @@ static int signal_cb(EngineSource *s, const struct signalfd_siginfo *si, void *u
 
         if (si->ssi_signo == SIGHUP)
                 daemon_reload(d);
-        else
+        else if (si->ssi_signo == SIGUSR2) {
+                d->reexec_requested = true;
+                daemon_schedule(d);
+        } else
                 daemon_shutdown(d, "signal");
         return 0;
+}
+
+/* The path this binary was started from, for a re-exec (after an upgrade, /proc/self/exe
+ * names the deleted old file; the new one is at this path). NULL if unknown. */
+static char *exe_path(void) {
+        char buf[4096];
+        ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+
+        if (n <= 0) {
+                log_warning_errno(n < 0 ? -errno : -ENOENT, "Cannot find this binary's path: no re-exec");
+                return NULL;
+        }
+        buf[n] = 0;
+        return strdup(buf);
 }
 
 /* Every watch costs the daemon an fd: take all that the hard limit allows. */
@@ -275,6 +295,7 @@ int daemon_new(Daemon **ret, const DaemonOptions *opts) {
             (r = engine_add_signal(d->engine, &d->sig_term, SIGTERM, signal_cb, d)) < 0 ||
             (r = engine_add_signal(d->engine, &d->sig_int, SIGINT, signal_cb, d)) < 0 ||
             (r = engine_add_signal(d->engine, &d->sig_hup, SIGHUP, signal_cb, d)) < 0 ||
+            (r = engine_add_signal(d->engine, &d->sig_usr2, SIGUSR2, signal_cb, d)) < 0 ||
             (r = engine_add_timer_after(d->engine, NULL, STATUS_INTERVAL_NS, STATUS_INTERVAL_NS, status_cb, d)) < 0) {
                 log_error_errno(r, "Cannot set up the event loop");
                 goto fail;
@@ -291,6 +312,10 @@ int daemon_new(Daemon **ret, const DaemonOptions *opts) {
                 if (r < 0)
                         goto fail;
         }
+        d->argv = opts->argv;
+        d->exe_path = exe_path();
+        if (opts->inherited)
+                daemon_restore(d, opts->state_fd, opts->inherited);
         *ret = d;
         return 0;
 fail:
@@ -311,18 +336,20 @@ Daemon *daemon_free(Daemon *d) {
         (void)signal(SIGTERM, SIG_IGN);
         (void)signal(SIGINT, SIG_IGN);
         (void)signal(SIGHUP, SIG_IGN);
+        (void)signal(SIGUSR2, SIG_IGN);
         /* The engine frees the sources still registered (work, signals, timers). */
         d->engine = engine_free(d->engine);
         idmap_deinit(&d->uids);
         idmap_deinit(&d->passrights_off);
         config_deinit(&d->config);
         free(d->config_path);
+        free(d->exe_path);
         free(d);
         return NULL;
 }
 
 int daemon_add_client(Daemon *d, int fd) {
-        return conn_new(d, fd, &conn_ops, NULL);
+        return conn_new(d, fd, &daemon_conn_ops, NULL);
 }
 
 int daemon_run(Daemon *d) {

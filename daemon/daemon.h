@@ -7,7 +7,12 @@
 
 #include "config.h"
 #include "engine.h"
+#include "fdset.h"
 #include "state.h"
+
+/* How the image before a re-exec tells the next one where its state is: the fd number of
+ * the memfd snapshot_save() wrote (daemon-reexec.c). */
+#define DAEMON_STATE_ENV "EVD_STATE_FD"
 
 typedef struct DaemonOptions {
         const char *socket_path;  /* NULL: default rules (server_default_path()) */
@@ -16,6 +21,10 @@ typedef struct DaemonOptions {
         size_t n_cli;
         EngineBackend backend;
         bool no_listen; /* no listening socket: clients come from daemon_add_client() (fuzzing) */
+        char **argv;    /* what a re-exec runs again (borrowed; NULL: no re-exec) */
+        /* Started by a re-exec: the fds found open at start, and the state's fd in it. */
+        FdSet *inherited;
+        int state_fd;
 } DaemonOptions;
 
 int daemon_new(Daemon **ret, const DaemonOptions *opts);

@@ -53,8 +53,8 @@ void engine_for_each_io(Engine *e, void (*fn)(Engine *e, EngineSource *s, void *
                         fn(e, e->fd_table[fd], data);
 }
 
-int engine_add_io(Engine *e, EngineSource **ret, int fd, uint32_t events, EngineMode mode,
-                  engine_io_cb cb, void *userdata) {
+static int add_io(Engine *e, EngineSource **ret, int fd, uint32_t events, EngineMode mode, engine_io_cb cb,
+                  void *userdata, bool validate) {
         EngineSource *s;
         int r;
 
@@ -67,7 +67,7 @@ int engine_add_io(Engine *e, EngineSource **ret, int fd, uint32_t events, Engine
         r = fd_table_reserve(e, fd);
         if (r < 0)
                 return r;
-        if (e->backend->io_validate) {
+        if (validate && e->backend->io_validate) {
                 r = e->backend->io_validate(e, fd);
                 if (r < 0)
                         return r;
@@ -95,6 +95,16 @@ int engine_add_io(Engine *e, EngineSource **ret, int fd, uint32_t events, Engine
         if (ret)
                 *ret = s;
         return 0;
+}
+
+int engine_add_io(Engine *e, EngineSource **ret, int fd, uint32_t events, EngineMode mode,
+                  engine_io_cb cb, void *userdata) {
+        return add_io(e, ret, fd, events, mode, cb, userdata, true);
+}
+
+int engine_adopt_io(Engine *e, EngineSource **ret, int fd, uint32_t events, EngineMode mode,
+                    engine_io_cb cb, void *userdata) {
+        return add_io(e, ret, fd, events, mode, cb, userdata, false);
 }
 
 int source_io_modify(EngineSource *s, uint32_t events, EngineMode mode) {

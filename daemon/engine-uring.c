@@ -691,9 +691,11 @@ static void rearm_on_new_ring(Engine *e, EngineSource *s, void *data) {
 
 /* See the top of the file: a bigger ring means a new ring. On any failure, keep the old
  * one and stop trying (events still flow, through the overflow list if need be). */
-static void ring_grow(Engine *e, Uring *u) {
+/* Grow to fit twice the @polls expected, in one step: every resize re-arms every poll, so
+ * 10,000 new sources (a restore, a bulk registration) must not cost one resize per doubling. */
+static void ring_grow(Engine *e, Uring *u, size_t polls) {
         struct io_uring bigger;
-        unsigned cq = round_pow2(MAX(u->live_polls * 2, u->cq_entries * 2));
+        unsigned cq = round_pow2(MAX(polls * 2, (size_t)u->cq_entries * 2));
 
         unsigned old_cq = u->cq_entries;
 
@@ -745,7 +747,7 @@ static int uring_wait(Engine *e, int64_t timeout_ns) {
         /* Pending sources may each start a poll: grow for them before they do. */
         if (!u->fixed && u->cq_entries < CQ_ENTRIES_MAX &&
             (u->overflowed || u->live_polls + u->pending.n > u->cq_entries))
-                ring_grow(e, u);
+                ring_grow(e, u, u->live_polls + u->pending.n);
         u->overflowed = false;
         if (u->rearm.n > 0) {
                 /* Not while the kernel still holds overflowed CQEs: the fresh polls' reports

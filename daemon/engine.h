@@ -155,6 +155,12 @@ const char *engine_feature_name(unsigned feature_bit);
  * files, directories, some devices); -EBADF; -EINVAL for bad events/mode; -ENOMEM. */
 int engine_add_io(Engine *e, EngineSource **ret, int fd, uint32_t events, EngineMode mode,
                   engine_io_cb cb, void *userdata);
+/** engine_adopt_io() - engine_add_io() for an fd an engine of this process's previous
+ * image accepted (a re-exec keeps the file): without the type check, which costs the
+ * io_uring backend two epoll_ctl() calls per fd, most of a 10,000-watch restore. An fd
+ * that cannot be polled is then reported ready (once per arm), never spun on. */
+int engine_adopt_io(Engine *e, EngineSource **ret, int fd, uint32_t events, EngineMode mode,
+                    engine_io_cb cb, void *userdata);
 /** source_io_modify() - change events and mode of a live io source; an armed source stays
  * armed (poll update on io_uring, EPOLL_CTL_MOD on epoll), a disarmed oneshot stays disarmed. */
 int source_io_modify(EngineSource *s, uint32_t events, EngineMode mode);

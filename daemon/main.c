@@ -100,8 +100,30 @@ static int parse_argv(int argc, char **argv) {
         return 1;
 }
 
+/* Started by a re-exec (daemon-reexec.c): every fd open now came from the previous image.
+ * Taken before anything opens one of its own. Return: the state fd, or -1. */
+static int inherited_state(FdSet *inherited) {
+        const char *v = getenv(DAEMON_STATE_ENV);
+        char *end;
+        long fd;
+
+        if (!v)
+                return -1;
+        fd = strtol(v, &end, 10);
+        (void)unsetenv(DAEMON_STATE_ENV);
+        if (*end || end == v || fd < 3 || fd > INT32_MAX || fdset_collect(inherited) < 0 ||
+            !fdset_has(inherited, (int)fd)) {
+                fprintf(stderr, "evd: ignoring $" DAEMON_STATE_ENV ": not an inherited fd\n");
+                fdset_done(inherited);
+                return -1;
+        }
+        return (int)fd;
+}
+
 int main(int argc, char **argv) {
         DaemonOptions opts;
+        FdSet inherited = { 0 };
+        int state_fd = inherited_state(&inherited);
         Daemon *d = NULL;
         int r;
 
@@ -118,11 +140,15 @@ int main(int argc, char **argv) {
                 .cli = arg_settings,
                 .n_cli = arg_n_settings,
                 .backend = arg_backend,
+                .argv = argv,
+                .inherited = state_fd >= 0 ? &inherited : NULL,
+                .state_fd = state_fd,
         };
         r = daemon_new(&d, &opts);
         if (r >= 0)
                 r = daemon_run(d);
         (void)daemon_free(d);
+        fdset_done(&inherited);
         for (size_t i = 0; i < arg_n_settings; i++)
                 free(arg_settings[i].key);
         return r < 0 ? 1 : 0;

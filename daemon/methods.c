@@ -42,7 +42,7 @@
  * the kernel's timers end at 2^63 ns (2262); 2^31 (2038) is no limit for a date. */
 #define MAX_AT_SECONDS 8589934592.0
 #define MIN_INTERVAL 0.001
-#define MAX_CLIENT_NAME 64
+
 static int fail_quota(MethodError *err, const char *why, unsigned limit) {
         err->data = json_pack("{s:I}", "limit", (json_int_t)limit);
         return fail(err, EVD_ERR_QUOTA, NULL, why);
@@ -143,7 +143,7 @@ static int m_hello(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodErr
                 const char *s = json_string_value(name);
                 char *copy;
 
-                if (!s || json_string_length(name) > MAX_CLIENT_NAME)
+                if (!s || json_string_length(name) > CONN_MAX_NAME)
                         return fail(err, EVD_ERR_INVALID_PARAMS, "client", "expected a string of at most 64 bytes");
                 copy = strdup(s);
                 if (!copy)
@@ -408,6 +408,15 @@ static int m_cancel(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodEr
 
 /* ---- inspection ------------------------------------------------------------------ */
 
+static json_t *reexec_json(Daemon *d) {
+        json_t *o = json_pack("{s:i,s:I,s:b}", "generation", (int)d->generation, "failures",
+                              (json_int_t)d->reexec_failures, "pending", d->reexec_requested);
+
+        if (o && d->reexec_error < 0 && json_object_set_new(o, "last_error", json_string(strerror(-d->reexec_error))) < 0)
+                json_decref(TAKE_PTR(o));
+        return o;
+}
+
 static int m_status(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err) {
         static const char *const known[] = { NULL };
         Daemon *d = c->daemon;
@@ -421,6 +430,8 @@ static int m_status(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodEr
                          "clients", (json_int_t)d->conns.n, "watches", (json_int_t)d->n_watches,
                          "timers", (json_int_t)d->n_timers, "notifications", (json_int_t)d->stats.notifications,
                          "shutting_down", d->shutting_down);
+        if (*ret && json_object_set_new(*ret, "reexec", reexec_json(d)) < 0)
+                json_decref(TAKE_PTR(*ret));
         return 0;
 }
 
@@ -473,6 +484,25 @@ static int m_monitor(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodE
         return 0;
 }
 
+/* Replace the running image by the binary at its path, keeping every client, watch and
+ * timer (daemon-reexec.c). Admin only. Answered at once; the exec happens at the end of
+ * this iteration, and `status`.reexec.generation (or .failures) tells how it went. */
+static int m_reexec(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err) {
+        static const char *const known[] = { NULL };
+        Daemon *d = c->daemon;
+
+        if (check_known(params, known, err) < 0)
+                return -1;
+        if (!c->admin)
+                return fail(err, EVD_ERR_PERMISSION, NULL, "only admins may re-execute the daemon");
+        if (d->shutting_down)
+                return fail(err, EVD_ERR_SHUTTING_DOWN, NULL, "the daemon is shutting down");
+        d->reexec_requested = true;
+        daemon_schedule(d);
+        *ret = json_pack("{s:i,s:i}", "pid", (int)getpid(), "generation", (int)d->generation);
+        return 0;
+}
+
 /* Debug only ($EVD_DEBUG=1 in the daemon's environment): block the event loop for
  * `seconds`, so that tests can see the service manager's watchdog fire. Not part of the
  * protocol. Admin only: it stops the daemon for everyone. */
@@ -516,6 +546,7 @@ static const struct {
         { "watches", NULL, methods_list_watches },
         { "timers", NULL, methods_list_timers },
         { "monitor", m_monitor, NULL },
+        { "reexec", m_reexec, NULL },
         { "debug-wedge", m_debug_wedge, NULL },
 };
 

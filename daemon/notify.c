@@ -271,8 +271,9 @@ static int notice_encode(Conn *c, Notice *n, NoticeResolveFn resolve, char *buf,
         return r;
 }
 
-/* Send one packet of @count notifications; park it on EAGAIN. Returns 0, -EAGAIN, -errno. */
-static int send_packet(Conn *c, char *buf, size_t len, unsigned count) {
+/* Send one packet of @count notifications (or only queue it, if !@send); park it on EAGAIN.
+ * Returns 0, -EAGAIN, -errno. */
+static int send_packet(Conn *c, char *buf, size_t len, unsigned count, bool send) {
         Daemon *d = c->daemon;
         const char *data = buf + 1; /* buf[0] is reserved for '[' */
         int r;
@@ -287,7 +288,7 @@ static int send_packet(Conn *c, char *buf, size_t len, unsigned count) {
                 len--;
         d->stats.notifications += count;
         c->notifications += count;
-        r = wire_send(c->fd, data, len, NULL, 0);
+        r = send ? wire_send(c->fd, data, len, NULL, 0) : -EAGAIN;
         if (r == -EAGAIN)
                 return conn_queue_packet(c, data, len) < 0 ? -ENOBUFS : -EAGAIN;
         if (r < 0)
@@ -297,7 +298,7 @@ static int send_packet(Conn *c, char *buf, size_t len, unsigned count) {
         return 0;
 }
 
-int notify_flush(Conn *c, NoticeResolveFn resolve) {
+static int flush_notices(Conn *c, NoticeResolveFn resolve, bool send) {
         Daemon *d = c->daemon;
         char *buf = d->send_buf;
         size_t len = 1; /* room for '[' */
@@ -320,9 +321,11 @@ int notify_flush(Conn *c, NoticeResolveFn resolve) {
 
                 /* '[' + items joined by ',' + ']' must fit one packet. */
                 if (count > 0 && len + 1 + item_len + 1 > EVD_MAX_PACKET) {
-                        r = send_packet(c, buf, len, count);
+                        r = send_packet(c, buf, len, count, send);
                         len = 1;
                         count = 0;
+                        if (r == -EAGAIN && !send)
+                                r = 0; /* parked, as asked: this item starts the next packet */
                         if (r < 0) {
                                 /* This item is encoded but not sent: keep it in order. */
                                 if (r == -EAGAIN && conn_queue_packet(c, item, item_len) < 0)
@@ -336,5 +339,15 @@ int notify_flush(Conn *c, NoticeResolveFn resolve) {
                 len += item_len;
                 count++;
         }
-        return send_packet(c, buf, len, count);
+        return send_packet(c, buf, len, count, send);
+}
+
+int notify_flush(Conn *c, NoticeResolveFn resolve) {
+        return flush_notices(c, resolve, true);
+}
+
+int notify_park(Conn *c, NoticeResolveFn resolve) {
+        int r = flush_notices(c, resolve, false);
+
+        return r == -EAGAIN ? 0 : r;
 }

@@ -63,6 +63,10 @@ void notice_unqueue(Conn *c, Notice *n);
  * and send until EAGAIN; @resolve finds what `ready` and `timer` notices refer to.
  * Return: 0 all sent, -EAGAIN blocked, other -errno: broken. */
 int notify_flush(Conn *c, NoticeResolveFn resolve);
+/** notify_park() - encode every queued notice into packets on the connection's output
+ * queue without sending any (before a re-exec: only packets cross it). Return: 0, or
+ * -ENOBUFS/-ENOMEM (the connection is then being closed). */
+int notify_park(Conn *c, NoticeResolveFn resolve);
 /** notify_encode_ready() - the `ready` notification, encoded into @buf (not terminated).
  * @tag: the watch's tag as compact JSON, NULL for none. Return: 0, -EMSGSIZE. */
 int notify_encode_ready(uint64_t watch, const char *tag, size_t tag_len, uint32_t events, uint64_t count,

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -185,6 +186,34 @@ static int adopt_activated(Server *s) {
         return 0;
 }
 
+/* A listener the previous image of this process kept across its re-exec ($EVD_LISTEN_FD,
+ * "FD:ACTIVATED", set by daemon_reexec()): it keeps its path, and its file's owner. */
+static int adopt_inherited(Server *s) {
+        const char *v = getenv(SERVER_INHERIT_ENV);
+        int fd = -1, activated = 0;
+        struct sockaddr_un sa;
+        socklen_t len = sizeof(sa);
+
+        if (!v)
+                return 0;
+        if (sscanf(v, "%d:%d", &fd, &activated) != 2 || fd < 3 ||
+            sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) <= 0) {
+                log_warning("Ignoring $" SERVER_INHERIT_ENV "=%s: not an AF_UNIX SOCK_SEQPACKET listener", v);
+                (void)unsetenv(SERVER_INHERIT_ENV);
+                return 0;
+        }
+        (void)unsetenv(SERVER_INHERIT_ENV);
+        if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+                return log_error_errno(-errno, "Cannot set up the inherited socket");
+        s->fd = fd;
+        s->activated = activated != 0;
+        s->owns_path = !s->activated;
+        if (getsockname(fd, (struct sockaddr *)&sa, &len) == 0 && len > offsetof(struct sockaddr_un, sun_path) &&
+            sa.sun_path[0] && !(s->path = strndup(sa.sun_path, len - offsetof(struct sockaddr_un, sun_path))))
+                return -ENOMEM;
+        return 1;
+}
+
 /* Out of fds: accept4() says EMFILE whether or not a connection waits (the fd is taken
  * first). Returns false when none was waiting: the caller stops instead of spinning. */
 static bool refuse_for_fds(Server *s) {
@@ -323,10 +352,12 @@ int server_open(Server *s, Engine *e, const ServerOps *ops, void *userdata, cons
         s->engine = e;
         s->ops = ops;
         s->userdata = userdata;
-        r = adopt_activated(s);
+        r = adopt_inherited(s);
+        if (r == 0)
+                r = adopt_activated(s);
         if (r < 0)
                 return r;
-        if (!s->activated) {
+        if (s->fd < 0) {
                 if (!path) {
                         r = protocol_default_socket_path(&default_path);
                         if (r == -ENXIO) {

@@ -41,6 +41,9 @@ typedef struct Server {
 } Server;
 #define SERVER_NULL ((Server){ .fd = -1, .reserve_fd = -1 })
 
+/* How a re-exec hands the listener to the next image (server.c, daemon_reexec()). */
+#define SERVER_INHERIT_ENV "EVD_LISTEN_FD"
+
 /** server_open() - adopt a socket-activated listener, else bind @path (NULL: the default
  * rules of protocol_default_socket_path(); see server.c for the stale, live and symlink
  * rules), polled on @e; accepted connections go to @ops with @userdata.

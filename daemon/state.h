@@ -38,7 +38,7 @@ typedef struct Daemon {
         unsigned n_watches, n_timers;
 
         EngineSource *work; /* defer: reads left-over input, flushes output, frees closed clients */
-        EngineSource *sig_term, *sig_int, *sig_hup;
+        EngineSource *sig_term, *sig_int, *sig_hup, *sig_usr2;
         EngineSource *watchdog;
         EngineSource *shutdown_deadline;
         uint64_t watchdog_usec;
@@ -47,6 +47,12 @@ typedef struct Daemon {
         bool shutting_down;
         bool status_dirty; /* sd_notify STATUS= needs refreshing */
         bool wedge_requested; /* debug: stop the loop to test the watchdog */
+        bool reexec_requested; /* SIGUSR2 or `reexec`: at the end of this work pass */
+        char *exe_path;        /* the binary a re-exec runs: this one's path at start */
+        char **argv;
+        unsigned generation;   /* re-execs survived by this process */
+        uint64_t reexec_failures;
+        int reexec_error;      /* of the last failed re-exec (-errno), 0 if none */
 
         DaemonStats stats;
         Histogram latency; /* event seen -> notification handed to the socket */

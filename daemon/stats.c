@@ -55,3 +55,15 @@ json_t *histogram_to_json(const Histogram *h) {
                          "max_us", (double)h->max_ns / 1e3,
                          "buckets", buckets);
 }
+
+#define FIELD(f) { #f, offsetof(DaemonStats, f) }
+const StatsField daemon_stats_fields[] = {
+        FIELD(accepted),    FIELD(refused),       FIELD(disconnected), FIELD(requests),
+        FIELD(errors),      FIELD(notifications), FIELD(coalesced),    FIELD(packets_in),
+        FIELD(packets_out), FIELD(bytes_in),      FIELD(bytes_out),    FIELD(fds_in),
+        FIELD(monitor_dropped), FIELD(timers_held),
+};
+#undef FIELD
+const size_t daemon_stats_n_fields = sizeof(daemon_stats_fields) / sizeof(daemon_stats_fields[0]);
+_Static_assert(sizeof(daemon_stats_fields) / sizeof(daemon_stats_fields[0]) == sizeof(DaemonStats) / sizeof(uint64_t),
+               "every DaemonStats counter has a name");

@@ -2,6 +2,7 @@
 /* stats.h - daemon counters and a log2 latency histogram */
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define HISTOGRAM_BUCKETS 32
@@ -38,3 +39,11 @@ typedef struct DaemonStats {
         uint64_t monitor_dropped;
         uint64_t timers_held;  /* expirations held back by max-timer-rate-per-uid */
 } DaemonStats;
+
+/* Each DaemonStats counter by name, for what must carry them across a re-exec (snapshot.c). */
+typedef struct StatsField {
+        const char *name;
+        size_t offset;
+} StatsField;
+extern const StatsField daemon_stats_fields[];
+extern const size_t daemon_stats_n_fields;

@@ -132,7 +132,8 @@ const char *watch_kind(const Watch *w) {
         return kind_names[w->fd_kind];
 }
 
-int watch_new(Conn *conn, int fd, uint32_t events, EngineMode mode, json_t *tag, Watch **ret) {
+static int watch_create(Conn *conn, uint64_t id, int fd, uint32_t events, EngineMode mode, const json_t *tag,
+                        bool adopted, Watch **ret) {
         Daemon *d = conn->daemon;
         Watch *w;
         int r;
@@ -141,7 +142,7 @@ int watch_new(Conn *conn, int fd, uint32_t events, EngineMode mode, json_t *tag,
         if (!w)
                 return -ENOMEM;
         w->conn = conn;
-        w->id = ++d->next_watch_id;
+        w->id = id;
         w->events = (uint16_t)events;
         w->mode = (uint8_t)mode;
         w->fd_kind = fd_kind(fd);
@@ -151,7 +152,7 @@ int watch_new(Conn *conn, int fd, uint32_t events, EngineMode mode, json_t *tag,
         r = idmap_put(&conn->watch_map, w->id, w);
         if (r < 0)
                 goto fail;
-        r = engine_add_io(d->engine, &w->source, fd, events, mode, watch_io_cb, w);
+        r = (adopted ? engine_adopt_io : engine_add_io)(d->engine, &w->source, fd, events, mode, watch_io_cb, w);
         if (r < 0) {
                 (void)idmap_remove(&conn->watch_map, w->id);
                 goto fail;
@@ -172,6 +173,41 @@ fail:
         tag_release(&w->tag, &w->tag_len);
         free(w);
         return r;
+}
+
+int watch_new(Conn *conn, int fd, uint32_t events, EngineMode mode, json_t *tag, Watch **ret) {
+        int r = watch_create(conn, conn->daemon->next_watch_id + 1, fd, events, mode, tag, false, ret);
+
+        if (r >= 0)
+                conn->daemon->next_watch_id++;
+        return r;
+}
+
+int watch_restore(Conn *conn, const WatchRecord *rec, Watch **ret) {
+        Daemon *d = conn->daemon;
+        struct stat st;
+        uintptr_t count;
+        Watch *w;
+        int r;
+
+        if (rec->id == 0 || idmap_get(&conn->watch_map, rec->id))
+                return -EEXIST;
+        r = watch_create(conn, rec->id, rec->fd, rec->events, rec->mode, rec->tag, true, &w);
+        if (r < 0)
+                return r;
+        w->wakeups = rec->wakeups;
+        if (!rec->armed)
+                (void)source_set_enabled(w->source, false);
+        /* SO_PASSRIGHTS is still off on the socket (it is the same one): only the count
+         * of watches holding it is rebuilt. */
+        if (rec->holds_passrights && fstat(rec->fd, &st) == 0) {
+                count = (uintptr_t)idmap_get(&d->passrights_off, (uint64_t)st.st_ino);
+                if (idmap_put(&d->passrights_off, (uint64_t)st.st_ino, (void *)(count + 1)) >= 0)
+                        w->holds_passrights = true;
+        }
+        d->next_watch_id = MAX(d->next_watch_id, rec->id);
+        *ret = w;
+        return 0;
 }
 
 Watch *watch_free(Watch *w) {
@@ -381,8 +417,8 @@ static int client_timer_cb(EngineSource *s, uint64_t expirations, void *userdata
         return 0;
 }
 
-int client_timer_new(Conn *conn, EngineClock clock, uint64_t at_ns, uint64_t interval_ns, json_t *tag,
-                     ClientTimer **ret) {
+static int client_timer_create(Conn *conn, uint64_t id, EngineClock clock, uint64_t at_ns, uint64_t interval_ns,
+                               const json_t *tag, ClientTimer **ret) {
         Daemon *d = conn->daemon;
         ClientTimer *t;
         int r;
@@ -391,7 +427,7 @@ int client_timer_new(Conn *conn, EngineClock clock, uint64_t at_ns, uint64_t int
         if (!t)
                 return -ENOMEM;
         t->conn = conn;
-        t->id = ++d->next_timer_id;
+        t->id = id;
         t->clock = clock;
         r = tag_store(&t->tag, &t->tag_len, tag);
         if (r < 0)
@@ -414,6 +450,33 @@ fail:
         tag_release(&t->tag, &t->tag_len);
         free(t);
         return r;
+}
+
+int client_timer_new(Conn *conn, EngineClock clock, uint64_t at_ns, uint64_t interval_ns, json_t *tag,
+                     ClientTimer **ret) {
+        int r = client_timer_create(conn, conn->daemon->next_timer_id + 1, clock, at_ns, interval_ns, tag, ret);
+
+        if (r >= 0)
+                conn->daemon->next_timer_id++;
+        return r;
+}
+
+int client_timer_restore(Conn *conn, const TimerRecord *rec, ClientTimer **ret) {
+        Daemon *d = conn->daemon;
+        ClientTimer *t;
+        int r;
+
+        if (rec->id == 0 || idmap_get(&conn->timer_map, rec->id))
+                return -EEXIST;
+        r = client_timer_create(conn, rec->id, rec->clock, rec->at_ns, rec->interval_ns, rec->tag, &t);
+        if (r < 0)
+                return r;
+        t->expirations = rec->expirations;
+        t->held = rec->held;
+        t->held_due = rec->held_due_ns;
+        d->next_timer_id = MAX(d->next_timer_id, rec->id);
+        *ret = t;
+        return 0;
 }
 
 ClientTimer *client_timer_free(ClientTimer *t) {

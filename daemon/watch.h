@@ -48,6 +48,30 @@ typedef struct ClientTimer {
         uint64_t held_due;
 } ClientTimer;
 
+/* A watch or a timer as a snapshot keeps it (snapshot.h): what the client set, and the
+ * state that must survive a re-exec. Borrowed fields. */
+typedef struct WatchRecord {
+        uint64_t id;
+        int fd; /* the same fd, inherited: the new watch owns it */
+        uint32_t events;
+        EngineMode mode;
+        bool armed;
+        bool holds_passrights;
+        uint64_t wakeups;
+        const json_t *tag; /* NULL: none */
+} WatchRecord;
+
+typedef struct TimerRecord {
+        uint64_t id;
+        EngineClock clock;
+        uint64_t at_ns; /* the next deadline on @clock (the held slot, if held) */
+        uint64_t interval_ns;
+        uint64_t expirations;
+        bool held;
+        uint64_t held_due_ns;
+        const json_t *tag;
+} TimerRecord;
+
 /** watch_new() - watch @fd for @conn. On success the watch owns @fd; on failure the caller
  * still does. @tag borrowed. Return: 0, or -errno from the engine (-EPERM: not pollable;
  * -ELOOP: an epoll fd nested too deep). */
@@ -75,6 +99,12 @@ const char *watch_tag_text(const Watch *w, size_t *ret_len);
 bool watch_notice_subject(Conn *c, const Notice *n, NoticeSubject *ret);
 /** watch_tag_json() - the tag parsed back, a new reference; JSON null if none. */
 json_t *watch_tag_json(const Watch *w);
+
+/** watch_restore() - a watch from a snapshot, with its id (-EEXIST: 0 or taken). On success
+ * the watch owns @rec->fd; on failure the caller still does. Return: 0 or -errno. */
+int watch_restore(Conn *conn, const WatchRecord *rec, Watch **ret);
+/** client_timer_restore() - a timer from a snapshot, with its id. Return: 0 or -errno. */
+int client_timer_restore(Conn *conn, const TimerRecord *rec, ClientTimer **ret);
 
 int client_timer_new(Conn *conn, EngineClock clock, uint64_t at_ns, uint64_t interval_ns, json_t *tag,
                      ClientTimer **ret);

@@ -537,9 +537,29 @@ START_TEST(test_not_admin) {
         ck_assert_ptr_nonnull(strstr(err, "--client"));
         free(err);
         ck_assert_int_eq(EVCTL_O(&o, NULL, NULL, "monitor"), 5);
+        ck_assert_int_eq(EVCTL_O(&o, NULL, NULL, "reexec"), 5);
         ck_assert_int_eq(EVCTL_O(&o, NULL, NULL, "status"), 0);
         v = EVCTL_JSON("status");
         json_decref(v);
+}
+END_TEST
+
+/* `evctl reexec` returns once the new image serves; the daemon keeps its PID. */
+START_TEST(test_reexec) {
+        json_t *before = EVCTL_JSON("status"), *v;
+        char *out = NULL;
+
+        ck_assert_int_eq(EVCTL(&out, NULL, "reexec"), 0);
+        ck_assert_ptr_nonnull(strstr(out, "generation 1"));
+        free(out);
+        v = EVCTL_JSON("reexec");
+        ck_assert_int_eq(json_integer_value(json_object_get(v, "generation")), 2);
+        json_decref(v);
+        v = EVCTL_JSON("status");
+        ck_assert_int_eq(json_integer_value(json_object_get(v, "pid")),
+                         json_integer_value(json_object_get(before, "pid")));
+        json_decref(v);
+        json_decref(before);
 }
 END_TEST
 
@@ -556,6 +576,7 @@ static Suite *evctl_suite(void) {
         tcase_add_test(tc, test_missing_daemon);
         tcase_add_test(tc, test_usage);
         tcase_add_test(tc, test_not_admin);
+        tcase_add_test(tc, test_reexec);
         return s;
 }
 

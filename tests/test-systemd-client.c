@@ -11,6 +11,10 @@
  *                                              socket; each must report `ready`; its own
  *                                              connection must be refused
  *   test-systemd-client SOCKET wedge SECONDS  debug-wedge; returns on the reply or on EOF
+ *   test-systemd-client SOCKET reexec         watch a pipe, `reexec`, wait for the next
+ *                                              generation: same pid, the watch (armed
+ *                                              oneshot) reports after the re-exec:
+ *                                              "reexec: generation N pid P watch kept"
  */
 
 #include <errno.h>
@@ -309,9 +313,48 @@ static void wedge(const char *seconds) {
         }
 }
 
+static json_int_t status_field(const char *section, const char *key) {
+        json_t *st = call("status", NULL, NULL, 0);
+        json_int_t v = json_integer_value(json_object_get(section ? json_object_get(st, section) : st, key));
+
+        json_decref(st);
+        return v;
+}
+
+/* The connection and the watch live through the re-exec; the sandbox must allow it. */
+static void reexec(void) {
+        json_int_t pid = status_field(NULL, "pid"), gen = status_field("reexec", "generation"), w;
+        long long deadline = now_ms() + TIMEOUT_MS;
+        json_t *r;
+        int p[2];
+
+        if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+                die("pipe: %s", strerror(errno));
+        w = watch(p[0], "in", "pipe");
+        json_decref(call("reexec", NULL, NULL, 0));
+        while (status_field("reexec", "generation") == gen) {
+                if (status_field("reexec", "failures") > 0)
+                        die("the re-exec failed");
+                if (now_ms() >= deadline)
+                        die("no new generation within %d ms", TIMEOUT_MS);
+                (void)poll(NULL, 0, 20);
+        }
+        if (status_field(NULL, "pid") != pid)
+                die("the pid changed");
+        if (write(p[1], "x", 1) != 1)
+                die("write: %s", strerror(errno));
+        expect_ready(w, "pipe");
+        r = call("ping", NULL, NULL, 0);
+        json_decref(r);
+        printf("reexec: generation %lld pid %lld watch kept\n", (long long)status_field("reexec", "generation"),
+               (long long)pid);
+        close(p[0]);
+        close(p[1]);
+}
+
 int main(int argc, char **argv) {
         if (argc < 3) {
-                fprintf(stderr, "usage: %s SOCKET hello|fds|wedge SECONDS\n", argv[0]);
+                fprintf(stderr, "usage: %s SOCKET hello|fds|reexec|wedge SECONDS\n", argv[0]);
                 return 2;
         }
         (void)signal(SIGPIPE, SIG_IGN);
@@ -323,6 +366,8 @@ int main(int argc, char **argv) {
                 fds();
         else if (strcmp(argv[2], "wedge") == 0 && argc == 4)
                 wedge(argv[3]);
+        else if (strcmp(argv[2], "reexec") == 0)
+                reexec();
         else {
                 fprintf(stderr, "%s: unknown command %s\n", argv[0], argv[2]);
                 return 2;

@@ -318,6 +318,18 @@ wait_for 3 journal_grep "Configuration reloaded" SYSLOG_IDENTIFIER=evd _PID="$ma
 wait_for 3 prop_is sctl evd.service ActiveState active || fail "not active after reload"
 prop_is sctl evd.service MainPID "$main_pid" || fail "reload restarted the daemon"
 
+STEP=system-reexec
+# In place, inside the sandbox (the system call filter must allow memfd_create and
+# execve): the pid, the unit's state and the client's connection and watch all stay.
+restarts=$(prop sctl evd.service NRestarts)
+out=$(client reexec) || fail "reexec: $out"
+log "$out"
+wait_for 3 prop_is sctl evd.service ActiveState active || fail "not active after the re-exec"
+prop_is sctl evd.service MainPID "$main_pid" || fail "the re-exec changed MainPID"
+prop_is sctl evd.service NRestarts "$restarts" || fail "the re-exec counted as a restart"
+wait_for 3 journal_grep "Restored 1 clients" SYSLOG_IDENTIFIER=evd _PID="$main_pid" ||
+        fail "the restore is not in the journal"
+
 STEP=system-watchdog
 restarts=$(prop sctl evd.service NRestarts)
 out=$(client wedge 3) || fail "debug-wedge: $out"

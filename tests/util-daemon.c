@@ -61,7 +61,11 @@ static void probe_goes_away(TestDaemon *d, TestClient *probe) {
 }
 
 void test_daemon_start(TestDaemon *d, const char *const *extra_args) {
-        const char *bin = getenv("EVD_TEST_DAEMON");
+        test_daemon_start_with(d, extra_args, NULL);
+}
+
+void test_daemon_start_with(TestDaemon *d, const char *const *extra_args, const TestDaemonSpawn *spawn) {
+        const char *bin = spawn && spawn->bin ? spawn->bin : getenv("EVD_TEST_DAEMON");
         const char *backend = getenv("EVD_TEST_BACKEND");
         const char *argv[64];
         size_t n = 0;
@@ -104,6 +108,8 @@ void test_daemon_start(TestDaemon *d, const char *const *extra_args) {
                 unsetenv("NOTIFY_SOCKET");
                 unsetenv("LISTEN_FDS");
                 unsetenv("LISTEN_PID");
+                if (spawn && spawn->setup)
+                        spawn->setup(spawn->userdata);
                 execv(bin, (char *const *)argv);
                 _exit(127);
         }

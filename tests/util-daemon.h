@@ -28,6 +28,15 @@ void test_mkdtemp(char *buf, size_t size, const char *prefix);
  * found out (fd and client counts are exact when it returns). Aborts the test on failure. The daemon gets
  * SIGKILL if the process that started it dies first (a failed test leaves none behind). */
 void test_daemon_start(TestDaemon *d, const char *const *extra_args);
+/* What test_daemon_start_with() changes: another binary (NULL: $EVD_TEST_DAEMON), and a
+ * function run in the child just before the exec (to place fds, set the environment). */
+typedef struct TestDaemonSpawn {
+        const char *bin;
+        void (*setup)(void *userdata);
+        void *userdata;
+} TestDaemonSpawn;
+/** test_daemon_start_with() - test_daemon_start() as @spawn (may be NULL) says. */
+void test_daemon_start_with(TestDaemon *d, const char *const *extra_args, const TestDaemonSpawn *spawn);
 /** test_daemon_stop() - SIGTERM, wait (at most 10 s, then SIGKILL), clean up the directory.
  * Return: the exit status (0..255), or 128 + signal number if it was killed. */
 int test_daemon_stop(TestDaemon *d);
