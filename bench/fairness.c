@@ -7,8 +7,13 @@
  *   timers        4 connections x 25,000 timers repeating every 1 ms (the issue's case)
  *   timers-nopace the same with max-timer-rate-per-uid = 0 (what it was before pacing)
  *   edge          2,048 edge watches on eventfds that a writer bumps as fast as it can
+ *   big packets   420 watches with 1 KiB tags, and one packet after another holding a batch
+ *                 of 1,024 `watches` listings (47 KB; each packet's replies would be 430 MB
+ *                 without the reply budget)
  * The flood's clients read and discard everything they get, as fast as they can. Reported:
- * bystander p50/p99, their ratio to the baseline's, and the daemon's CPU share.
+ * bystander p50/p99/max, p50's ratio to the baseline's, the daemon's CPU share, and the
+ * longest one packet held the daemon's loop (stats.packet_cost.max_us: read to replies
+ * queued), which PROTOCOL.md bounds at 10 ms.
  * Usage: fairness [--backend io_uring|epoll] [--seconds S] [--rate N] [--json FILE]
  * (--rate: max-timer-rate-per-uid for the paced scenarios; default the daemon's default)
  */
@@ -38,6 +43,9 @@
 #define FLOOD_TIMERS 25000 /* per connection */
 #define EDGE_WATCHES 2048 /* a multiple of 32: one packet of 32 fds at a time */
 #define BATCH 500
+#define ELEMENTS(a) (sizeof(a) / sizeof((a)[0]))
+#define BIG_WATCHES 420
+#define BIG_LISTINGS 1024 /* MAX_BATCH */
 
 static const char *arg_backend = "io_uring";
 static const char *arg_rate = "50000"; /* the daemon's default */
@@ -206,6 +214,87 @@ static pid_t flood_edge(void) {
         discard_forever(&conn, 1);
 }
 
+/* Read packets on @fd until one holds @marker. */
+static void read_until(int fd, const char *marker) {
+        static char in[65536 + 1];
+
+        for (;;) {
+                ssize_t n = recv(fd, in, sizeof(in) - 1, 0);
+
+                if (n <= 0)
+                        die("recv (big packets)");
+                in[n] = 0;
+                if (strstr(in, marker))
+                        return;
+        }
+}
+
+/* 420 watches with 1 KiB tags on one connection, then listings of all of them, 1,024 to a
+ * packet, as fast as the replies are read. A ping after each packet marks its last reply. */
+static pid_t flood_big_packets(void) {
+        static char buf[65536], tag[1001];
+        static int efd[BIG_WATCHES];
+        pid_t pid = spawn();
+        size_t len;
+        int conn;
+
+        if (pid)
+                return pid;
+        conn = connect_evd();
+        memset(tag, 'x', sizeof(tag) - 1);
+        for (int i = 0; i < BIG_WATCHES; i++)
+                if ((efd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+                        die("eventfd");
+        for (int k = 0; k < BIG_WATCHES; k += 32) {
+                int n = BIG_WATCHES - k < 32 ? BIG_WATCHES - k : 32;
+
+                len = 0;
+                buf[len++] = '[';
+                for (int i = 0; i < n; i++)
+                        len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+                                                "%s{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"watch\","
+                                                "\"params\":{\"fd\":%d,\"events\":[\"in\"],\"tag\":\"%s\"}}",
+                                                i ? "," : "", k + i, i, tag);
+                buf[len++] = ']';
+                call_batch(conn, buf, len, efd + k, (size_t)n, (unsigned)n);
+        }
+        fprintf(stderr, "fairness: big packets armed\n");
+        for (unsigned round = 0;; round++) {
+                char marker[64];
+
+                len = 0;
+                buf[len++] = '[';
+                for (int i = 0; i < BIG_LISTINGS; i++)
+                        len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+                                                "%s{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"watches\"}",
+                                                i ? "," : "", i);
+                buf[len++] = ']';
+                send_fds(conn, buf, len, NULL, 0);
+                len = (size_t)snprintf(buf, sizeof(buf), "{\"jsonrpc\":\"2.0\",\"id\":\"end-%u\",\"method\":\"ping\"}",
+                                       round);
+                send_fds(conn, buf, len, NULL, 0);
+                snprintf(marker, sizeof(marker), "\"end-%u\"", round);
+                read_until(conn, marker);
+        }
+}
+
+/* stats.packet_cost.max_us, in ns, asked on a new connection (0 if it cannot be read). */
+static uint64_t longest_packet_ns(void) {
+        static const char req[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"stats\"}";
+        static char in[65536 + 1];
+        int fd = connect_evd();
+        ssize_t n;
+        const char *p;
+
+        if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) < 0 || (n = recv(fd, in, sizeof(in) - 1, 0)) <= 0)
+                die("status");
+        close(fd);
+        in[n] = 0;
+        p = strstr(in, "\"packet_cost\"");
+        p = p ? strstr(p, "\"max_us\":") : NULL;
+        return p ? (uint64_t)(strtod(p + 9, NULL) * 1e3) : 0;
+}
+
 static int cmp_u64(const void *a, const void *b) {
         uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
@@ -213,7 +302,7 @@ static int cmp_u64(const void *a, const void *b) {
 }
 
 /* The bystander, as uid 65534: a ping every millisecond for @seconds. p50/p99 in ns. */
-static void bystander(double seconds, uint64_t *ret_p50, uint64_t *ret_p99, unsigned *ret_n) {
+static void bystander(double seconds, uint64_t *ret_p50, uint64_t *ret_p99, uint64_t *ret_max, unsigned *ret_n) {
         static uint64_t rtt[MAX_PINGS];
         int report[2];
         pid_t pid;
@@ -222,7 +311,7 @@ static void bystander(double seconds, uint64_t *ret_p50, uint64_t *ret_p99, unsi
                 die("pipe");
         pid = spawn();
         if (pid == 0) {
-                uint64_t end, res[3];
+                uint64_t end, res[4];
                 unsigned n = 0;
                 char in[4096], req[128];
                 int fd;
@@ -244,18 +333,20 @@ static void bystander(double seconds, uint64_t *ret_p50, uint64_t *ret_p99, unsi
                 res[0] = n ? rtt[n / 2] : 0;
                 res[1] = n ? rtt[(size_t)((double)n * 0.99)] : 0;
                 res[2] = n;
+                res[3] = n ? rtt[n - 1] : 0;
                 (void)!write(report[1], res, sizeof(res));
                 _exit(0);
         }
         close(report[1]);
         {
-                uint64_t res[3] = { 0 };
+                uint64_t res[4] = { 0 };
 
                 if (read(report[0], res, sizeof(res)) != (ssize_t)sizeof(res))
                         die("bystander report");
                 *ret_p50 = res[0];
                 *ret_p99 = res[1];
                 *ret_n = (unsigned)res[2];
+                *ret_max = res[3];
         }
         close(report[0]);
         (void)waitpid(pid, NULL, 0);
@@ -321,7 +412,8 @@ static void stop(pid_t pid) {
 
 typedef struct Row {
         const char *name;
-        uint64_t p50, p99;
+        uint64_t p50, p99, max;
+        uint64_t longest_packet; /* ns */
         unsigned pings;
         double cpu; /* daemon CPU, share of one CPU */
 } Row;
@@ -338,15 +430,16 @@ static Row run(const char *name, const char *rate, pid_t (*flood)(void)) {
         }
         c0 = cpu_ticks(evd);
         t0 = now_ns();
-        bystander(arg_seconds, &row.p50, &row.p99, &row.pings);
+        bystander(arg_seconds, &row.p50, &row.p99, &row.max, &row.pings);
         row.cpu = (double)(cpu_ticks(evd) - c0) / (double)hz / ((double)(now_ns() - t0) / 1e9);
+        row.longest_packet = longest_packet_ns();
         stop(load);
         stop(evd);
         return row;
 }
 
 int main(int argc, char **argv) {
-        Row rows[4];
+        Row rows[5];
         double load[1] = { 0 };
         FILE *json = NULL;
 
@@ -386,21 +479,27 @@ int main(int argc, char **argv) {
         rows[1] = run("timers (paced)", arg_rate, flood_timers);
         rows[2] = run("timers (pacing off)", "0", flood_timers);
         rows[3] = run("edge watches", arg_rate, flood_edge);
+        rows[4] = run("big packets", arg_rate, flood_big_packets);
         (void)unlink(sock_path);
         (void)rmdir(dir);
 
         printf("fairness, backend %s, max-timer-rate-per-uid %s, %.0f s per scenario, load average %.2f at start\n",
                arg_backend, arg_rate, arg_seconds, load[0]);
-        printf("| scenario | bystander p50 | p99 | p50 / baseline | pings | daemon CPU |\n|---|---|---|---|---|---|\n");
-        for (size_t i = 0; i < 4; i++)
-                printf("| %s | %.3f ms | %.3f ms | %.2fx | %u | %.0f%% |\n", rows[i].name, (double)rows[i].p50 / 1e6,
-                       (double)rows[i].p99 / 1e6, (double)rows[i].p50 / (double)rows[0].p50, rows[i].pings,
-                       rows[i].cpu * 100);
+        printf("| scenario | bystander p50 | p99 | max | p50 / baseline | pings | daemon CPU | longest packet |\n"
+               "|---|---|---|---|---|---|---|---|\n");
+        for (size_t i = 0; i < ELEMENTS(rows); i++)
+                printf("| %s | %.3f ms | %.3f ms | %.3f ms | %.2fx | %u | %.0f%% | %.3f ms |\n", rows[i].name,
+                       (double)rows[i].p50 / 1e6, (double)rows[i].p99 / 1e6, (double)rows[i].max / 1e6,
+                       (double)rows[i].p50 / (double)rows[0].p50, rows[i].pings, rows[i].cpu * 100,
+                       (double)rows[i].longest_packet / 1e6);
         if (arg_json && (json = fopen(arg_json, "we"))) {
                 fprintf(json, "{\"backend\":\"%s\",\"loadavg\":%.2f,\"scenarios\":[", arg_backend, load[0]);
-                for (size_t i = 0; i < 4; i++)
-                        fprintf(json, "%s{\"name\":\"%s\",\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"cpu\":%.3f}", i ? "," : "",
-                                rows[i].name, (double)rows[i].p50 / 1e6, (double)rows[i].p99 / 1e6, rows[i].cpu);
+                for (size_t i = 0; i < ELEMENTS(rows); i++)
+                        fprintf(json,
+                                "%s{\"name\":\"%s\",\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"max_ms\":%.4f,\"cpu\":%.3f,"
+                                "\"longest_packet_ms\":%.4f}",
+                                i ? "," : "", rows[i].name, (double)rows[i].p50 / 1e6, (double)rows[i].p99 / 1e6,
+                                (double)rows[i].max / 1e6, rows[i].cpu, (double)rows[i].longest_packet / 1e6);
                 fprintf(json, "]}\n");
                 fclose(json);
         }

@@ -240,6 +240,25 @@ int cmd_timers(int argc, char **argv) {
         return 0;
 }
 
+static void print_histogram(const char *title, json_t *h) {
+        json_t *bucket;
+        char b[FORMAT_MAX];
+        size_t i;
+
+        printf("%s (%s samples):\n", title, format_count((uint64_t)jint(h, "count"), b));
+        printf("  %-16s %15s\n", "mean", format_us(jnum(h, "mean_us"), b));
+        printf("  %-16s %15s\n", "p50", format_us(jnum(h, "p50_us"), b));
+        printf("  %-16s %15s\n", "p90", format_us(jnum(h, "p90_us"), b));
+        printf("  %-16s %15s\n", "p99", format_us(jnum(h, "p99_us"), b));
+        printf("  %-16s %15s\n", "max", format_us(jnum(h, "max_us"), b));
+        json_array_foreach(json_object_get(h, "buckets"), i, bucket) {
+                char label[FORMAT_MAX + 8], c[FORMAT_MAX];
+
+                snprintf(label, sizeof(label), "<= %s", format_us(jnum(bucket, "le_us"), b));
+                printf("  %-16s %15s\n", label, format_count((uint64_t)jint(bucket, "count"), c));
+        }
+}
+
 int cmd_stats(int argc, char **argv) {
         static const char *const engine_keys[] = {
                 "iterations", "events",       "timers",  "submissions", "syscalls",
@@ -249,7 +268,7 @@ int cmd_stats(int argc, char **argv) {
                                                   "coalesced",    "packets_in",     "packets_out",
                                                   "fds_received", "monitor_dropped"};
         _cleanup_json_ json_t *s = NULL;
-        json_t *e, *d, *l, *bucket;
+        json_t *e, *d;
         char b[FORMAT_MAX];
         size_t i;
         int r;
@@ -263,7 +282,6 @@ int cmd_stats(int argc, char **argv) {
         }
         e = json_object_get(s, "engine");
         d = json_object_get(s, "daemon");
-        l = json_object_get(s, "latency");
         printf("Engine (%s):\n", jstr(e, "backend"));
         for (i = 0; i < sizeof(engine_keys) / sizeof(engine_keys[0]); i++)
                 printf("  %-16s %15s\n", engine_keys[i],
@@ -274,18 +292,10 @@ int cmd_stats(int argc, char **argv) {
                        format_count((uint64_t)jint(d, daemon_keys[i]), b));
         printf("  %-16s %15s\n", "bytes_in", format_bytes((uint64_t)jint(d, "bytes_in"), b));
         printf("  %-16s %15s\n", "bytes_out", format_bytes((uint64_t)jint(d, "bytes_out"), b));
-        printf("Notification latency (%s samples):\n", format_count((uint64_t)jint(l, "count"), b));
-        printf("  %-16s %15s\n", "mean", format_us(jnum(l, "mean_us"), b));
-        printf("  %-16s %15s\n", "p50", format_us(jnum(l, "p50_us"), b));
-        printf("  %-16s %15s\n", "p90", format_us(jnum(l, "p90_us"), b));
-        printf("  %-16s %15s\n", "p99", format_us(jnum(l, "p99_us"), b));
-        printf("  %-16s %15s\n", "max", format_us(jnum(l, "max_us"), b));
-        json_array_foreach(json_object_get(l, "buckets"), i, bucket) {
-                char label[FORMAT_MAX + 8], c[FORMAT_MAX];
-
-                snprintf(label, sizeof(label), "<= %s", format_us(jnum(bucket, "le_us"), b));
-                printf("  %-16s %15s\n", label, format_count((uint64_t)jint(bucket, "count"), c));
-        }
+        print_histogram("Notification latency", json_object_get(s, "latency"));
+        /* An older daemon has no packet_cost: nothing to show. */
+        if (json_object_get(s, "packet_cost"))
+                print_histogram("Time one packet held the daemon", json_object_get(s, "packet_cost"));
         return 0;
 }
 

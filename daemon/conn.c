@@ -36,6 +36,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "engine.h"
 #include "jsonrpc.h"
 #include "macro.h"
@@ -341,6 +342,7 @@ void conn_read(Conn *c) {
         for (int i = 0; i < CONN_READ_BUDGET; i++) {
                 _cleanup_fd_list_ FdList fds = FD_LIST_NULL;
                 WirePacket pkt;
+                uint64_t start;
                 int r;
 
                 if (c->closing || c->eof)
@@ -349,6 +351,7 @@ void conn_read(Conn *c) {
                         c->input_pending = true; /* resumed by conn_flush() */
                         return;
                 }
+                start = monotonic_ns();
                 r = wire_recv(c->fd, d->recv_buf, sizeof(d->recv_buf) - 1, &fds, &pkt);
                 if (r == -EAGAIN) {
                         c->input_pending = false;
@@ -366,6 +369,7 @@ void conn_read(Conn *c) {
                         return;
                 }
                 handle_packet(c, &pkt, &fds);
+                histogram_add(&d->packet_cost, monotonic_ns() - start);
         }
         c->input_pending = true;
         conn_mark_dirty(c);

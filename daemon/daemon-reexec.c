@@ -22,16 +22,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "macro.h"
 #include "snapshot.h"
-
-static uint64_t mono_ns(void) {
-        struct timespec ts;
-
-        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
-}
 
 static int keep_across_exec(int fd, void *userdata) {
         return fcntl(fd, F_SETFD, 0) < 0 ? -errno : 0;
@@ -56,11 +50,11 @@ void daemon_reexec(Daemon *d) {
                 r = -ENOEXEC;
                 goto fail;
         }
-        start = mono_ns();
+        start = monotonic_ns();
         r = snapshot_save(d, &fd, &counts);
         if (r < 0)
                 goto fail;
-        saved_ns = mono_ns() - start;
+        saved_ns = monotonic_ns() - start;
         if (fstat(fd, &st) < 0)
                 st.st_size = 0;
         r = snapshot_for_each_fd(d, keep_across_exec, NULL);
@@ -82,7 +76,7 @@ void daemon_reexec(Daemon *d) {
                  d->exe_path, d->generation + 1, counts.clients, counts.watches, counts.timers, counts.packets,
                  (long long)st.st_size / 1024, (double)saved_ns / 1e6);
         (void)sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=Re-executing",
-                         (unsigned long long)(mono_ns() / NSEC_PER_USEC));
+                         (unsigned long long)(monotonic_ns() / NSEC_PER_USEC));
         (void)execv(d->exe_path, d->argv);
         r = -errno;
         (void)sd_notify(false, "READY=1");
@@ -104,7 +98,7 @@ fail:
 void daemon_restore(Daemon *d, int state_fd, FdSet *inherited) {
         _cleanup_free_ char *buf = NULL;
         SnapshotCounts counts = { 0 };
-        uint64_t start = mono_ns();
+        uint64_t start = monotonic_ns();
         size_t len = 0;
         unsigned stray;
         int r;
@@ -130,5 +124,5 @@ void daemon_restore(Daemon *d, int state_fd, FdSet *inherited) {
                 log_warning("Could not restore %u objects of the previous image (logged above)", counts.dropped);
         log_info("Restored %u clients, %u watches, %u timers and %u queued packets (generation %u) in %.1f ms",
                  counts.clients, counts.watches, counts.timers, counts.packets, d->generation,
-                 (double)(mono_ns() - start) / 1e6);
+                 (double)(monotonic_ns() - start) / 1e6);
 }

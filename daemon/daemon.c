@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "conn.h"
 #include "log.h"
 #include "macro.h"
@@ -197,12 +198,9 @@ static void recompute_admins(Daemon *d) {
 }
 
 static void daemon_reload(Daemon *d) {
-        struct timespec ts;
         int r;
 
-        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-        (void)sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%llu",
-                         (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+        (void)sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)(monotonic_ns() / 1000));
         r = config_load(&d->config, d->config_path, d->cli, d->n_cli);
         if (r < 0)
                 log_error("Reload failed; keeping the running configuration");

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "macro.h"
 
 static const char *const feature_names[_ENGINE_FEATURE_COUNT] = {
@@ -35,12 +36,8 @@ void engine_fail(Engine *e, int r) {
 }
 
 void engine_update_now(Engine *e) {
-        struct timespec ts;
-
-        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-        e->now[ENGINE_CLOCK_MONOTONIC] = (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
-        (void)clock_gettime(CLOCK_REALTIME, &ts);
-        e->now[ENGINE_CLOCK_REALTIME] = (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+        e->now[ENGINE_CLOCK_MONOTONIC] = monotonic_ns();
+        e->now[ENGINE_CLOCK_REALTIME] = clock_ns(CLOCK_REALTIME);
 }
 
 /* ---- engine ------------------------------------------------------------------------ */
@@ -156,11 +153,8 @@ static int64_t next_timeout(Engine *e, int64_t timeout_ns) {
                 return 0;
         /* A monotonic deadline bounds the wait; wall-clock ones wake us via realtime_fd. */
         if (timer_heap_peek(&e->timers[ENGINE_CLOCK_MONOTONIC], &at)) {
-                uint64_t now;
-                struct timespec ts;
+                uint64_t now = monotonic_ns();
 
-                (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-                now = (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
                 if (at <= now)
                         return 0;
                 if (at - now < (uint64_t)INT64_MAX && (timeout_ns < 0 || (int64_t)(at - now) < timeout_ns))

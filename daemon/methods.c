@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "build-config.h"
+#include "clock.h"
 #include "config.h"
 #include "conn.h"
 #include "macro.h"
@@ -105,13 +106,6 @@ static int get_tag(json_t *params, json_t **ret, MethodError *err) {
                 return fail(err, EVD_ERR_INVALID_PARAMS, "tag", "larger than 1024 bytes encoded");
         *ret = v; /* borrowed */
         return 0;
-}
-
-static uint64_t monotonic_ns(void) {
-        struct timespec ts;
-
-        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
 static json_t *features_json(Daemon *d) {
@@ -466,6 +460,7 @@ static int m_stats(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodErr
         (void)json_object_set_new(json_object_get(*ret, "engine"), "cancel_retries",
                                   json_integer((json_int_t)e.cancel_retries));
         (void)json_object_set_new(json_object_get(*ret, "daemon"), "timers_held", json_integer((json_int_t)s->timers_held));
+        (void)json_object_set_new(*ret, "packet_cost", histogram_to_json(&d->packet_cost));
         return 0;
 }
 

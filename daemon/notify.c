@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "conn.h"
 #include "engine.h"
 #include "jsonrpc.h"
@@ -223,13 +224,6 @@ static void monitor_copy(Daemon *d, Conn *from, json_t *msg) {
         }
 }
 
-static uint64_t now_ns(void) {
-        struct timespec ts;
-
-        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Encode @n into @buf, and copy it to the monitors. Detaches @n from its watch or timer:
  * from here on new events start a new notice. Returns -ENOENT when it is moot (its watch
  * went away: unwatch promises no notification after its reply). */
@@ -303,7 +297,7 @@ static int flush_notices(Conn *c, NoticeResolveFn resolve, bool send) {
         char *buf = d->send_buf;
         size_t len = 1; /* room for '[' */
         unsigned count = 0;
-        uint64_t sent_at = now_ns();
+        uint64_t sent_at = monotonic_ns();
         ListNode *node;
         int r;
 

@@ -184,17 +184,42 @@ static bool check_client(const json_t *o, FdSet *scratch) {
         return true;
 }
 
+static bool check_histogram(const json_t *root, const char *key, bool required) {
+        const json_t *h = json_object_get(root, key), *buckets = json_object_get(h, "buckets"), *item;
+        uint64_t v;
+        size_t i;
+
+        if (!h)
+                return !required;
+        if (!json_is_array(buckets) || json_array_size(buckets) != HISTOGRAM_BUCKETS)
+                return false;
+        json_array_foreach(buckets, i, item)
+                if (!json_is_integer(item) || json_integer_value(item) < 0)
+                        return false;
+        return get_u64(h, "count", false, &v) && get_u64(h, "sum_ns", false, &v) && get_u64(h, "max_ns", false, &v);
+}
+
+/* Absent (a state written before the histogram existed) leaves @h empty. */
+static void restore_histogram(const json_t *o, Histogram *h) {
+        const json_t *item;
+        size_t i;
+
+        json_array_foreach(json_object_get(o, "buckets"), i, item)
+                h->buckets[i] = (uint64_t)json_integer_value(item);
+        (void)get_u64(o, "count", false, &h->count);
+        (void)get_u64(o, "sum_ns", false, &h->sum_ns);
+        (void)get_u64(o, "max_ns", false, &h->max_ns);
+}
+
 static bool check_daemon(const json_t *root, const FdSet *fds) {
-        const json_t *clients = json_object_get(root, "clients"), *stats = json_object_get(root, "stats"),
-                     *latency = json_object_get(root, "latency"), *item;
-        const json_t *buckets = json_object_get(latency, "buckets");
+        const json_t *clients = json_object_get(root, "clients"), *stats = json_object_get(root, "stats"), *item;
         FdSet scratch = *fds;
         uint64_t v;
         size_t i;
         bool ok = true;
 
-        if (!json_is_array(clients) || !json_is_object(stats) || !json_is_array(buckets) ||
-            json_array_size(buckets) != HISTOGRAM_BUCKETS || !get_u64(root, "generation", true, &v) ||
+        if (!json_is_array(clients) || !json_is_object(stats) || !check_histogram(root, "latency", true) ||
+            !check_histogram(root, "packet_cost", false) || !get_u64(root, "generation", true, &v) ||
             v >= UINT32_MAX)
                 return false;
         for (const char *const *k = (const char *const[]){ "started_monotonic_ns", "started_realtime_ns",
@@ -206,12 +231,6 @@ static bool check_daemon(const json_t *root, const FdSet *fds) {
         for (size_t f = 0; f < daemon_stats_n_fields; f++)
                 if (!get_u64(stats, daemon_stats_fields[f].name, false, &v))
                         return false;
-        json_array_foreach(buckets, i, item)
-                if (!json_is_integer(item) || json_integer_value(item) < 0)
-                        return false;
-        if (!get_u64(latency, "count", false, &v) || !get_u64(latency, "sum_ns", false, &v) ||
-            !get_u64(latency, "max_ns", false, &v))
-                return false;
         /* Claims go to a copy of the bitmap: nothing is taken from @fds until all is well. */
         scratch.bits = malloc(((size_t)fds->size + 63) / 64 * sizeof(uint64_t) + 1);
         if (!scratch.bits)
@@ -339,7 +358,7 @@ int snapshot_restore(Daemon *d, const char *buf, size_t len, FdSet *fds, const C
                      SnapshotCounts *ret) {
         json_auto_t *root = NULL;
         json_error_t error;
-        const json_t *item, *latency;
+        const json_t *item;
         SnapshotCounts counts = { 0 };
         uint64_t version, v = 0;
         size_t i;
@@ -371,12 +390,8 @@ int snapshot_restore(Daemon *d, const char *buf, size_t len, FdSet *fds, const C
         for (size_t f = 0; f < daemon_stats_n_fields; f++)
                 (void)get_u64(json_object_get(root, "stats"), daemon_stats_fields[f].name,
                               false, (uint64_t *)((char *)&d->stats + daemon_stats_fields[f].offset));
-        latency = json_object_get(root, "latency");
-        json_array_foreach(json_object_get(latency, "buckets"), i, item)
-                d->latency.buckets[i] = (uint64_t)json_integer_value(item);
-        (void)get_u64(latency, "count", false, &d->latency.count);
-        (void)get_u64(latency, "sum_ns", false, &d->latency.sum_ns);
-        (void)get_u64(latency, "max_ns", false, &d->latency.max_ns);
+        restore_histogram(json_object_get(root, "latency"), &d->latency);
+        restore_histogram(json_object_get(root, "packet_cost"), &d->packet_cost);
         daemon_counts_changed(d);
         if (ret)
                 *ret = counts;

@@ -103,6 +103,23 @@ static void out_string(Out *o, const char *s, size_t len) {
 }
 
 /* [id,fd,events,"mode",flags,wakeups(,tag)] */
+static void out_histogram(Out *o, const char *key, const Histogram *h) {
+        out_lit(o, ",\"");
+        out_lit(o, key);
+        out_lit(o, "\":{\"buckets\":[");
+        for (unsigned b = 0; b < HISTOGRAM_BUCKETS; b++) {
+                char *p = out_reserve(o, 24);
+
+                p = b ? text_put_lit(p, OUT_END(o), ",") : p;
+                out_end(o, text_put_u64(p, OUT_END(o), MIN(h->buckets[b], (uint64_t)INT64_MAX)));
+        }
+        out_lit(o, "]");
+        out_u64(o, "count", h->count);
+        out_u64(o, "sum_ns", h->sum_ns);
+        out_u64(o, "max_ns", h->max_ns);
+        out_lit(o, "}");
+}
+
 static void out_watch(Out *o, const Watch *w) {
         size_t tag_len;
         const char *tag = watch_tag_text(w, &tag_len);
@@ -213,18 +230,9 @@ static void out_daemon(Out *o, Daemon *d) {
         for (size_t i = 0; i < daemon_stats_n_fields; i++)
                 out_member(o, daemon_stats_fields[i].name,
                            *(const uint64_t *)((const char *)&d->stats + daemon_stats_fields[i].offset), i == 0);
-        out_lit(o, "},\"latency\":{\"buckets\":[");
-        for (unsigned b = 0; b < HISTOGRAM_BUCKETS; b++) {
-                char *p = out_reserve(o, 24);
-
-                p = b ? text_put_lit(p, OUT_END(o), ",") : p;
-                out_end(o, text_put_u64(p, OUT_END(o), MIN(d->latency.buckets[b], (uint64_t)INT64_MAX)));
-        }
-        out_lit(o, "]");
-        out_u64(o, "count", d->latency.count);
-        out_u64(o, "sum_ns", d->latency.sum_ns);
-        out_u64(o, "max_ns", d->latency.max_ns);
         out_lit(o, "}");
+        out_histogram(o, "latency", &d->latency);
+        out_histogram(o, "packet_cost", &d->packet_cost);
 }
 
 static int write_all(int fd, const char *p, size_t len) {

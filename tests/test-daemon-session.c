@@ -283,6 +283,16 @@ START_TEST(test_stats) {
                 sum += int_member(b, "count");
         }
         ck_assert_int_eq(sum, int_member(lat, "count"));
+        /* Every packet read between the two stats requests had its cost measured: the first
+         * request's packet is counted once it is answered, the second's is not yet. */
+        lat = member(s2, "packet_cost");
+        ck_assert_int_eq(int_member(lat, "count") - int_member(member(s1, "packet_cost"), "count"),
+                         int_member(member(s2, "daemon"), "packets_in") - int_member(member(s1, "daemon"), "packets_in"));
+        ck_assert(num_member(lat, "max_us") > 0 && num_member(lat, "max_us") >= num_member(lat, "p50_us"));
+        sum = 0;
+        json_array_foreach(member(lat, "buckets"), i, b)
+                sum += int_member(b, "count");
+        ck_assert_int_eq(sum, int_member(lat, "count"));
         call_error(&c, "stats", json_pack("{s:i}", "x", 1), NULL, 0, -32602, "x");
         json_decref(s1);
         json_decref(s2);

@@ -210,6 +210,7 @@ START_TEST(test_status_version_stats_ping) {
         json_decref(v);
         ck_assert_int_eq(EVCTL(&out, NULL, "stats"), 0);
         ck_assert_ptr_nonnull(strstr(out, "latency"));
+        ck_assert_ptr_nonnull(strstr(out, "Time one packet held the daemon"));
         free(out);
 
         v = EVCTL_JSON("ping", "-c", "3", "-i", "0");

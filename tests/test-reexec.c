@@ -39,6 +39,14 @@ static json_int_t status_int(TestClient *c, const char *section, const char *key
         return v;
 }
 
+static json_int_t stats_int(TestClient *c, const char *section, const char *key) {
+        json_t *s = test_client_result(c, "stats", NULL, NULL, 0);
+        json_int_t v = json_integer_value(json_object_get(json_object_get(s, section), key));
+
+        json_decref(s);
+        return v;
+}
+
 /* Wait (polling `status`, whose request waits in the socket during the gap) until the
  * daemon's re-exec generation is @want. */
 static void wait_generation(TestClient *c, json_int_t want) {
@@ -108,7 +116,7 @@ START_TEST(test_state_survives) {
         TestDaemon d;
         TestClient c;
         int edge[2], once[2];
-        json_int_t w_edge, w_once, t_rep, t_once, client_id, pid, w_new;
+        json_int_t w_edge, w_once, t_rep, t_once, client_id, pid, w_new, packets, packet_costs, latencies;
         json_t *r, *item, *n;
 
         test_daemon_start(&d, NULL);
@@ -127,6 +135,11 @@ START_TEST(test_state_survives) {
         poke(once[1]);
         json_decref(test_client_notification_for(&c, "ready", "watch", w_once, TIMEOUT));
 
+        packets = stats_int(&c, "daemon", "packets_in");
+        packet_costs = stats_int(&c, "packet_cost", "count");
+        latencies = stats_int(&c, "latency", "count");
+        ck_assert_int_gt(packet_costs, 0);
+        ck_assert_int_gt(latencies, 0);
         r = test_client_result(&c, "reexec", NULL, NULL, 0);
         ck_assert_int_eq(json_integer_value(json_object_get(r, "pid")), pid);
         ck_assert_int_eq(json_integer_value(json_object_get(r, "generation")), 0);
@@ -134,6 +147,10 @@ START_TEST(test_state_survives) {
         wait_generation(&c, 1);
         ck_assert_int_eq(status_int(&c, NULL, "pid"), pid);
         ck_assert_msg(test_daemon_log_contains(&d, "Restored 1 clients, 2 watches, 2 timers"), "see %s", d.log);
+        /* The statistics go on from where they were, histograms included. */
+        ck_assert_int_gt(stats_int(&c, "daemon", "packets_in"), packets);
+        ck_assert_int_gt(stats_int(&c, "packet_cost", "count"), packet_costs);
+        ck_assert_int_ge(stats_int(&c, "latency", "count"), latencies);
 
         item = listed(&c, "clients", "client", client_id);
         ck_assert_ptr_nonnull(item);
@@ -380,6 +397,11 @@ static const char *const refused_states[] = {
         "\"latency\":{\"buckets\":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]},"
         "\"clients\":[{\"id\":1,\"fd\":20,\"out\":[],\"timers\":[],"
         "\"watches\":[[1,20,1,\"edge\",1,0]]}]}",
+        /* A valid client, but the optional packet_cost histogram is malformed (31 buckets). */
+        "{\"format\":\"evd-state\",\"version\":1,\"generation\":0,\"stats\":{},"
+        "\"latency\":{\"buckets\":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]},"
+        "\"packet_cost\":{\"buckets\":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]},"
+        "\"clients\":[{\"id\":1,\"fd\":20,\"out\":[],\"timers\":[],\"watches\":[]}]}",
 };
 
 START_TEST(test_refused_state_is_fresh_start) {
