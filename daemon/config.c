@@ -25,6 +25,7 @@ typedef enum SettingKind {
         SETTING_SIZE,
         SETTING_LOG_LEVEL,
         SETTING_STRING,
+        SETTING_BOOL,
 } SettingKind;
 
 typedef struct Setting {
@@ -53,6 +54,9 @@ static const Setting settings[] = {
           "unread output per client before it is disconnected" },
         { "admin-group", SETTING_STRING, offsetof(Config, admin_group), 0, 0,
           "group whose members may inspect every client" },
+        { "fd-store", SETTING_BOOL, offsetof(Config, fd_store), 0, 0,
+          "on SIGTERM, hand clients, watches and timers to systemd's fd store for the next start "
+          "(FileDescriptorStoreMax= >= 3)" },
 };
 
 /* Every watch and every client costs the daemon an fd. With defaults that are fractions of
@@ -152,6 +156,16 @@ int config_set(Config *c, const char *key, const char *value, const char **ret_w
                 *(char **)field = copy;
                 return 0;
         }
+        case SETTING_BOOL:
+                if (!strcmp(value, "yes") || !strcmp(value, "true") || !strcmp(value, "1"))
+                        *(bool *)field = true;
+                else if (!strcmp(value, "no") || !strcmp(value, "false") || !strcmp(value, "0"))
+                        *(bool *)field = false;
+                else {
+                        *ret_why = "expected yes or no";
+                        return -EINVAL;
+                }
+                return 0;
         case SETTING_UNSIGNED:
         case SETTING_SIZE:
                 if (parse_number(value, s->kind == SETTING_SIZE, &v) < 0) {
@@ -287,6 +301,8 @@ void config_help(void) {
                         snprintf(def, sizeof(def), "%zu", *(const size_t *)field);
                 else if (s->kind == SETTING_LOG_LEVEL)
                         snprintf(def, sizeof(def), "%s", log_level_to_string(*(const int *)field));
+                else if (s->kind == SETTING_BOOL)
+                        snprintf(def, sizeof(def), "%s", *(const bool *)field ? "yes" : "no");
                 printf("  --%-24s %s%s%s%s\n", s->key, s->help, *def ? " (default " : "", def, *def ? ")" : "");
         }
 }

@@ -22,6 +22,7 @@ typedef struct Config {
         char *admin_group; /* NULL: none; resolved to admin_gid by config_resolve() */
         gid_t admin_gid;
         bool has_admin_gid;
+        bool fd_store; /* SIGTERM hands the state to systemd's fd store (daemon-fdstore.c) */
 } Config;
 
 /* One "key = value" setting; the command line keeps a list of them so that it can be

@@ -122,6 +122,18 @@ static bool all_flushed(Daemon *d) {
         return true;
 }
 
+/* At the end of a work pass, like a re-exec: nothing is read or sent after the state is. */
+static void hand_over_and_exit(Daemon *d) {
+        d->store_requested = false;
+        if (daemon_fdstore_push(d) < 0) {
+                daemon_shutdown(d, "signal");
+                return;
+        }
+        d->shutting_down = true;
+        (void)sd_notify(false, "STOPPING=1");
+        engine_exit(d->engine, 0);
+}
+
 static int work_cb(EngineSource *s, void *userdata) {
         Daemon *d = userdata;
         ListNode *node;
@@ -154,6 +166,8 @@ static int work_cb(EngineSource *s, void *userdata) {
                 client_free(container_of(node, Conn, doomed_link));
         if (d->shutting_down && all_flushed(d))
                 engine_exit(d->engine, 0);
+        else if (d->store_requested)
+                hand_over_and_exit(d);
         else if (d->reexec_requested)
                 daemon_reexec(d); /* returns only if the exec failed */
         return 0;
@@ -221,6 +235,9 @@ static int signal_cb(EngineSource *s, const struct signalfd_siginfo *si, void *u
                 daemon_reload(d);
         else if (si->ssi_signo == SIGUSR2) {
                 d->reexec_requested = true;
+                daemon_schedule(d);
+        } else if (si->ssi_signo == SIGTERM && !d->shutting_down && daemon_fdstore_wanted(d)) {
+                d->store_requested = true;
                 daemon_schedule(d);
         } else
                 daemon_shutdown(d, "signal");
@@ -306,7 +323,7 @@ int daemon_new(Daemon **ret, const DaemonOptions *opts) {
                         goto fail;
         }
         if (!opts->no_listen) {
-                r = server_open(&d->server, d->engine, &server_ops, d, opts->socket_path);
+                r = server_open(&d->server, d->engine, &server_ops, d, opts->socket_path, opts->passed);
                 if (r < 0)
                         goto fail;
         }

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "engine.h"
 #include "fdset.h"
+#include "server.h"
 #include "state.h"
 
 /* How the image before a re-exec tells the next one where its state is: the fd number of
@@ -22,10 +23,18 @@ typedef struct DaemonOptions {
         EngineBackend backend;
         bool no_listen; /* no listening socket: clients come from daemon_add_client() (fuzzing) */
         char **argv;    /* what a re-exec runs again (borrowed; NULL: no re-exec) */
-        /* Started by a re-exec: the fds found open at start, and the state's fd in it. */
+        /* The fds the service manager passed (may be NULL): activation, the fd store. */
+        ListenFds *passed;
+        /* Started by a re-exec or from the fd store: the fds handed on, and the state. */
         FdSet *inherited;
         int state_fd;
 } DaemonOptions;
+
+/** daemon_fdstore_collect() - at start, take the fd store's state and carrier out of
+ * @passed (and out of the store), the carried fds into *@ret by their old numbers.
+ * Return: the state fd (for daemon_restore() with @ret), or -1: nothing stored, or a store
+ * that cannot be read (logged; what it held is closed). */
+int daemon_fdstore_collect(ListenFds *passed, FdSet *ret);
 
 int daemon_new(Daemon **ret, const DaemonOptions *opts);
 Daemon *daemon_free(Daemon *d);

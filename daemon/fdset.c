@@ -12,23 +12,59 @@
 
 #include "macro.h"
 
-int fdset_add(FdSet *s, int fd) {
-        if (fd >= s->size) {
-                int size = MAX(fd + 1, s->size * 2);
-                size_t words = ((size_t)size + 63) / 64, old = ((size_t)s->size + 63) / 64;
-                uint64_t *bits = realloc(s->bits, words * sizeof(*bits));
+static int grow(FdSet *s, int number) {
+        int size = MAX(number + 1, s->size * 2);
+        size_t words = ((size_t)size + 63) / 64, old = ((size_t)s->size + 63) / 64;
+        uint64_t *bits = realloc(s->bits, words * sizeof(*bits));
 
-                if (!bits)
+        if (!bits)
+                return -ENOMEM;
+        for (size_t i = old; i < words; i++)
+                bits[i] = 0;
+        s->bits = bits;
+        if (s->map) {
+                int *map = realloc(s->map, words * 64 * sizeof(*map));
+
+                if (!map)
                         return -ENOMEM;
-                for (size_t i = old; i < words; i++)
-                        bits[i] = 0;
-                s->bits = bits;
-                s->size = (int)(words * 64);
+                for (size_t i = (size_t)s->size; i < words * 64; i++)
+                        map[i] = -1;
+                s->map = map;
         }
+        s->size = (int)(words * 64);
+        return 0;
+}
+
+int fdset_add(FdSet *s, int fd) {
+        int r;
+
+        if (fd >= s->size && (r = grow(s, fd)) < 0)
+                return r;
         if (!fdset_has(s, fd)) {
                 s->bits[fd / 64] |= UINT64_C(1) << (fd % 64);
                 s->count++;
         }
+        return 0;
+}
+
+int fdset_add_as(FdSet *s, int number, int fd) {
+        int r;
+
+        if (!s->map) {
+                if (s->count > 0)
+                        return -EINVAL; /* a set of plain fds */
+                free(s->bits);
+                *s = (FdSet){ .map = malloc(sizeof(int)) };
+                if (!s->map)
+                        return -ENOMEM;
+        }
+        if (number >= s->size && (r = grow(s, number)) < 0)
+                return r;
+        if (fdset_has(s, number))
+                return -EEXIST;
+        s->bits[number / 64] |= UINT64_C(1) << (number % 64);
+        s->map[number] = fd;
+        s->count++;
         return 0;
 }
 
@@ -64,30 +100,40 @@ int fdset_collect(FdSet *s) {
         return r;
 }
 
-bool fdset_has(const FdSet *s, int fd) {
-        return fd >= 0 && fd < s->size && (s->bits[fd / 64] >> (fd % 64)) & 1;
+bool fdset_has(const FdSet *s, int number) {
+        return number >= 0 && number < s->size && (s->bits[number / 64] >> (number % 64)) & 1;
 }
 
-bool fdset_claim(FdSet *s, int fd) {
-        if (!fdset_has(s, fd))
+bool fdset_claim(FdSet *s, int number) {
+        if (!fdset_has(s, number))
                 return false;
-        s->bits[fd / 64] &= ~(UINT64_C(1) << (fd % 64));
+        s->bits[number / 64] &= ~(UINT64_C(1) << (number % 64));
         s->count--;
         return true;
+}
+
+int fdset_take(FdSet *s, int number) {
+        if (!fdset_claim(s, number))
+                return -1;
+        return s->map ? s->map[number] : number;
 }
 
 unsigned fdset_close_rest(FdSet *s) {
         unsigned n = 0;
 
-        for (int fd = 0; fd < s->size && s->count > 0; fd++)
-                if (fdset_claim(s, fd)) {
+        for (int number = 0; number < s->size && s->count > 0; number++) {
+                int fd = fdset_take(s, number);
+
+                if (fd >= 0) {
                         (void)close(fd);
                         n++;
                 }
+        }
         return n;
 }
 
 void fdset_done(FdSet *s) {
         free(s->bits);
+        free(s->map);
         *s = (FdSet){ 0 };
 }

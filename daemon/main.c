@@ -123,6 +123,7 @@ static int inherited_state(FdSet *inherited) {
 int main(int argc, char **argv) {
         DaemonOptions opts;
         FdSet inherited = { 0 };
+        ListenFds passed = { 0 };
         int state_fd = inherited_state(&inherited);
         Daemon *d = NULL;
         int r;
@@ -134,6 +135,9 @@ int main(int argc, char **argv) {
                         free(arg_settings[i].key);
                 return r < 0 ? 2 : 0;
         }
+        (void)listen_fds_collect(&passed);
+        if (state_fd < 0)
+                state_fd = daemon_fdstore_collect(&passed, &inherited);
         opts = (DaemonOptions){
                 .socket_path = arg_socket,
                 .config_path = arg_config,
@@ -141,6 +145,7 @@ int main(int argc, char **argv) {
                 .n_cli = arg_n_settings,
                 .backend = arg_backend,
                 .argv = argv,
+                .passed = &passed,
                 .inherited = state_fd >= 0 ? &inherited : NULL,
                 .state_fd = state_fd,
         };
@@ -148,6 +153,7 @@ int main(int argc, char **argv) {
         if (r >= 0)
                 r = daemon_run(d);
         (void)daemon_free(d);
+        listen_fds_done(&passed);
         fdset_done(&inherited);
         for (size_t i = 0; i < arg_n_settings; i++)
                 free(arg_settings[i].key);

@@ -1,7 +1,9 @@
 /* server.c - the listening socket
  *
- * Socket activation first (sd_listen_fds_with_names(): an AF_UNIX SOCK_SEQPACKET listener
- * is adopted, anything else is closed), else the daemon binds the path itself:
+ * A listener handed on by an earlier image first (a re-exec, or the fd store), then socket
+ * activation (of the fds the service manager passed, those nobody else took: an AF_UNIX
+ * SOCK_SEQPACKET listener is adopted, anything else is closed), else the daemon binds the
+ * path itself:
  *  - the parent directory is created (0755 for root, 0700 otherwise) or, if it exists, must
  *    be a real directory owned by us or root and not writable by others;
  *  - the socket path is inspected with lstat(), never followed: a symlink or a non-socket
@@ -146,28 +148,80 @@ static int bind_path(Server *s, const char *path) {
         return 0;
 }
 
-static int adopt_activated(Server *s) {
+int listen_fds_collect(ListenFds *ret) {
         char **names = NULL;
         int n = sd_listen_fds_with_names(true, &names);
 
-        if (n < 0)
-                log_warning_errno(n, "Ignoring socket activation");
-        for (int i = 0; i < n; i++) {
-                int fd = SD_LISTEN_FDS_START + i;
+        *ret = (ListenFds){ 0 };
+        if (n <= 0) {
+                if (n < 0)
+                        log_warning_errno(n, "Ignoring socket activation");
+                return MAX(n, 0);
+        }
+        ret->fds = malloc((size_t)n * sizeof(int));
+        if (!ret->fds) {
+                for (int i = 0; i < n; i++)
+                        (void)close(SD_LISTEN_FDS_START + i);
+                for (int i = 0; names && names[i]; i++)
+                        free(names[i]);
+                free(names);
+                return -ENOMEM;
+        }
+        for (int i = 0; i < n; i++)
+                ret->fds[i] = SD_LISTEN_FDS_START + i;
+        ret->n = n;
+        ret->names = names;
+        return n;
+}
 
+static const char *listen_fds_name(const ListenFds *l, int i) {
+        return l->names && l->names[i] ? l->names[i] : "unnamed";
+}
+
+int listen_fds_take(ListenFds *l, const char *name) {
+        for (int i = 0; i < l->n; i++)
+                if (l->fds[i] >= 0 && strcmp(listen_fds_name(l, i), name) == 0) {
+                        int fd = l->fds[i];
+
+                        l->fds[i] = -1;
+                        return fd;
+                }
+        return -1;
+}
+
+void listen_fds_done(ListenFds *l) {
+        for (int i = 0; i < l->n; i++)
+                if (l->fds[i] >= 0) {
+                        log_warning("Closing passed fd %d (%s): nothing here uses it", l->fds[i], listen_fds_name(l, i));
+                        (void)close(l->fds[i]);
+                }
+        for (int i = 0; l->names && l->names[i]; i++)
+                free(l->names[i]);
+        free(l->names);
+        free(l->fds);
+        *l = (ListenFds){ 0 };
+}
+
+static int adopt_activated(Server *s, ListenFds *l) {
+        bool passed = false;
+
+        for (int i = 0; l && i < l->n; i++) {
+                int fd = l->fds[i];
+
+                if (fd < 0)
+                        continue; /* taken by someone else (the fd store's) */
+                passed = true;
+                l->fds[i] = -1;
                 if (s->fd < 0 && sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) > 0) {
                         s->fd = fd;
                         s->activated = true;
                 } else {
                         log_warning("Closing activated fd %d (%s): not an AF_UNIX SOCK_SEQPACKET listener", fd,
-                                    names && names[i] ? names[i] : "unnamed");
+                                    listen_fds_name(l, i));
                         (void)close(fd);
                 }
         }
-        for (int i = 0; names && names[i]; i++)
-                free(names[i]);
-        free(names);
-        if (n > 0 && s->fd < 0) {
+        if (passed && s->fd < 0) {
                 log_error("Socket activation passed no AF_UNIX SOCK_SEQPACKET listening socket");
                 return -ENOTSOCK;
         }
@@ -186,16 +240,40 @@ static int adopt_activated(Server *s) {
         return 0;
 }
 
-/* A listener the previous image of this process kept across its re-exec ($EVD_LISTEN_FD,
- * "FD:ACTIVATED", set by daemon_reexec()): it keeps its path, and its file's owner. */
-static int adopt_inherited(Server *s) {
-        const char *v = getenv(SERVER_INHERIT_ENV);
-        int fd = -1, activated = 0;
+/* A listener an earlier image of evd bound or was given, and handed on: it keeps its path
+ * (and its file's owner). */
+static int adopt_kept(Server *s, int fd, bool activated) {
         struct sockaddr_un sa;
         socklen_t len = sizeof(sa);
+        int flags = fcntl(fd, F_GETFL);
 
-        if (!v)
-                return 0;
+        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+                (void)close(fd);
+                return log_error_errno(-errno, "Cannot set up the inherited socket");
+        }
+        s->fd = fd;
+        s->activated = activated;
+        s->owns_path = !activated;
+        if (getsockname(fd, (struct sockaddr *)&sa, &len) == 0 && len > offsetof(struct sockaddr_un, sun_path) &&
+            sa.sun_path[0] && !(s->path = strndup(sa.sun_path, len - offsetof(struct sockaddr_un, sun_path))))
+                return -ENOMEM;
+        return 1;
+}
+
+/* Kept across a re-exec ($EVD_LISTEN_FD, "FD:ACTIVATED", set by daemon_reexec()), or
+ * through the fd store (named SERVER_STORE_NAME, by daemon-fdstore.c). */
+static int adopt_inherited(Server *s, ListenFds *l) {
+        const char *v = getenv(SERVER_INHERIT_ENV);
+        int fd = -1, activated = 0;
+
+        if (!v) {
+                fd = l ? listen_fds_take(l, SERVER_STORE_NAME) : -1;
+                if (fd >= 0 && sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) <= 0) {
+                        log_warning("Closing the stored listener, fd %d: not an AF_UNIX SOCK_SEQPACKET listener", fd);
+                        fd = safe_close(fd);
+                }
+                return fd >= 0 ? adopt_kept(s, fd, false) : 0;
+        }
         if (sscanf(v, "%d:%d", &fd, &activated) != 2 || fd < 3 ||
             sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) <= 0) {
                 log_warning("Ignoring $" SERVER_INHERIT_ENV "=%s: not an AF_UNIX SOCK_SEQPACKET listener", v);
@@ -203,15 +281,7 @@ static int adopt_inherited(Server *s) {
                 return 0;
         }
         (void)unsetenv(SERVER_INHERIT_ENV);
-        if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
-                return log_error_errno(-errno, "Cannot set up the inherited socket");
-        s->fd = fd;
-        s->activated = activated != 0;
-        s->owns_path = !s->activated;
-        if (getsockname(fd, (struct sockaddr *)&sa, &len) == 0 && len > offsetof(struct sockaddr_un, sun_path) &&
-            sa.sun_path[0] && !(s->path = strndup(sa.sun_path, len - offsetof(struct sockaddr_un, sun_path))))
-                return -ENOMEM;
-        return 1;
+        return adopt_kept(s, fd, activated != 0);
 }
 
 /* Out of fds: accept4() says EMFILE whether or not a connection waits (the fd is taken
@@ -344,7 +414,7 @@ bool server_is_own_connection(const Server *s, int fd) {
                cred.gid == s->listen_cred.gid;
 }
 
-int server_open(Server *s, Engine *e, const ServerOps *ops, void *userdata, const char *path) {
+int server_open(Server *s, Engine *e, const ServerOps *ops, void *userdata, const char *path, ListenFds *passed) {
         _cleanup_free_ char *default_path = NULL;
         int r;
 
@@ -352,9 +422,9 @@ int server_open(Server *s, Engine *e, const ServerOps *ops, void *userdata, cons
         s->engine = e;
         s->ops = ops;
         s->userdata = userdata;
-        r = adopt_inherited(s);
+        r = adopt_inherited(s, passed);
         if (r == 0)
-                r = adopt_activated(s);
+                r = adopt_activated(s, passed);
         if (r < 0)
                 return r;
         if (s->fd < 0) {

@@ -43,12 +43,31 @@ typedef struct Server {
 
 /* How a re-exec hands the listener to the next image (server.c, daemon_reexec()). */
 #define SERVER_INHERIT_ENV "EVD_LISTEN_FD"
+/* Its name in systemd's fd store, for a restart (daemon-fdstore.c); an activated listener
+ * is the socket unit's and never stored. */
+#define SERVER_STORE_NAME "evd-listen"
 
-/** server_open() - adopt a socket-activated listener, else bind @path (NULL: the default
- * rules of protocol_default_socket_path(); see server.c for the stale, live and symlink
- * rules), polled on @e; accepted connections go to @ops with @userdata.
+/* The fds the service manager passed (sd_listen_fds_with_names()): socket activation, and
+ * the fd store's on a restart. Each is taken by name, or adopted by server_open(). */
+typedef struct ListenFds {
+        int n;
+        int *fds; /* -1 once taken */
+        char **names;
+} ListenFds;
+
+/** listen_fds_collect() - take $LISTEN_FDS (and unset it). Return: how many, or -errno. */
+int listen_fds_collect(ListenFds *ret);
+/** listen_fds_take() - the first fd named @name, now the caller's. Return: it, or -1. */
+int listen_fds_take(ListenFds *l, const char *name);
+/** listen_fds_done() - close what nobody took (logged), and free @l. */
+void listen_fds_done(ListenFds *l);
+
+/** server_open() - adopt a listener an earlier image handed on, or a socket-activated one
+ * of @passed (may be NULL; what is adopted or refused is taken out of it), else bind @path
+ * (NULL: the default rules of protocol_default_socket_path(); see server.c for the stale,
+ * live and symlink rules), polled on @e; accepted connections go to @ops with @userdata.
  * Return: 0 or -errno, logged. */
-int server_open(Server *s, Engine *e, const ServerOps *ops, void *userdata, const char *path);
+int server_open(Server *s, Engine *e, const ServerOps *ops, void *userdata, const char *path, ListenFds *passed);
 void server_close(Server *s);
 /** server_accept() - accept what is pending, up to a per-iteration bound. */
 void server_accept(Server *s);

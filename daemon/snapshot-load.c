@@ -252,7 +252,7 @@ static void restore_watch(Conn *c, const json_t *o, FdSet *fds, SnapshotCounts *
         int r;
 
         (void)parse_watch(o, &rec);
-        (void)fdset_claim(fds, rec.fd);
+        rec.fd = fdset_take(fds, rec.fd); /* checked: it is there */
         r = c->closing ? -ECONNRESET : watch_restore(c, &rec, &w);
         if (r >= 0) {
                 counts->watches++;
@@ -284,7 +284,7 @@ static void restore_client(Daemon *d, const json_t *o, FdSet *fds, const ConnOps
 
         (void)get_u64(o, "id", true, &id);
         (void)get_fd(o, &fd);
-        (void)fdset_claim(fds, fd);
+        fd = fdset_take(fds, fd); /* checked: it is there */
         /* The daemon must never block on a client: whoever handed the socket over may have
          * left it blocking (O_NONBLOCK is the file's, and an exec keeps it). */
         if (sd_is_socket_unix(fd, SOCK_SEQPACKET, 0, NULL, 0) <= 0) {
@@ -303,8 +303,7 @@ static void restore_client(Daemon *d, const json_t *o, FdSet *fds, const ConnOps
                         WatchRecord rec;
 
                         (void)parse_watch(item, &rec);
-                        if (fdset_claim(fds, rec.fd))
-                                (void)close(rec.fd);
+                        (void)safe_close(fdset_take(fds, rec.fd));
                 }
                 return;
         }

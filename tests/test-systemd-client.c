@@ -15,6 +15,13 @@
  *                                              generation: same pid, the watch (armed
  *                                              oneshot) reports after the re-exec:
  *                                              "reexec: generation N pid P watch kept"
+ *   test-systemd-client SOCKET restart CMD... watch a pipe, then run CMD (systemctl restart)
+ *                                              while connected; an event and a request
+ *                                              sent while it runs are answered after it,
+ *                                              on the same connection, by a new pid:
+ *                                              "restart: pid A -> B, connection and watch kept"
+ *   test-systemd-client SOCKET stop CMD...    watch a pipe, run CMD (systemctl stop): the
+ *                                              daemon closes the connection: "stop: EOF"
  */
 
 #include <errno.h>
@@ -352,9 +359,87 @@ static void reexec(void) {
         close(p[1]);
 }
 
+/* Run @argv (a service manager command) to its end, while our connection stays open. */
+static void run_command(char **argv) {
+        int status;
+        pid_t pid = fork();
+
+        if (pid < 0)
+                die("fork: %s", strerror(errno));
+        if (pid == 0) {
+                (void)close(conn_fd);
+                execvp(argv[0], argv);
+                _exit(127);
+        }
+        if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                die("%s failed", argv[0]);
+}
+
+/* Through a restart by the fd store: the same connection (client id), a new process. */
+static void restart(char **argv) {
+        json_t *r = call("hello", json_pack("{s:i,s:s}", "protocol", 1, "client", "restart"), NULL, 0);
+        json_int_t client_id = json_integer_value(json_object_get(r, "client_id")), pid, new_pid, w, id;
+        int p[2];
+
+        json_decref(r);
+        pid = status_field(NULL, "pid");
+        if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+                die("pipe: %s", strerror(errno));
+        w = watch(p[0], "in", "pipe");
+        run_command(argv);
+        if (write(p[1], "x", 1) != 1)
+                die("write: %s", strerror(errno));
+        expect_ready(w, "pipe");
+        send_request("ping", NULL, NULL, 0, &id);
+        r = NULL;
+        for (long long deadline = now_ms() + TIMEOUT_MS; !r;) {
+                bool eof;
+                json_t *v = recv_packet((int)MAX(deadline - now_ms(), 0), &eof);
+
+                if (!v)
+                        die(eof ? "the connection was closed by the restart" : "no reply after the restart");
+                sort_packet(v, id, &r);
+                json_decref(v);
+        }
+        json_decref(r);
+        r = call("hello", json_pack("{s:i}", "protocol", 1), NULL, 0);
+        if (json_integer_value(json_object_get(r, "client_id")) != client_id)
+                die("the client id changed: not the same connection");
+        json_decref(r);
+        new_pid = status_field(NULL, "pid");
+        if (new_pid == pid)
+                die("the pid did not change: not a restart");
+        printf("restart: pid %lld -> %lld, connection and watch kept\n", (long long)pid, (long long)new_pid);
+        close(p[0]);
+        close(p[1]);
+}
+
+/* A stop that is not a restart: every stored connection is closed. */
+static void stop(char **argv) {
+        int p[2];
+
+        if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+                die("pipe: %s", strerror(errno));
+        (void)watch(p[0], "in", "pipe");
+        run_command(argv);
+        for (long long deadline = now_ms() + TIMEOUT_MS;;) {
+                bool eof;
+                json_t *v = recv_packet((int)MAX(deadline - now_ms(), 0), &eof);
+
+                if (!v && eof)
+                        break;
+                if (!v)
+                        die("the connection stayed open after the stop");
+                json_decref(v);
+        }
+        printf("stop: EOF\n");
+        close(p[0]);
+        close(p[1]);
+}
+
 int main(int argc, char **argv) {
         if (argc < 3) {
-                fprintf(stderr, "usage: %s SOCKET hello|fds|reexec|wedge SECONDS\n", argv[0]);
+                fprintf(stderr, "usage: %s SOCKET hello|fds|reexec|wedge SECONDS|restart CMD...|stop CMD...\n", argv[0]);
                 return 2;
         }
         (void)signal(SIGPIPE, SIG_IGN);
@@ -368,6 +453,10 @@ int main(int argc, char **argv) {
                 wedge(argv[3]);
         else if (strcmp(argv[2], "reexec") == 0)
                 reexec();
+        else if (strcmp(argv[2], "restart") == 0 && argc > 3)
+                restart(argv + 3);
+        else if (strcmp(argv[2], "stop") == 0 && argc > 3)
+                stop(argv + 3);
         else {
                 fprintf(stderr, "%s: unknown command %s\n", argv[0], argv[2]);
                 return 2;

@@ -178,7 +178,7 @@ install_units() { # DIR SERVICE_FILE EXTRA_SERVICE_SETTINGS
         cat >"$1"/evd.service.d/test.conf <<EOF
 [Service]
 ExecStart=
-ExecStart=/run/evd-test/evd --log-level=debug
+ExecStart=/run/evd-test/evd --log-level=debug --fd-store=yes
 Environment=EVD_DEBUG=1 ASAN_OPTIONS=detect_leaks=0
 WatchdogSec=1s
 RestartSec=100ms
@@ -330,6 +330,22 @@ prop_is sctl evd.service NRestarts "$restarts" || fail "the re-exec counted as a
 wait_for 3 journal_grep "Restored 1 clients" SYSLOG_IDENTIFIER=evd _PID="$main_pid" ||
         fail "the restore is not in the journal"
 
+STEP=system-restart
+# Through the fd store: a new process, the same connection and watch (and what happened
+# while no evd ran is reported after it). systemd 252 keeps the store across a restart job.
+out=$(client restart env XDG_RUNTIME_DIR=/run systemctl --user --no-pager restart evd.service) ||
+        fail "restart: $out"
+log "$out"
+new_pid=$(prop sctl evd.service MainPID)
+[ "$new_pid" != "$main_pid" ] || fail "the restart kept MainPID"
+journal_grep "Handed 1 clients" SYSLOG_IDENTIFIER=evd _PID="$main_pid" ||
+        fail "the old process did not hand its clients to the fd store"
+journal_grep "Restored 1 clients" SYSLOG_IDENTIFIER=evd _PID="$new_pid" ||
+        fail "the new process did not restore them"
+prop_is sctl evd.service NFileDescriptorStore 0 ||
+        fail "the new process left $(prop sctl evd.service NFileDescriptorStore) fds in the store"
+main_pid=$new_pid
+
 STEP=system-watchdog
 restarts=$(prop sctl evd.service NRestarts)
 out=$(client wedge 3) || fail "debug-wedge: $out"
@@ -349,14 +365,21 @@ log "watchdog: NRestarts $restarts -> $(prop sctl evd.service NRestarts)," \
 out=$(client hello) || fail "the restarted evd does not serve the socket: $out"
 
 STEP=system-stop
-sctl stop evd.socket evd.service
+main_pid=$(prop sctl evd.service MainPID)
+# A stop is no restart: systemd 252 closes the store once the unit is down with no job
+# queued, so a connected client sees EOF.
+out=$(client stop env XDG_RUNTIME_DIR=/run systemctl --user --no-pager stop evd.socket evd.service) ||
+        fail "stop: $out"
+log "$out"
 prop_is sctl evd.service ActiveState inactive ||
         fail "evd.service is $(prop sctl evd.service ActiveState)"
 prop_is sctl evd.service Result success || fail "evd.service Result=$(prop sctl evd.service Result)"
 prop_is sctl evd.service ExecMainStatus 0 ||
         fail "evd exited with $(prop sctl evd.service ExecMainStatus)"
 prop_is sctl evd.socket ActiveState inactive || fail "evd.socket is still active"
-journal_grep "Shutting down (signal)" SYSLOG_IDENTIFIER=evd || fail "no shutdown message"
+journal_grep "to systemd's fd store" SYSLOG_IDENTIFIER=evd _PID="$main_pid" ||
+        fail "no hand-over message"
+prop_is sctl evd.service NFileDescriptorStore 0 || fail "the store outlived the stop"
 [ "$(in_ns tail -1 /run/evd-test/runs)" = "success exited 0" ] ||
         fail "the last run ended with $(in_ns tail -1 /run/evd-test/runs)"
 in_ns test ! -e "$SOCK" || fail "the socket file was left behind"
@@ -402,7 +425,12 @@ wait_for 3 journal_grep "Client connected (admin)" SYSLOG_IDENTIFIER=evd _UID="$
 usctl reload evd.service || fail "reload failed"
 wait_for 3 journal_grep "Configuration reloaded" SYSLOG_IDENTIFIER=evd _PID="$main_pid" ||
         fail "reload not logged"
-usctl stop evd.socket evd.service
+out=$(as_nobody /run/evd-test/client "$USOCK" restart env XDG_RUNTIME_DIR=/run/user/$NOBODY \
+        systemctl --user --no-pager restart evd.service) || fail "restart: $out"
+log "uid $NOBODY: $out"
+out=$(as_nobody /run/evd-test/client "$USOCK" stop env XDG_RUNTIME_DIR=/run/user/$NOBODY \
+        systemctl --user --no-pager stop evd.socket evd.service) || fail "stop: $out"
+log "uid $NOBODY: $out"
 prop_is usctl evd.service Result success ||
         fail "evd.service Result=$(prop usctl evd.service Result)"
 prop_is usctl evd.service ExecMainStatus 0 ||

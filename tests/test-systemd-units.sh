@@ -47,10 +47,15 @@ echo "installed: ${system_service#$DEST} ${system_socket#$DEST}" \
 exec_start=$(sed -n 's/^ExecStart=//p' "$system_service")
 [ "$(sed -n 's/^ExecStart=//p' "$user_service")" = "$exec_start" ] ||
         fail "system and user ExecStart= differ"
-case $exec_start in /*/sbin/evd) ;; *) fail "ExecStart=$exec_start is not sbindir/evd" ;; esac
+case $exec_start in "/"*"/sbin/evd --fd-store=yes") ;; *) fail "ExecStart=$exec_start is not sbindir/evd --fd-store=yes" ;; esac
+# The fd store that --fd-store hands the clients to on a restart.
+for unit in "$system_service" "$user_service"; do
+        grep -x 'FileDescriptorStoreMax=[3-9]' "$unit" >/dev/null ||
+                fail "${unit##*/}: no FileDescriptorStoreMax= for --fd-store"
+done
 grep -qE '@[A-Za-z_]+@' "$system_service" "$user_service" &&
         fail "unsubstituted @...@ left in a unit"
-install -D -m 755 "$EVD_TEST_DAEMON" "$DEST$exec_start"
+install -D -m 755 "$EVD_TEST_DAEMON" "$DEST${exec_start%% *}"
 # The rest of the operating system, as far as the units use it: ExecReload= runs kill(1).
 kill_bin=$(command -v kill 2>/dev/null | grep / || true)
 [ -z "$kill_bin" ] && [ -x /bin/kill ] && kill_bin=/bin/kill

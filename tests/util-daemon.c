@@ -74,7 +74,10 @@ void test_daemon_start_with(TestDaemon *d, const char *const *extra_args, const 
 
         ck_assert_msg(bin && *bin, "EVD_TEST_DAEMON is not set");
         memset(d, 0, sizeof(*d));
-        test_mkdtemp(d->dir, sizeof(d->dir), "evd-test");
+        if (spawn && spawn->dir)
+                snprintf(d->dir, sizeof(d->dir), "%s", spawn->dir);
+        else
+                test_mkdtemp(d->dir, sizeof(d->dir), "evd-test");
         snprintf(d->socket, sizeof(d->socket), "%s/evd.sock", d->dir);
         snprintf(d->log, sizeof(d->log), "%s/evd.log", d->dir);
 
@@ -95,7 +98,8 @@ void test_daemon_start_with(TestDaemon *d, const char *const *extra_args, const 
         d->pid = fork();
         ck_assert_int_ge(d->pid, 0);
         if (d->pid == 0) {
-                int log = open(d->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+                int log = open(d->log, O_WRONLY | O_CREAT | O_CLOEXEC | (spawn && spawn->dir ? O_APPEND : O_TRUNC),
+                               0600);
 
                 /* A test that fails between start and stop (check's fork mode exits, no-fork
                  * mode longjmps on) must not leave its daemon running. */

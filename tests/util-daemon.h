@@ -28,12 +28,14 @@ void test_mkdtemp(char *buf, size_t size, const char *prefix);
  * found out (fd and client counts are exact when it returns). Aborts the test on failure. The daemon gets
  * SIGKILL if the process that started it dies first (a failed test leaves none behind). */
 void test_daemon_start(TestDaemon *d, const char *const *extra_args);
-/* What test_daemon_start_with() changes: another binary (NULL: $EVD_TEST_DAEMON), and a
- * function run in the child just before the exec (to place fds, set the environment). */
+/* What test_daemon_start_with() changes: another binary (NULL: $EVD_TEST_DAEMON), a
+ * function run in the child just before the exec (to place fds, set the environment), and
+ * an earlier daemon's directory to start in (its socket path; the log is appended to). */
 typedef struct TestDaemonSpawn {
         const char *bin;
         void (*setup)(void *userdata);
         void *userdata;
+        const char *dir;
 } TestDaemonSpawn;
 /** test_daemon_start_with() - test_daemon_start() as @spawn (may be NULL) says. */
 void test_daemon_start_with(TestDaemon *d, const char *const *extra_args, const TestDaemonSpawn *spawn);
