@@ -103,9 +103,13 @@ void daemon_restore(Daemon *d, int state_fd, FdSet *inherited) {
         unsigned stray;
         int r;
 
-        (void)fdset_claim(inherited, state_fd);
-        if (d->server.fd >= 0)
-                (void)fdset_claim(inherited, d->server.fd);
+        /* After a re-exec the set holds every fd open at start, these two with them; from the
+         * fd store it holds only the carried fds, by their old numbers, which these are not. */
+        if (!inherited->map) {
+                (void)fdset_claim(inherited, state_fd);
+                if (d->server.fd >= 0)
+                        (void)fdset_claim(inherited, d->server.fd);
+        }
         r = snapshot_read(state_fd, &buf, &len);
         (void)safe_close(state_fd);
         if (r >= 0)

@@ -197,6 +197,50 @@ START_TEST(test_reconnect) {
 }
 END_TEST
 
+/* A re-exec is not a lost connection: the handler is never called, the watch and the
+ * timer go on, a call made during the gap is answered. */
+START_TEST(test_reexec_is_not_a_reconnect) {
+        Conn k = {0};
+        Seen ws = {0}, ticks = {0};
+        Done call = {0};
+        uint64_t w, t;
+        int p[2];
+
+        evd_client_set_reconnect(client, true);
+        evd_client_set_connection_handler(client, on_connection, &k);
+        make_pipe(p);
+        ck_assert_int_eq(evd_watch_add(client, p[0], EVD_IN, EVD_EDGE, on_watch, &ws, WAIT_MS, &w), 0);
+        ck_assert_int_eq(evd_timer_after(client, 20000, 20000, on_timer, &ticks, WAIT_MS, &t), 0);
+        ck_assert(run_until(&ticks.flag, WAIT_MS));
+
+        ck_assert_int_eq(kill(daemon_.pid, SIGUSR2), 0);
+        ck_assert_int_eq(evd_call_async(client, "ping", NULL, on_done, &call), 0);
+        ck_assert_int_eq(write(p[1], "x", 1), 1);
+        ck_assert(run_until(&call.flag, WAIT_MS));
+        ck_assert_int_eq(call.r, 0);
+        json_decref(call.result);
+        ck_assert(run_until(&ws.flag, WAIT_MS));
+        ck_assert_uint_eq(ws.id, w);
+        for (uint64_t end = now_ms() + (uint64_t)WAIT_MS, gen = 0; gen != 1;) {
+                json_t *st = NULL;
+
+                ck_assert_msg(now_ms() < end, "no re-exec within %d ms", WAIT_MS);
+                ck_assert_int_eq(evd_call(client, "status", NULL, WAIT_MS, &st), 0);
+                gen = (uint64_t)json_integer_value(json_object_get(json_object_get(st, "reexec"), "generation"));
+                json_decref(st);
+                if (gen != 1)
+                        run_for(10);
+        }
+        ticks.flag = false;
+        ck_assert(run_until(&ticks.flag, WAIT_MS));
+        ck_assert_msg(k.lost == 0 && k.restored == 0, "the connection handler was called (%u lost, %u restored)",
+                      k.lost, k.restored);
+        ck_assert(evd_client_is_connected(client));
+        close(p[0]);
+        close(p[1]);
+}
+END_TEST
+
 START_TEST(test_lost_without_reconnect) {
         Conn k = {0};
         Done call = {0};
@@ -236,4 +280,5 @@ END_TEST
 void libevd_reconnect_tests(TCase *tc_debug, TCase *tc_reconnect) {
         tcase_add_test(tc_debug, test_lost_without_reconnect);
         tcase_add_test(tc_reconnect, test_reconnect);
+        tcase_add_test(tc_reconnect, test_reexec_is_not_a_reconnect);
 }

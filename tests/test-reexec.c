@@ -265,6 +265,53 @@ START_TEST(test_repeated_no_leak) {
 }
 END_TEST
 
+/* The daemon under valgrind (memcheck, following the exec into every new image): no
+ * error in any image, nothing lost at the last one's exit, a constant fd count. */
+START_TEST(test_repeated_under_valgrind) {
+        const char *vg = getenv("EVD_TEST_VALGRIND");
+        const char *const wrapper[] = { vg, "--trace-children=yes", "--leak-check=full",
+                                        "--show-leak-kinds=definite,indirect", "--errors-for-leak-kinds=definite,indirect",
+                                        "--error-exitcode=99", NULL };
+        TestDaemonSpawn spawn = { .wrapper = wrapper };
+        TestDaemon d;
+        TestClient c;
+        int p[2], fds;
+        json_int_t w;
+        json_t *n;
+
+        if (!vg || !*vg || getenv("EVD_UNDER_VALGRIND")) {
+                printf("no valgrind for the daemon (not installed, a sanitizer build, or the test itself runs under it): skipped\n");
+                return;
+        }
+        test_daemon_start_with(&d, NULL, &spawn);
+        ck_assert_int_eq(test_client_connect(&c, d.socket), 0);
+        make_pipe(p);
+        w = watch_pipe(&c, p[0], "edge", json_string("vg"));
+        (void)add_timer(&c, 0.05, 0.05, json_null());
+        ck_assert_int_eq(kill(d.pid, SIGUSR2), 0);
+        wait_generation(&c, 1);
+        fds = test_daemon_fd_count(&d);
+        for (int i = 2; i <= 5; i++) {
+                ck_assert_int_eq(kill(d.pid, SIGUSR2), 0);
+                wait_generation(&c, i);
+                ck_assert_int_eq(test_daemon_fd_count(&d), fds);
+        }
+        poke(p[1]);
+        n = test_client_notification_for(&c, "ready", "watch", w, TIMEOUT * 4);
+        ck_assert_ptr_nonnull(n);
+        json_decref(n);
+        test_client_close(&c);
+        /* Only the last image's errors count in its exit status: the others' are in the log. */
+        for (const char *const *e = (const char *const[]){ "Invalid read", "Invalid write", "Invalid free",
+                                                           "uninitialised", "Syscall param", NULL };
+             *e; e++)
+                ck_assert_msg(!test_daemon_log_contains(&d, *e), "valgrind: %s (see %s)", *e, d.log);
+        ck_assert_int_eq(test_daemon_stop(&d), 0);
+        close(p[0]);
+        close(p[1]);
+}
+END_TEST
+
 /* The binary is gone (an uninstall, a broken upgrade): the exec fails and this image serves on. */
 START_TEST(test_exec_fails) {
         char dir[128], bin[160], buf[65536];
@@ -478,6 +525,7 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_state_survives);
         tcase_add_test(tc, test_event_in_gap);
         tcase_add_test(tc, test_repeated_no_leak);
+        tcase_add_test(tc, test_repeated_under_valgrind);
         tcase_add_test(tc, test_exec_fails);
         tcase_add_loop_test(tc, test_refused_state_is_fresh_start, 0, (int)ELEMENTSOF(refused_states));
         tcase_add_test(tc, test_reads_version_1);

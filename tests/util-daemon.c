@@ -81,6 +81,8 @@ void test_daemon_start_with(TestDaemon *d, const char *const *extra_args, const 
         snprintf(d->socket, sizeof(d->socket), "%s/evd.sock", d->dir);
         snprintf(d->log, sizeof(d->log), "%s/evd.log", d->dir);
 
+        for (size_t i = 0; spawn && spawn->wrapper && spawn->wrapper[i] && n < 32; i++)
+                argv[n++] = spawn->wrapper[i];
         argv[n++] = bin;
         argv[n++] = "--socket";
         argv[n++] = d->socket;
@@ -114,7 +116,7 @@ void test_daemon_start_with(TestDaemon *d, const char *const *extra_args, const 
                 unsetenv("LISTEN_PID");
                 if (spawn && spawn->setup)
                         spawn->setup(spawn->userdata);
-                execv(bin, (char *const *)argv);
+                execv(argv[0], (char *const *)argv);
                 _exit(127);
         }
 

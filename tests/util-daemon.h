@@ -36,6 +36,7 @@ typedef struct TestDaemonSpawn {
         void (*setup)(void *userdata);
         void *userdata;
         const char *dir;
+        const char *const *wrapper; /* NULL-terminated: run the daemon under it (valgrind) */
 } TestDaemonSpawn;
 /** test_daemon_start_with() - test_daemon_start() as @spawn (may be NULL) says. */
 void test_daemon_start_with(TestDaemon *d, const char *const *extra_args, const TestDaemonSpawn *spawn);
