@@ -37,6 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-client.h"
+
 #define BYSTANDER_UID 65534
 #define MAX_PINGS 100000
 #define FLOOD_CONNS 4
@@ -53,50 +55,6 @@ static double arg_seconds = 3;
 static const char *arg_json;
 static char dir[80], sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 
-static void die(const char *what) {
-        fprintf(stderr, "fairness: %s: %s\n", what, strerror(errno));
-        exit(1);
-}
-
-static uint64_t now_ns(void) {
-        struct timespec ts;
-
-        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int connect_evd(void) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-
-        if (fd < 0)
-                die("socket");
-        memcpy(sa.sun_path, sock_path, sizeof(sa.sun_path));
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-                die("connect");
-        return fd;
-}
-
-static void send_fds(int fd, const char *buf, size_t len, const int *fds, size_t n) {
-        union {
-                struct cmsghdr h;
-                char b[CMSG_SPACE(32 * sizeof(int))];
-        } u;
-        struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-        if (n) {
-                m.msg_control = u.b;
-                m.msg_controllen = CMSG_SPACE(n * sizeof(int));
-                CMSG_FIRSTHDR(&m)->cmsg_level = SOL_SOCKET;
-                CMSG_FIRSTHDR(&m)->cmsg_type = SCM_RIGHTS;
-                CMSG_FIRSTHDR(&m)->cmsg_len = CMSG_LEN(n * sizeof(int));
-                memcpy(CMSG_DATA(CMSG_FIRSTHDR(&m)), fds, n * sizeof(int));
-        }
-        if (sendmsg(fd, &m, MSG_NOSIGNAL) < 0)
-                die("sendmsg");
-}
-
 /* Count replies ("result" or "error") in one packet; notifications carry neither. */
 static unsigned replies_in(const char *buf, ssize_t n) {
         unsigned count = 0;
@@ -110,12 +68,12 @@ static unsigned replies_in(const char *buf, ssize_t n) {
 static void call_batch(int fd, const char *buf, size_t len, const int *fds, size_t n_fds, unsigned want) {
         static char in[65536 + 1];
 
-        send_fds(fd, buf, len, fds, n_fds);
+        bench_send(fd, buf, len, fds, n_fds);
         while (want > 0) {
                 ssize_t n = recv(fd, in, sizeof(in) - 1, 0);
 
                 if (n <= 0)
-                        die("recv (flood setup)");
+                        bench_die("recv (flood setup)");
                 in[n] = 0;
                 if (strstr(in, "\"error\""))
                         fprintf(stderr, "fairness: error reply: %.200s\n", in);
@@ -134,7 +92,7 @@ static _Noreturn void discard_forever(const int *fds, size_t n) {
                 pfd[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
         for (;;) {
                 if (poll(pfd, (nfds_t)n, -1) < 0 && errno != EINTR)
-                        die("poll");
+                        bench_die("poll");
                 for (size_t i = 0; i < n; i++)
                         if (pfd[i].revents && recv(pfd[i].fd, in, sizeof(in), MSG_DONTWAIT) == 0)
                                 _exit(0);
@@ -145,7 +103,7 @@ static pid_t spawn(void) {
         pid_t pid = fork();
 
         if (pid < 0)
-                die("fork");
+                bench_die("fork");
         if (pid == 0)
                 (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
         return pid;
@@ -160,7 +118,7 @@ static pid_t flood_timers(void) {
         if (pid)
                 return pid;
         for (int c = 0; c < FLOOD_CONNS; c++) {
-                fds[c] = connect_evd();
+                fds[c] = bench_connect(sock_path);
                 for (int k = 0; k < FLOOD_TIMERS; k += BATCH) {
                         size_t len = 0;
 
@@ -187,10 +145,10 @@ static pid_t flood_edge(void) {
 
         if (pid)
                 return pid;
-        conn = connect_evd();
+        conn = bench_connect(sock_path);
         for (int i = 0; i < EDGE_WATCHES; i++)
                 if ((efd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
-                        die("eventfd");
+                        bench_die("eventfd");
         for (int k = 0; k < EDGE_WATCHES; k += 32) {
                 size_t len = 0;
 
@@ -222,7 +180,7 @@ static void read_until(int fd, const char *marker) {
                 ssize_t n = recv(fd, in, sizeof(in) - 1, 0);
 
                 if (n <= 0)
-                        die("recv (big packets)");
+                        bench_die("recv (big packets)");
                 in[n] = 0;
                 if (strstr(in, marker))
                         return;
@@ -240,11 +198,11 @@ static pid_t flood_big_packets(void) {
 
         if (pid)
                 return pid;
-        conn = connect_evd();
+        conn = bench_connect(sock_path);
         memset(tag, 'x', sizeof(tag) - 1);
         for (int i = 0; i < BIG_WATCHES; i++)
                 if ((efd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
-                        die("eventfd");
+                        bench_die("eventfd");
         for (int k = 0; k < BIG_WATCHES; k += 32) {
                 int n = BIG_WATCHES - k < 32 ? BIG_WATCHES - k : 32;
 
@@ -269,10 +227,10 @@ static pid_t flood_big_packets(void) {
                                                 "%s{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"watches\"}",
                                                 i ? "," : "", i);
                 buf[len++] = ']';
-                send_fds(conn, buf, len, NULL, 0);
+                bench_send(conn, buf, len, NULL, 0);
                 len = (size_t)snprintf(buf, sizeof(buf), "{\"jsonrpc\":\"2.0\",\"id\":\"end-%u\",\"method\":\"ping\"}",
                                        round);
-                send_fds(conn, buf, len, NULL, 0);
+                bench_send(conn, buf, len, NULL, 0);
                 snprintf(marker, sizeof(marker), "\"end-%u\"", round);
                 read_until(conn, marker);
         }
@@ -282,12 +240,12 @@ static pid_t flood_big_packets(void) {
 static uint64_t longest_packet_ns(void) {
         static const char req[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"stats\"}";
         static char in[65536 + 1];
-        int fd = connect_evd();
+        int fd = bench_connect(sock_path);
         ssize_t n;
         const char *p;
 
         if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) < 0 || (n = recv(fd, in, sizeof(in) - 1, 0)) <= 0)
-                die("status");
+                bench_die("status");
         close(fd);
         in[n] = 0;
         p = strstr(in, "\"packet_cost\"");
@@ -308,7 +266,7 @@ static void bystander(double seconds, uint64_t *ret_p50, uint64_t *ret_p99, uint
         pid_t pid;
 
         if (pipe2(report, O_CLOEXEC) < 0)
-                die("pipe");
+                bench_die("pipe");
         pid = spawn();
         if (pid == 0) {
                 uint64_t end, res[4];
@@ -317,16 +275,16 @@ static void bystander(double seconds, uint64_t *ret_p50, uint64_t *ret_p99, uint
                 int fd;
 
                 if (setgid(BYSTANDER_UID) < 0 || setuid(BYSTANDER_UID) < 0)
-                        die("setuid");
-                fd = connect_evd();
-                end = now_ns() + (uint64_t)(seconds * 1e9);
-                while (now_ns() < end && n < MAX_PINGS) {
+                        bench_die("setuid");
+                fd = bench_connect(sock_path);
+                end = bench_now_ns() + (uint64_t)(seconds * 1e9);
+                while (bench_now_ns() < end && n < MAX_PINGS) {
                         int len = snprintf(req, sizeof(req), "{\"jsonrpc\":\"2.0\",\"id\":%u,\"method\":\"ping\"}", n);
-                        uint64_t t0 = now_ns();
+                        uint64_t t0 = bench_now_ns();
 
                         if (send(fd, req, (size_t)len, MSG_NOSIGNAL) < 0 || recv(fd, in, sizeof(in), 0) <= 0)
-                                die("bystander ping");
-                        rtt[n++] = now_ns() - t0;
+                                bench_die("bystander ping");
+                        rtt[n++] = bench_now_ns() - t0;
                         (void)poll(NULL, 0, 1);
                 }
                 qsort(rtt, n, sizeof(*rtt), cmp_u64);
@@ -342,7 +300,7 @@ static void bystander(double seconds, uint64_t *ret_p50, uint64_t *ret_p99, uint
                 uint64_t res[4] = { 0 };
 
                 if (read(report[0], res, sizeof(res)) != (ssize_t)sizeof(res))
-                        die("bystander report");
+                        bench_die("bystander report");
                 *ret_p50 = res[0];
                 *ret_p99 = res[1];
                 *ret_n = (unsigned)res[2];
@@ -373,7 +331,7 @@ static pid_t start_daemon(const char *rate) {
         pid_t pid;
 
         if (snprintf(sock_path, sizeof(sock_path), "%s/evd.sock", dir) >= (int)sizeof(sock_path))
-                die("socket path too long");
+                bench_die("socket path too long");
         (void)unlink(sock_path);
         pid = spawn();
         if (pid == 0) {
@@ -429,9 +387,9 @@ static Row run(const char *name, const char *rate, pid_t (*flood)(void)) {
                 (void)poll(NULL, 0, 1000); /* setup done and the flood at its steady state */
         }
         c0 = cpu_ticks(evd);
-        t0 = now_ns();
+        t0 = bench_now_ns();
         bystander(arg_seconds, &row.p50, &row.p99, &row.max, &row.pings);
-        row.cpu = (double)(cpu_ticks(evd) - c0) / (double)hz / ((double)(now_ns() - t0) / 1e9);
+        row.cpu = (double)(cpu_ticks(evd) - c0) / (double)hz / ((double)(bench_now_ns() - t0) / 1e9);
         row.longest_packet = longest_packet_ns();
         stop(load);
         stop(evd);
@@ -473,7 +431,7 @@ int main(int argc, char **argv) {
         snprintf(dir, sizeof(dir), "%s/evd-fairness-XXXXXX",
                  getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
         if (!mkdtemp(dir) || chmod(dir, 0755) < 0)
-                die("mkdtemp");
+                bench_die("mkdtemp");
         (void)getloadavg(load, 1);
         rows[0] = run("baseline", arg_rate, NULL);
         rows[1] = run("timers (paced)", arg_rate, flood_timers);

@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-client.h"
+
 #define CLIENTS 10
 #define BATCH 32 /* fds per packet: the protocol's limit */
 #define WINDOW_NS (600 * 1000000ull)
@@ -40,60 +42,16 @@ static unsigned arg_n_sizes = 2;
 static const char *arg_json;
 static char dir[80], sock_path[108], log_path[128];
 
-static void die(const char *what) {
-        fprintf(stderr, "reexec-gap: %s: %s\n", what, strerror(errno));
-        exit(1);
-}
-
-static uint64_t now_ns(void) {
-        struct timespec ts;
-
-        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int connect_evd(void) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-
-        if (fd < 0)
-                die("socket");
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-                die("connect");
-        return fd;
-}
-
-static void send_packet(int fd, const char *buf, size_t len, const int *fds, size_t n) {
-        char cbuf[CMSG_SPACE(sizeof(int) * BATCH)] = { 0 };
-        struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-        if (n > 0) {
-                struct cmsghdr *cm;
-
-                msg.msg_control = cbuf;
-                msg.msg_controllen = CMSG_SPACE(sizeof(int) * n);
-                cm = CMSG_FIRSTHDR(&msg);
-                cm->cmsg_level = SOL_SOCKET;
-                cm->cmsg_type = SCM_RIGHTS;
-                cm->cmsg_len = CMSG_LEN(sizeof(int) * n);
-                memcpy(CMSG_DATA(cm), fds, sizeof(int) * n);
-        }
-        if (sendmsg(fd, &msg, MSG_NOSIGNAL) != (ssize_t)len)
-                die("sendmsg");
-}
-
 /* Wait for one packet on @fd (a reply); abort after 10 s. */
 static ssize_t recv_one(int fd, char *buf, size_t size) {
         struct pollfd p = { .fd = fd, .events = POLLIN };
         ssize_t n;
 
         if (poll(&p, 1, 10000) != 1)
-                die("no reply within 10 s");
+                bench_die("no reply within 10 s");
         n = recv(fd, buf, size, 0);
         if (n <= 0)
-                die("recv");
+                bench_die("recv");
         return n;
 }
 
@@ -103,12 +61,12 @@ static pid_t start_daemon(void) {
 
         snprintf(dir, sizeof(dir), "%s/evd-reexec-gap-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
         if (!mkdtemp(dir))
-                die("mkdtemp");
+                bench_die("mkdtemp");
         snprintf(sock_path, sizeof(sock_path), "%s/evd.sock", dir);
         snprintf(log_path, sizeof(log_path), "%s/evd.log", dir);
         pid = fork();
         if (pid < 0)
-                die("fork");
+                bench_die("fork");
         if (pid == 0) {
                 FILE *log = fopen(log_path, "we");
 
@@ -159,17 +117,17 @@ static void add_watches(int conn, int *efds, unsigned n) {
                 for (unsigned i = 0; i < k; i++) {
                         efds[done + i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
                         if (efds[done + i] < 0)
-                                die("eventfd");
+                                bench_die("eventfd");
                         len += (size_t)snprintf(buf + len, sizeof(buf) - len,
                                                 "%s{\"jsonrpc\":\"2.0\",\"id\":%u,\"method\":\"watch\",\"params\":"
                                                 "{\"fd\":%u,\"events\":[\"in\"],\"mode\":\"edge\",\"tag\":%u}}",
                                                 i ? "," : "", done + i + 1, i, done + i);
                 }
                 len += (size_t)snprintf(buf + len, sizeof(buf) - len, "]");
-                send_packet(conn, buf, len, efds + done, k);
+                bench_send(conn, buf, len, efds + done, k);
                 (void)recv_one(conn, buf, sizeof(buf));
                 if (strstr(buf, "\"error\""))
-                        die("a watch was refused");
+                        bench_die("a watch was refused");
                 done += k;
         }
 }
@@ -178,21 +136,21 @@ static void add_watches(int conn, int *efds, unsigned n) {
  * halfway if @reexec. */
 static uint64_t longest_silence(int ticker, pid_t pid, bool reexec) {
         char buf[65536];
-        uint64_t start = now_ns(), last = start, gap = 0, now;
+        uint64_t start = bench_now_ns(), last = start, gap = 0, now;
         bool sent = false;
 
-        while ((now = now_ns()) - start < WINDOW_NS) {
+        while ((now = bench_now_ns()) - start < WINDOW_NS) {
                 struct pollfd p = { .fd = ticker, .events = POLLIN };
 
                 if (reexec && !sent && now - start >= WINDOW_NS / 3) {
                         if (kill(pid, SIGUSR2) < 0)
-                                die("kill");
+                                bench_die("kill");
                         sent = true;
                 }
                 if (poll(&p, 1, 50) == 1) {
                         if (recv(ticker, buf, sizeof(buf), MSG_DONTWAIT) <= 0)
-                                die("the ticker connection ended");
-                        now = now_ns();
+                                bench_die("the ticker connection ended");
+                        now = bench_now_ns();
                         if (now - last > gap)
                                 gap = now - last;
                         last = now;
@@ -235,15 +193,15 @@ static void run(unsigned watches, FILE *json, bool first) {
         double save_ms, restore_ms;
 
         if (!efds)
-                die("calloc");
+                bench_die("calloc");
         for (unsigned c = 0; c < CLIENTS; c++) {
                 unsigned from = watches * c / CLIENTS, to = watches * (c + 1) / CLIENTS;
 
-                conns[c] = connect_evd();
+                conns[c] = bench_connect(sock_path);
                 add_watches(conns[c], efds + from, to - from);
         }
-        ticker = connect_evd();
-        send_packet(ticker, tick, strlen(tick), NULL, 0);
+        ticker = bench_connect(sock_path);
+        bench_send(ticker, tick, strlen(tick), NULL, 0);
         (void)recv_one(ticker, buf, sizeof(buf));
         for (unsigned r = 0; r < arg_rounds; r++) {
                 base[r] = longest_silence(ticker, pid, false);
@@ -302,13 +260,13 @@ int main(int argc, char **argv) {
         }
         /* The bench holds one eventfd per watch, the daemon its copy: both under the limit. */
         if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-                die("getrlimit");
+                bench_die("getrlimit");
         rl.rlim_cur = rl.rlim_max;
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-                die("setrlimit");
+                bench_die("setrlimit");
         max_watches = rl.rlim_cur > 1000 ? (unsigned)(rl.rlim_cur - 500) : 100;
         if (arg_json && !(json = fopen(arg_json, "we")))
-                die(arg_json);
+                bench_die(arg_json);
         if (json)
                 fprintf(json, "[");
         printf("%-9s %8s %10s %10s %10s %10s %10s\n", "backend", "watches", "base_ms", "gap_p50", "gap_max",

@@ -11,7 +11,6 @@
  * open, which this check would take for a leak (run-fuzzers.sh does).
  */
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +21,7 @@
 
 #include "conn.h"
 #include "daemon.h"
+#include "fuzz-daemon.h"
 #include "log.h"
 #include "wire.h"
 
@@ -32,52 +32,20 @@ static Daemon *fuzz_daemon;
 static int baseline_fds;
 static char scratch_file[] = "/tmp/evd-fuzz-XXXXXX";
 
-static int never(EngineSource *s, uint64_t expirations, void *userdata) {
-        return 0;
-}
-
-static int count_fds(void) {
-        DIR *d = opendir("/proc/self/fd");
-        struct dirent *de;
-        int n = 0;
-
-        if (!d)
-                abort();
-        while ((de = readdir(d)))
-                if (de->d_name[0] != '.')
-                        n++;
-        closedir(d);
-        return n - 1;
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
-        DaemonOptions opts = { .no_listen = true };
-        int fd;
-
-        log_set_max_level(LOG_CRIT);
         /* Daemon-side limits small enough that quota paths are reachable. */
         static const ConfigSetting cli[] = {
                 { (char *)"max-watches-per-client", (char *)"4" },
                 { (char *)"max-timers-per-client", (char *)"4" },
         };
-        opts.cli = cli;
-        opts.n_cli = 2;
-        if (daemon_new(&fuzz_daemon, &opts) < 0)
-                abort();
-        log_set_max_level(LOG_CRIT);
-        /* The engine creates its wall-clock timerfd with the first `at` timer and keeps it:
-         * make it exist now, so it is part of the baseline. */
-        {
-                EngineSource *s = NULL;
-                if (engine_add_timer(fuzz_daemon->engine, &s, ENGINE_CLOCK_REALTIME, UINT64_MAX, 0, never, NULL) < 0)
-                        abort();
-                (void)source_free(s);
-        }
+        int fd;
+
+        fuzz_daemon = fuzz_daemon_start(cli, 2);
         fd = mkstemp(scratch_file);
         if (fd < 0)
                 abort();
         close(fd);
-        baseline_fds = count_fds();
+        baseline_fds = fuzz_count_fds();
         return 0;
 }
 
@@ -110,11 +78,6 @@ static int make_fd(unsigned type, int *extra) {
         }
 }
 
-static void run_until_idle(void) {
-        for (int i = 0; i < 8; i++)
-                (void)engine_step(fuzz_daemon->engine, 0);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static char buf[EVD_MAX_PACKET + 1];
         int sv[2], fds[8], extras[8];
@@ -143,20 +106,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         close(extras[i]);
                 }
         }
-        run_until_idle();
+        fuzz_run_until_idle(fuzz_daemon);
         while (wire_recv(sv[1], buf, sizeof(buf), &got, &pkt) == 0 && !pkt.eof)
                 fd_list_close(&got);
         close(sv[1]);
-        run_until_idle();
+        fuzz_run_until_idle(fuzz_daemon);
 
-        if (fuzz_daemon->conns.n != 0 || fuzz_daemon->n_watches != 0 || fuzz_daemon->n_timers != 0) {
-                fprintf(stderr, "daemon kept state after the client left: %zu clients, %u watches, %u timers\n",
-                        fuzz_daemon->conns.n, fuzz_daemon->n_watches, fuzz_daemon->n_timers);
-                abort();
-        }
-        if (count_fds() != baseline_fds) {
-                fprintf(stderr, "fd leak: %d open, %d at start\n", count_fds(), baseline_fds);
-                abort();
-        }
+        fuzz_assert_holds_nothing(fuzz_daemon, baseline_fds);
         return 0;
 }

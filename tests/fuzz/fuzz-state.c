@@ -8,7 +8,6 @@
  * owned or closed, whatever the input said.
  */
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 
 #include "daemon-internal.h"
+#include "fuzz-daemon.h"
 #include "log.h"
 #include "snapshot.h"
 
@@ -28,37 +28,9 @@ enum { CONN_FD = 900, PIPE_FD = 901, EVENT_FD = 902 };
 static Daemon *fuzz_daemon;
 static int baseline_fds;
 
-static int count_fds(void) {
-        DIR *d = opendir("/proc/self/fd");
-        struct dirent *de;
-        int n = 0;
-
-        if (!d)
-                abort();
-        while ((de = readdir(d)))
-                if (de->d_name[0] != '.')
-                        n++;
-        closedir(d);
-        return n - 1;
-}
-
-static int never(EngineSource *s, uint64_t expirations, void *userdata) {
-        return 0;
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
-        DaemonOptions opts = { .no_listen = true };
-        EngineSource *s = NULL;
-
-        log_set_max_level(LOG_CRIT);
-        if (daemon_new(&fuzz_daemon, &opts) < 0)
-                abort();
-        log_set_max_level(LOG_CRIT);
-        /* The wall-clock timerfd comes with the first realtime timer and stays: make it now. */
-        if (engine_add_timer(fuzz_daemon->engine, &s, ENGINE_CLOCK_REALTIME, UINT64_MAX, 0, never, NULL) < 0)
-                abort();
-        (void)source_free(s);
-        baseline_fds = count_fds();
+        fuzz_daemon = fuzz_daemon_start(NULL, 0);
+        baseline_fds = fuzz_count_fds();
         return 0;
 }
 
@@ -67,11 +39,6 @@ static void place(int fd, int at) {
         if (fd < 0 || fcntl(at, F_GETFD) >= 0 || dup3(fd, at, O_CLOEXEC) != at)
                 abort();
         close(fd);
-}
-
-static void run_until_idle(void) {
-        for (int i = 0; i < 8; i++)
-                (void)engine_step(fuzz_daemon->engine, 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -95,21 +62,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fdset_done(&inherited);
 
         (void)!write(p[1], "x", 1);
-        run_until_idle();
+        fuzz_run_until_idle(fuzz_daemon);
         while (recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT) > 0)
                 ;
         close(sv[1]);
         close(p[1]);
-        run_until_idle();
+        fuzz_run_until_idle(fuzz_daemon);
 
-        if (fuzz_daemon->conns.n != 0 || fuzz_daemon->n_watches != 0 || fuzz_daemon->n_timers != 0) {
-                fprintf(stderr, "daemon kept state after the client left: %zu clients, %u watches, %u timers\n",
-                        fuzz_daemon->conns.n, fuzz_daemon->n_watches, fuzz_daemon->n_timers);
-                abort();
-        }
-        if (count_fds() != baseline_fds) {
-                fprintf(stderr, "fd leak: %d open, %d at start\n", count_fds(), baseline_fds);
-                abort();
-        }
+        fuzz_assert_holds_nothing(fuzz_daemon, baseline_fds);
         return 0;
 }
