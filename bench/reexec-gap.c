@@ -8,7 +8,14 @@
  * in the same run: the machine's own jitter). Also reported: the daemon's own figures from
  * its log (state written, restore time). W defaults to 1,000 and 10,000, scaled down to
  * the fd limit (the bench holds one eventfd per watch, the daemon one copy).
- * Usage: reexec-gap [--backend io_uring|epoll] [--watches N[,N...]] [--rounds R] [--json FILE]
+ *
+ * --via fd-store measures a restart through systemd's fd store instead: the bench plays
+ * the service manager (tests/util-manager.c: NOTIFY_SOCKET, the store, $LISTEN_FDS), sends
+ * SIGTERM, waits for the old process to exit and starts the next one with the store, as
+ * systemd does at `systemctl restart`. That gap includes the old process's exit and the
+ * manager's own fork and exec (systemd's are slower than this bench's).
+ * Usage: reexec-gap [--backend io_uring|epoll] [--via reexec|fd-store] [--watches N[,N...]]
+ *                   [--rounds R] [--json FILE]
  */
 
 #include <errno.h>
@@ -29,6 +36,7 @@
 #include <unistd.h>
 
 #include "bench-client.h"
+#include "util-manager.h"
 
 #define CLIENTS 10
 #define BATCH 32 /* fds per packet: the protocol's limit */
@@ -36,11 +44,13 @@
 #define MAX_SIZES 4
 
 static const char *arg_backend = "io_uring";
+static bool arg_fd_store;
 static unsigned arg_rounds = 5;
 static unsigned arg_sizes[MAX_SIZES] = { 1000, 10000 };
 static unsigned arg_n_sizes = 2;
 static const char *arg_json;
 static char dir[80], sock_path[108], log_path[128];
+static Manager manager; /* with --via fd-store */
 
 /* Wait for one packet on @fd (a reply); abort after 10 s. */
 static ssize_t recv_one(int fd, char *buf, size_t size) {
@@ -55,8 +65,33 @@ static ssize_t recv_one(int fd, char *buf, size_t size) {
         return n;
 }
 
-static pid_t start_daemon(void) {
+/* Fork and exec evd; with the fd store, the next one (@from_store: the store passed). */
+static pid_t spawn_daemon(bool from_store) {
         const char *bin = EVD_BENCH_DAEMON;
+        pid_t pid = fork();
+
+        if (pid < 0)
+                bench_die("fork");
+        if (pid == 0) {
+                FILE *log = fopen(log_path, "ae");
+
+                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (!log || dup2(fileno(log), 2) < 0)
+                        _exit(127);
+                unsetenv("NOTIFY_SOCKET");
+                if (from_store)
+                        manager_pass_store(&manager);
+                else if (arg_fd_store)
+                        manager_with_notify_socket(&manager);
+                execl(bin, bin, "--socket", sock_path, "--backend", arg_backend, "--max-watches-per-client",
+                      "1000000", "--max-watches-per-uid", "1000000", "--fd-store", arg_fd_store ? "yes" : "no",
+                      (char *)NULL);
+                _exit(127);
+        }
+        return pid;
+}
+
+static pid_t start_daemon(void) {
         pid_t pid;
 
         snprintf(dir, sizeof(dir), "%s/evd-reexec-gap-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -64,20 +99,9 @@ static pid_t start_daemon(void) {
                 bench_die("mkdtemp");
         snprintf(sock_path, sizeof(sock_path), "%s/evd.sock", dir);
         snprintf(log_path, sizeof(log_path), "%s/evd.log", dir);
-        pid = fork();
-        if (pid < 0)
-                bench_die("fork");
-        if (pid == 0) {
-                FILE *log = fopen(log_path, "we");
-
-                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-                if (!log || dup2(fileno(log), 2) < 0)
-                        _exit(127);
-                unsetenv("NOTIFY_SOCKET");
-                execl(bin, bin, "--socket", sock_path, "--backend", arg_backend, "--max-watches-per-client",
-                      "1000000", "--max-watches-per-uid", "1000000", (char *)NULL);
-                _exit(127);
-        }
+        if (arg_fd_store)
+                manager_open(&manager);
+        pid = spawn_daemon(false);
         for (int i = 0; i < 500; i++) {
                 struct sockaddr_un sa = { .sun_family = AF_UNIX };
                 int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -100,6 +124,8 @@ static void stop_daemon(pid_t pid) {
 
         (void)kill(pid, SIGTERM);
         (void)waitpid(pid, NULL, 0);
+        if (arg_fd_store)
+                manager_close(&manager);
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
         if (system(cmd) != 0)
                 fprintf(stderr, "reexec-gap: cannot remove %s\n", dir);
@@ -132,9 +158,24 @@ static void add_watches(int conn, int *efds, unsigned n) {
         }
 }
 
-/* The longest silence between packets on @ticker over @window_ns, sending SIGUSR2 to @pid
- * halfway if @reexec. */
-static uint64_t longest_silence(int ticker, pid_t pid, bool reexec) {
+static bool stored_all(const Manager *m) {
+        return m->n_stored == 3;
+}
+
+/* `systemctl restart` with the fd store: SIGTERM, the old process stores and exits, the
+ * next one starts with the store. Return: the new pid. */
+static pid_t restart_through_store(pid_t pid) {
+        if (kill(pid, SIGTERM) < 0)
+                bench_die("kill");
+        if (waitpid(pid, NULL, 0) != pid)
+                bench_die("waitpid");
+        manager_wait(&manager, stored_all);
+        return spawn_daemon(true);
+}
+
+/* The longest silence between packets on @ticker over @window_ns, re-executing (SIGUSR2)
+ * or restarting *@pid halfway if @restart. */
+static uint64_t longest_silence(int ticker, pid_t *pid, bool restart) {
         char buf[65536];
         uint64_t start = bench_now_ns(), last = start, gap = 0, now;
         bool sent = false;
@@ -142,8 +183,10 @@ static uint64_t longest_silence(int ticker, pid_t pid, bool reexec) {
         while ((now = bench_now_ns()) - start < WINDOW_NS) {
                 struct pollfd p = { .fd = ticker, .events = POLLIN };
 
-                if (reexec && !sent && now - start >= WINDOW_NS / 3) {
-                        if (kill(pid, SIGUSR2) < 0)
+                if (restart && !sent && now - start >= WINDOW_NS / 3) {
+                        if (arg_fd_store)
+                                *pid = restart_through_store(*pid);
+                        else if (kill(*pid, SIGUSR2) < 0)
                                 bench_die("kill");
                         sent = true;
                 }
@@ -156,6 +199,10 @@ static uint64_t longest_silence(int ticker, pid_t pid, bool reexec) {
                         last = now;
                 }
         }
+        /* The new process took the store back (FDSTOREREMOVE): drop the manager's copies,
+         * as systemd does, before the next round stores anew. */
+        if (restart && arg_fd_store)
+                manager_wait(&manager, manager_all_removed);
         return gap;
 }
 
@@ -204,21 +251,22 @@ static void run(unsigned watches, FILE *json, bool first) {
         bench_send(ticker, tick, strlen(tick), NULL, 0);
         (void)recv_one(ticker, buf, sizeof(buf));
         for (unsigned r = 0; r < arg_rounds; r++) {
-                base[r] = longest_silence(ticker, pid, false);
-                gaps[r] = longest_silence(ticker, pid, true);
+                base[r] = longest_silence(ticker, &pid, false);
+                gaps[r] = longest_silence(ticker, &pid, true);
         }
-        save_ms = log_ms("Re-executing");
+        save_ms = log_ms(arg_fd_store ? "Handed" : "Re-executing");
         restore_ms = log_ms("Restored");
         qsort(gaps, arg_rounds, sizeof(gaps[0]), cmp_u64);
         qsort(base, arg_rounds, sizeof(base[0]), cmp_u64);
-        printf("%-9s %8u %10.1f %10.1f %10.1f %10.1f %10.1f\n", arg_backend, watches,
+        printf("%-9s %-9s %8u %10.1f %10.1f %10.1f %10.1f %10.1f\n", arg_backend, arg_fd_store ? "fd-store" : "reexec",
+               watches,
                (double)base[arg_rounds / 2] / 1e6, (double)gaps[arg_rounds / 2] / 1e6,
                (double)gaps[arg_rounds - 1] / 1e6, save_ms, restore_ms);
         if (json)
                 fprintf(json,
-                        "%s{\"backend\":\"%s\",\"watches\":%u,\"rounds\":%u,\"baseline_p50_ms\":%.3f,"
+                        "%s{\"backend\":\"%s\",\"via\":\"%s\",\"watches\":%u,\"rounds\":%u,\"baseline_p50_ms\":%.3f,"
                         "\"gap_p50_ms\":%.3f,\"gap_max_ms\":%.3f,\"save_ms\":%.3f,\"restore_ms\":%.3f}",
-                        first ? "" : ",", arg_backend, watches, arg_rounds, (double)base[arg_rounds / 2] / 1e6,
+                        first ? "" : ",", arg_backend, arg_fd_store ? "fd-store" : "reexec", watches, arg_rounds, (double)base[arg_rounds / 2] / 1e6,
                         (double)gaps[arg_rounds / 2] / 1e6, (double)gaps[arg_rounds - 1] / 1e6, save_ms,
                         restore_ms);
         for (unsigned c = 0; c < CLIENTS; c++)
@@ -238,6 +286,9 @@ int main(int argc, char **argv) {
         for (int i = 1; i < argc; i++) {
                 if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc)
                         arg_backend = argv[++i];
+                else if (strcmp(argv[i], "--via") == 0 && i + 1 < argc &&
+                         (strcmp(argv[i + 1], "reexec") == 0 || strcmp(argv[i + 1], "fd-store") == 0))
+                        arg_fd_store = strcmp(argv[++i], "fd-store") == 0;
                 else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc)
                         arg_rounds = (unsigned)atoi(argv[++i]);
                 else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc)
@@ -249,8 +300,8 @@ int main(int argc, char **argv) {
                         for (tok = strtok(s, ","); tok && arg_n_sizes < MAX_SIZES; tok = strtok(NULL, ","))
                                 arg_sizes[arg_n_sizes++] = (unsigned)atoi(tok);
                 } else {
-                        fprintf(stderr, "usage: reexec-gap [--backend io_uring|epoll] [--watches N[,N...]] "
-                                        "[--rounds R] [--json FILE]\n");
+                        fprintf(stderr, "usage: reexec-gap [--backend io_uring|epoll] [--via reexec|fd-store] "
+                                        "[--watches N[,N...]] [--rounds R] [--json FILE]\n");
                         return 2;
                 }
         }
@@ -269,7 +320,7 @@ int main(int argc, char **argv) {
                 bench_die(arg_json);
         if (json)
                 fprintf(json, "[");
-        printf("%-9s %8s %10s %10s %10s %10s %10s\n", "backend", "watches", "base_ms", "gap_p50", "gap_max",
+        printf("%-9s %-9s %8s %10s %10s %10s %10s %10s\n", "backend", "via", "watches", "base_ms", "gap_p50", "gap_max",
                "save_ms", "restore_ms");
         for (unsigned i = 0; i < arg_n_sizes; i++)
                 run(arg_sizes[i] < max_watches ? arg_sizes[i] : max_watches, json, i == 0);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "build-config.h"
 #include "config.h"
@@ -117,6 +118,10 @@ static int inherited_state(FdSet *inherited) {
                 fdset_done(inherited);
                 return -1;
         }
+        /* The previous image cleared FD_CLOEXEC on these for the exec; whatever this image
+         * keeps stays close-on-exec until it re-executes in turn. One call for all
+         * (Linux 5.11; before it they stay inheritable, and evd runs no other program). */
+        (void)close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
         return (int)fd;
 }
 

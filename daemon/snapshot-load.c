@@ -91,24 +91,34 @@ static bool u64_at(const json_t *a, size_t i, uint64_t *ret) {
         return true;
 }
 
-/* [id, fd, events, "edge"|"oneshot", flags (1 armed, 2 passrights), wakeups (, tag)] */
-static bool parse_watch(const json_t *a, WatchRecord *w) {
+/* Version 1: [id, fd, events, "edge"|"oneshot", flags (1 armed, 2 passrights), wakeups (, tag)].
+ * Version 2: [id, fd, events, flags (those, 4 edge, bits 4-7 the fd kind), wakeups (, tag)]. */
+static bool parse_watch(const json_t *a, unsigned version, WatchRecord *w) {
+        const unsigned known = SNAPSHOT_WATCH_ARMED | SNAPSHOT_WATCH_PASSRIGHTS |
+                               (version >= 2 ? SNAPSHOT_WATCH_EDGE | 0xfu << SNAPSHOT_WATCH_KIND_SHIFT : 0u);
+        size_t n = json_array_size(a), at = version >= 2 ? 3 : 4;
         uint64_t events, fd, flags;
-        const char *mode = json_string_value(json_array_get(a, 3));
-        size_t n = json_array_size(a);
+        const char *mode = NULL;
 
-        *w = (WatchRecord){ .tag = json_array_get(a, 6), .fd = -1 };
-        if (!json_is_array(a) || (n != 6 && n != 7) || !u64_at(a, 0, &w->id) || w->id == 0 || !u64_at(a, 1, &fd) ||
-            fd < 3 || fd > INT32_MAX || !u64_at(a, 2, &events) || (events & ~(uint64_t)ENGINE_EVENTS_REQUESTABLE) ||
-            !mode || !u64_at(a, 4, &flags) || flags > 3 || !u64_at(a, 5, &w->wakeups))
+        *w = (WatchRecord){ .tag = json_array_get(a, at + 2), .fd = -1 };
+        if (!json_is_array(a) || (n != at + 2 && n != at + 3) || !u64_at(a, 0, &w->id) || w->id == 0 ||
+            !u64_at(a, 1, &fd) || fd < 3 || fd > INT32_MAX || !u64_at(a, 2, &events) ||
+            (events & ~(uint64_t)ENGINE_EVENTS_REQUESTABLE) || !u64_at(a, at, &flags) || (flags & ~(uint64_t)known) ||
+            (flags >> SNAPSHOT_WATCH_KIND_SHIFT) >= _WATCH_KIND_MAX || !u64_at(a, at + 1, &w->wakeups))
                 return false;
         w->fd = (int)fd;
         w->events = (uint32_t)events;
-        w->armed = flags & 1;
-        w->holds_passrights = flags & 2;
-        if (strcmp(mode, "edge") == 0)
+        w->armed = flags & SNAPSHOT_WATCH_ARMED;
+        w->holds_passrights = flags & SNAPSHOT_WATCH_PASSRIGHTS;
+        w->kind = (uint8_t)(flags >> SNAPSHOT_WATCH_KIND_SHIFT);
+        if (version >= 2) {
+                w->mode = flags & SNAPSHOT_WATCH_EDGE ? ENGINE_EDGE : ENGINE_ONESHOT;
+                return true;
+        }
+        mode = json_string_value(json_array_get(a, 3));
+        if (mode && strcmp(mode, "edge") == 0)
                 w->mode = ENGINE_EDGE;
-        else if (strcmp(mode, "oneshot") == 0)
+        else if (mode && strcmp(mode, "oneshot") == 0)
                 w->mode = ENGINE_ONESHOT;
         else
                 return false;
@@ -154,7 +164,7 @@ static bool check_packets(const json_t *out) {
 }
 
 /* Check one client and claim its fds from @scratch. */
-static bool check_client(const json_t *o, FdSet *scratch) {
+static bool check_client(const json_t *o, unsigned version, FdSet *scratch) {
         const json_t *name = json_object_get(o, "name"), *watches = json_object_get(o, "watches"),
                      *timers = json_object_get(o, "timers"), *item;
         uint64_t v;
@@ -172,7 +182,7 @@ static bool check_client(const json_t *o, FdSet *scratch) {
         json_array_foreach(watches, i, item) {
                 WatchRecord w;
 
-                if (!parse_watch(item, &w) || !fdset_claim(scratch, w.fd))
+                if (!parse_watch(item, version, &w) || !fdset_claim(scratch, w.fd))
                         return false;
         }
         json_array_foreach(timers, i, item) {
@@ -211,7 +221,7 @@ static void restore_histogram(const json_t *o, Histogram *h) {
         (void)get_u64(o, "max_ns", false, &h->max_ns);
 }
 
-static bool check_daemon(const json_t *root, const FdSet *fds) {
+static bool check_daemon(const json_t *root, unsigned version, const FdSet *fds) {
         const json_t *clients = json_object_get(root, "clients"), *stats = json_object_get(root, "stats"), *item;
         FdSet scratch = *fds;
         uint64_t v;
@@ -238,7 +248,7 @@ static bool check_daemon(const json_t *root, const FdSet *fds) {
         if (fds->size > 0)
                 memcpy(scratch.bits, fds->bits, ((size_t)fds->size + 63) / 64 * sizeof(uint64_t));
         json_array_foreach(clients, i, item)
-                if (!check_client(item, &scratch)) {
+                if (!check_client(item, version, &scratch)) {
                         ok = false;
                         break;
                 }
@@ -246,12 +256,12 @@ static bool check_daemon(const json_t *root, const FdSet *fds) {
         return ok;
 }
 
-static void restore_watch(Conn *c, const json_t *o, FdSet *fds, SnapshotCounts *counts) {
+static void restore_watch(Conn *c, const json_t *o, unsigned version, FdSet *fds, SnapshotCounts *counts) {
         WatchRecord rec;
         Watch *w;
         int r;
 
-        (void)parse_watch(o, &rec);
+        (void)parse_watch(o, version, &rec);
         rec.fd = fdset_take(fds, rec.fd); /* checked: it is there */
         r = c->closing ? -ECONNRESET : watch_restore(c, &rec, &w);
         if (r >= 0) {
@@ -274,7 +284,8 @@ static void restore_watch(Conn *c, const json_t *o, FdSet *fds, SnapshotCounts *
         }
 }
 
-static void restore_client(Daemon *d, const json_t *o, FdSet *fds, const ConnOps *ops, SnapshotCounts *counts) {
+static void restore_client(Daemon *d, const json_t *o, unsigned version, FdSet *fds, const ConnOps *ops,
+                           SnapshotCounts *counts) {
         const json_t *name = json_object_get(o, "name"), *item;
         uint64_t id = 0;
         bool monitor;
@@ -302,7 +313,7 @@ static void restore_client(Daemon *d, const json_t *o, FdSet *fds, const ConnOps
                 json_array_foreach(json_object_get(o, "watches"), i, item) {
                         WatchRecord rec;
 
-                        (void)parse_watch(item, &rec);
+                        (void)parse_watch(item, version, &rec);
                         (void)safe_close(fdset_take(fds, rec.fd));
                 }
                 return;
@@ -336,7 +347,7 @@ static void restore_client(Daemon *d, const json_t *o, FdSet *fds, const ConnOps
                         conn_stop_monitor(c, "permission"); /* a reload took its rights away */
         }
         json_array_foreach(json_object_get(o, "watches"), i, item)
-                restore_watch(c, item, fds, counts);
+                restore_watch(c, item, version, fds, counts);
         json_array_foreach(json_object_get(o, "timers"), i, item) {
                 TimerRecord rec;
                 ClientTimer *t;
@@ -369,11 +380,11 @@ int snapshot_restore(Daemon *d, const char *buf, size_t len, FdSet *fds, const C
                 return -EBADMSG;
         if (version > SNAPSHOT_VERSION)
                 return -EPROTONOSUPPORT;
-        if (!check_daemon(root, fds))
+        if (!check_daemon(root, (unsigned)version, fds))
                 return -EBADMSG;
 
         json_array_foreach(json_object_get(root, "clients"), i, item)
-                restore_client(d, item, fds, ops, &counts);
+                restore_client(d, item, (unsigned)version, fds, ops, &counts);
 
         (void)get_u64(root, "generation", true, &v);
         d->generation = (unsigned)v + 1;

@@ -8,7 +8,14 @@
 #include "state.h"
 
 /* The version this build writes; it reads this one and every older one. */
-#define SNAPSHOT_VERSION 1
+#define SNAPSHOT_VERSION 2
+/* A watch record's flags (STATE.md): version 1 had only the first two, and the mode as a
+ * string of its own. */
+#define SNAPSHOT_WATCH_ARMED 1u
+#define SNAPSHOT_WATCH_PASSRIGHTS 2u
+#define SNAPSHOT_WATCH_EDGE 4u
+#define SNAPSHOT_WATCH_KIND_SHIFT 4 /* bits 4-7: WATCH_KIND_* */
+
 /* Refused above this: a state file larger than any the limits allow is not ours. */
 #define SNAPSHOT_MAX_BYTES (1024u * 1024u * 1024u)
 

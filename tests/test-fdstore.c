@@ -20,11 +20,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "evd.h"
 #include "fdcarrier.h"
 #include "macro.h"
 #include "util-check.h"
 #include "util-daemon.h"
 #include "util-manager.h"
+#include "util-time.h"
 
 #define TIMEOUT TEST_TIMEOUT_MS
 
@@ -140,6 +142,112 @@ START_TEST(test_restart_keeps_clients) {
         close(edge[1]);
         close(once[0]);
         close(once[1]);
+}
+END_TEST
+
+/* ---- libevd across the restart ---------------------------------------------------------- */
+
+typedef struct LibevdSeen {
+        unsigned lost, restored, watch_events, ticks;
+        bool pong;
+} LibevdSeen;
+
+static int on_connection(struct evd_client *client, enum evd_connection_event event, int error, void *userdata) {
+        LibevdSeen *seen = userdata;
+
+        if (event == EVD_CONNECTION_LOST)
+                seen->lost++;
+        else
+                seen->restored++;
+        return 0;
+}
+
+static int on_watch(struct evd_client *client, uint64_t watch, uint32_t revents, void *userdata) {
+        ((LibevdSeen *)userdata)->watch_events++;
+        return 0;
+}
+
+static int on_tick(struct evd_client *client, uint64_t timer, uint64_t expirations, void *userdata) {
+        ((LibevdSeen *)userdata)->ticks++;
+        return 0;
+}
+
+static int on_pong(struct evd_client *client, int r, json_t *result, void *userdata) {
+        ck_assert_int_eq(r, 0);
+        ((LibevdSeen *)userdata)->pong = true;
+        return 0;
+}
+
+/* Dispatch @client until @done holds or TIMEOUT passes. Return: whether it held. */
+static bool libevd_run_until(struct evd_client *client, const LibevdSeen *seen,
+                             bool (*done)(const LibevdSeen *seen)) {
+        for (long long end = ms_now() + TIMEOUT; !done(seen);) {
+                struct pollfd p = { .fd = evd_client_fd(client), .events = POLLIN };
+                long long left = end - ms_now();
+
+                if (left <= 0)
+                        return false;
+                if (poll(&p, 1, (int)MIN(left, 50)) < 0 && errno != EINTR)
+                        return false;
+                ck_assert_int_eq(evd_client_dispatch(client), 0);
+        }
+        return true;
+}
+
+static bool ticked(const LibevdSeen *seen) {
+        return seen->ticks > 0;
+}
+
+static bool gap_reported(const LibevdSeen *seen) {
+        return seen->pong && seen->watch_events > 0 && seen->ticks > 0;
+}
+
+/* What issue 11 asks of a restart: a libevd program with reconnect on never hears of it
+ * (the connection handler is not called), and what happened in the gap is reported. */
+START_TEST(test_libevd_does_not_notice) {
+        Manager m;
+        TestDaemon d1, d2;
+        TestDaemonSpawn first = { .setup = manager_with_notify_socket, .userdata = &m };
+        TestDaemonSpawn next = { .setup = manager_pass_store, .userdata = &m };
+        struct evd_client *client = NULL;
+        LibevdSeen seen = { 0 };
+        uint64_t watch, timer;
+        int p[2];
+
+        manager_open(&m);
+        test_daemon_start_with(&d1, fd_store_args, &first);
+        ck_assert_int_eq(evd_client_new(&client), 0);
+        evd_client_set_reconnect(client, true);
+        evd_client_set_connection_handler(client, on_connection, &seen);
+        ck_assert_int_eq(evd_client_connect(client, d1.socket), 0);
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+        ck_assert_int_eq(evd_watch_add(client, p[0], EVD_IN, EVD_EDGE, on_watch, &seen, TIMEOUT, &watch), 0);
+        ck_assert_int_eq(evd_timer_after(client, 50000, 50000, on_tick, &seen, TIMEOUT, &timer), 0);
+        ck_assert(libevd_run_until(client, &seen, ticked));
+
+        ck_assert_int_eq(kill(d1.pid, SIGTERM), 0);
+        ck_assert_int_eq(test_daemon_wait_exit(&d1, TIMEOUT), 0);
+        manager_read_all(&m);
+        ck_assert_int_eq(m.n_stored, 3);
+        /* In the gap: a call, an event, and the library's own loop running on. */
+        seen.ticks = 0;
+        ck_assert_int_eq(evd_call_async(client, "ping", NULL, on_pong, &seen), 0);
+        ck_assert_int_eq(write(p[1], "x", 1), 1);
+        ck_assert_int_eq(evd_client_dispatch(client), 0);
+
+        next.dir = d1.dir;
+        test_daemon_start_with(&d2, fd_store_args, &next);
+        ck_assert_msg(libevd_run_until(client, &seen, gap_reported), "pong %d, %u watch events, %u ticks", seen.pong,
+                      seen.watch_events, seen.ticks);
+        ck_assert_msg(seen.lost == 0 && seen.restored == 0, "the connection handler was called (%u lost, %u restored)",
+                      seen.lost, seen.restored);
+        ck_assert(evd_client_is_connected(client));
+
+        (void)evd_client_free(client);
+        ck_assert_int_eq(test_daemon_stop(&d2), 0);
+        manager_close(&m);
+        close(p[0]);
+        close(p[1]);
 }
 END_TEST
 
@@ -311,6 +419,7 @@ static Suite *suite(void) {
         TCase *tc = test_tcase(s, "restart", 60);
 
         tcase_add_test(tc, test_restart_keeps_clients);
+        tcase_add_test(tc, test_libevd_does_not_notice);
         tcase_add_test(tc, test_store_closed_means_eof);
         tcase_add_test(tc, test_no_manager_is_plain_shutdown);
         tcase_add_test(tc, test_incomplete_store_is_fresh_start);

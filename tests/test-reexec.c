@@ -87,6 +87,12 @@ static void make_pipe(int p[2]) {
         ck_assert_int_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
 }
 
+/* Whether nobody holds the read end of the pipe whose write end is @fd any more. */
+static bool pipe_reader_gone(int fd) {
+        (void)signal(SIGPIPE, SIG_IGN);
+        return write(fd, "x", 1) < 0 && errno == EPIPE;
+}
+
 static void poke(int fd) {
         ck_assert_int_eq(write(fd, "x", 1), 1);
 }
@@ -449,36 +455,59 @@ static const char *const refused_states[] = {
         "\"latency\":{\"buckets\":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]},"
         "\"packet_cost\":{\"buckets\":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]},"
         "\"clients\":[{\"id\":1,\"fd\":20,\"out\":[],\"timers\":[],\"watches\":[]}]}",
+        /* Version 2 watches carry the mode in their flags: a version 1 record is foreign. */
+        "{\"format\":\"evd-state\",\"version\":2,\"generation\":0,\"stats\":{},"
+        "\"latency\":{\"buckets\":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]},"
+        "\"clients\":[{\"id\":1,\"fd\":20,\"out\":[],\"timers\":[],"
+        "\"watches\":[[1,21,1,\"edge\",1,0]]}]}",
+        /* A version 2 fd kind no evd has (15). */
+        "{\"format\":\"evd-state\",\"version\":2,\"generation\":0,\"stats\":{},"
+        "\"latency\":{\"buckets\":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]},"
+        "\"clients\":[{\"id\":1,\"fd\":20,\"out\":[],\"timers\":[],"
+        "\"watches\":[[1,21,1,245,0]]}]}",
+        /* Version 1 flags knew no fd kind. */
+        "{\"format\":\"evd-state\",\"version\":1,\"generation\":0,\"stats\":{},"
+        "\"latency\":{\"buckets\":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]},"
+        "\"clients\":[{\"id\":1,\"fd\":20,\"out\":[],\"timers\":[],"
+        "\"watches\":[[1,21,1,\"edge\",17,0]]}]}",
 };
 
 START_TEST(test_refused_state_is_fresh_start) {
         TestDaemon d;
         TestClient c;
-        int peer;
+        int peer, p[2];
 
-        start_inheriting(&d, refused_states[_i], -1, &peer);
+        /* A pipe at fd 21 for the states that name it: refused for what they say, not for
+         * naming an fd that was not inherited. */
+        make_pipe(p);
+        start_inheriting(&d, refused_states[_i], p[0], &peer);
+        close(p[0]);
         ck_assert_msg(peer_sees_eof(peer, TIMEOUT), "the inherited connection was kept (state %d)", _i);
         ck_assert_msg(test_daemon_log_contains(&d, "Cannot restore the previous image's state"), "see %s", d.log);
         ck_assert_int_eq(test_client_connect(&c, d.socket), 0);
         ck_assert_int_eq(status_int(&c, NULL, "clients"), 1);
         ck_assert_int_eq(status_int(&c, "reexec", "generation"), 0);
+        ck_assert_msg(pipe_reader_gone(p[1]), "the inherited pipe was kept (state %d)", _i);
         test_client_close(&c);
         ck_assert_int_eq(test_daemon_stop(&d), 0);
         close(peer);
+        close(p[1]);
 }
 END_TEST
 
-/* What evd 0.x wrote as format version 1 (tests/reexec-state-v1.json): a client at fd 20
- * with a queued reply, an edge watch on fd 21 and a one-shot timer long overdue. */
-START_TEST(test_reads_version_1) {
-        char path[512];
+/* What evd 0.x wrote as each format version (tests/reexec-state-vN.json, N = _i + 1): a
+ * client at fd 20 with a queued reply, an edge watch on fd 21 (a pipe: version 2 says so,
+ * version 1 leaves it to be asked) and a one-shot timer long overdue, tagged "vN". */
+START_TEST(test_reads_older_versions) {
+        char path[512], version_tag[16];
         char *state;
         TestDaemon d;
         TestClient c = { .next_id = 1 };
         int p[2];
         json_t *r, *item, *n;
 
-        snprintf(path, sizeof(path), "%s/reexec-state-v1.json", getenv("EVD_TEST_FIXTURES"));
+        snprintf(path, sizeof(path), "%s/reexec-state-v%d.json", getenv("EVD_TEST_FIXTURES"), _i + 1);
+        snprintf(version_tag, sizeof(version_tag), "v%d", _i + 1);
         state = read_file(path);
         make_pipe(p);
         start_inheriting(&d, state, p[0], &c.fd);
@@ -498,6 +527,8 @@ START_TEST(test_reads_version_1) {
         json_decref(item);
         item = listed(&c, "watches", "watch", 41);
         assert_tag(item, "{\"fixture\":true}");
+        ck_assert_str_eq(json_string_value(json_object_get(item, "fd_type")), "pipe");
+        ck_assert_str_eq(json_string_value(json_object_get(item, "mode")), "edge");
         json_decref(item);
         ck_assert_int_eq(status_int(&c, "reexec", "generation"), 4);
         poke(p[1]);
@@ -506,7 +537,7 @@ START_TEST(test_reads_version_1) {
         json_decref(n);
         n = test_client_notification_for(&c, "timer", "timer", 9, TIMEOUT);
         ck_assert_ptr_nonnull(n);
-        ck_assert_str_eq(json_string_value(json_object_get(json_object_get(n, "params"), "tag")), "v1");
+        ck_assert_str_eq(json_string_value(json_object_get(json_object_get(n, "params"), "tag")), version_tag);
         json_decref(n);
         /* New ids continue after the state's counters. */
         ck_assert_int_gt(watch_pipe(&c, p[1], "edge", json_null()), 41);
@@ -528,7 +559,7 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_repeated_under_valgrind);
         tcase_add_test(tc, test_exec_fails);
         tcase_add_loop_test(tc, test_refused_state_is_fresh_start, 0, (int)ELEMENTSOF(refused_states));
-        tcase_add_test(tc, test_reads_version_1);
+        tcase_add_loop_test(tc, test_reads_older_versions, 0, 2);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -1,30 +1,46 @@
-/* util-manager.c - tests: a service manager's notify socket with an fd store (util-manager.h) */
+/* util-manager.c - a service manager's notify socket with an fd store (util-manager.h) */
 
 #include "util-manager.h"
 
-#include <check.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdarg.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "util-daemon.h"
+/* Not Check's assertions: the benches use this too. A failure here is the harness's own. */
+static void must(bool ok, const char *fmt, ...) {
+        va_list ap;
+
+        if (ok)
+                return;
+        va_start(ap, fmt);
+        fprintf(stderr, "util-manager: ");
+        vfprintf(stderr, fmt, ap);
+        fprintf(stderr, "\n");
+        va_end(ap);
+        abort();
+}
 
 void manager_open(Manager *m) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
+        const char *tmp = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+
         memset(m, 0, sizeof(*m));
-        test_mkdtemp(m->dir, sizeof(m->dir), "evd-manager");
+        must((size_t)snprintf(m->dir, sizeof(m->dir), "%s/evd-manager-XXXXXX", tmp) < sizeof(m->dir) &&
+                     mkdtemp(m->dir),
+             "mkdtemp in %s: %s", tmp, strerror(errno));
         snprintf(m->path, sizeof(m->path), "%s/notify", m->dir);
         memcpy(sa.sun_path, m->path, strlen(m->path));
         m->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        ck_assert_int_ge(m->fd, 0);
-        ck_assert_int_eq(bind(m->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        must(m->fd >= 0 && bind(m->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "notify socket: %s",
+             strerror(errno));
 }
 
 int manager_find(const Manager *m, const char *name) {
@@ -58,7 +74,7 @@ static bool manager_read_one(Manager *m) {
 
         if (n < 0 && errno == EAGAIN)
                 return false;
-        ck_assert_int_ge(n, 0);
+        must(n >= 0, "recvmsg: %s", strerror(errno));
         buf[n] = 0;
         for (struct cmsghdr *h = CMSG_FIRSTHDR(&msg); h; h = CMSG_NXTHDR(&msg, h))
                 if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS) {
@@ -67,14 +83,14 @@ static bool manager_read_one(Manager *m) {
                 }
         store = strstr(buf, "FDSTORE=1") != NULL;
         remove = strstr(buf, "FDSTOREREMOVE=1") != NULL;
-        ck_assert_msg(!store || strstr(buf, "FDPOLL=0"), "stored without FDPOLL=0: %s", buf);
+        must(!store || strstr(buf, "FDPOLL=0"), "stored without FDPOLL=0: %s", buf);
         if (strstr(buf, "STOPPING=1"))
                 m->stopping = true;
         if ((name = strstr(buf, "FDNAME=")))
                 name[strcspn(name, "\n")] = 0, name += strlen("FDNAME=");
         if (store) {
                 for (size_t i = 0; i < n_fds; i++) {
-                        ck_assert_int_lt(m->n_stored, MANAGER_MAX_STORED);
+                        must(m->n_stored < MANAGER_MAX_STORED, "more than %d fds stored", MANAGER_MAX_STORED);
                         m->stored[m->n_stored] = fds[i];
                         snprintf(m->names[m->n_stored], sizeof(m->names[0]), "%s", name ? name : "stored");
                         m->n_stored++;
@@ -95,15 +111,14 @@ void manager_read_all(Manager *m) {
                 ;
 }
 
-/* Read until @done holds, at most TIMEOUT. */
 void manager_wait(Manager *m, bool (*done)(const Manager *m)) {
-        for (int i = 0; i < TEST_TIMEOUT_MS / 5 && !done(m); i++) {
+        for (int i = 0; i < MANAGER_WAIT_MS / 5 && !done(m); i++) {
                 struct pollfd p = { .fd = m->fd, .events = POLLIN };
 
                 (void)poll(&p, 1, 5);
                 manager_read_all(m);
         }
-        ck_assert_msg(done(m), "the manager did not see what it waited for");
+        must(done(m), "what the manager waited for did not come within %d ms", MANAGER_WAIT_MS);
 }
 
 bool manager_all_removed(const Manager *m) {
@@ -119,7 +134,8 @@ void manager_close_store(Manager *m) {
 void manager_close(Manager *m) {
         manager_close_store(m);
         close(m->fd);
-        test_remove_tree(m->dir);
+        (void)unlink(m->path);
+        (void)rmdir(m->dir);
 }
 
 void manager_with_notify_socket(void *userdata) {

@@ -1,5 +1,5 @@
 #pragma once
-/* util-manager.h - tests: the test as a service manager's notify socket with an fd store
+/* util-manager.h - tests and benches: playing a service manager's notify socket with an fd store
  *
  * It keeps what evd stores (FDSTORE=1 with FDNAME=, FDSTOREREMOVE=1) and hands it to the
  * next evd as systemd passes it: the stored fds from fd 3 on, $LISTEN_FDS,
@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #define MANAGER_MAX_STORED 8
+#define MANAGER_WAIT_MS 5000 /* TEST_TIMEOUT_MS */
 
 typedef struct Manager {
         char dir[80];
@@ -29,7 +30,7 @@ int manager_find(const Manager *m, const char *name);
 void manager_drop(Manager *m, int i);
 /** manager_read_all() - take every message waiting (FDSTORE=1 must come with FDPOLL=0). */
 void manager_read_all(Manager *m);
-/** manager_wait() - read until @done holds, at most TEST_TIMEOUT_MS (aborts after). */
+/** manager_wait() - read until @done holds, at most MANAGER_WAIT_MS (aborts after). */
 void manager_wait(Manager *m, bool (*done)(const Manager *m));
 /** manager_all_removed() - evd took the three back out of the store (for manager_wait()). */
 bool manager_all_removed(const Manager *m);
