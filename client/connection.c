@@ -170,6 +170,9 @@ const char *evd_strerror(int r) {
                 s = evd_error_message(r);
                 return s ? s : "Unknown daemon error";
         }
+        /* The library's own meanings, where libc's text would mislead. */
+        if (r == -ESHUTDOWN)
+                return "The daemon announced its shutdown";
         s = strerrordesc_np(-r);
         return s ? s : "Unknown error";
 }

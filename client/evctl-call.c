@@ -4,22 +4,89 @@
  */
 
 #include <errno.h>
+#include <poll.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "build-config.h"
 #include "evctl.h"
 
+/* How the user would start this evd: "evd" if PATH finds it, else the one built next to
+ * this evctl (a build tree: client/evctl, daemon/evd), else the installed one. */
+static const char *evd_command(char buf[static PATH_MAX]) {
+        const char *path = getenv("PATH");
+        char self[PATH_MAX];
+        ssize_t n;
+
+        for (const char *p = path; p && *p;) {
+                size_t len = strcspn(p, ":");
+
+                if (len > 0 && (size_t)snprintf(buf, PATH_MAX, "%.*s/evd", (int)len, p) < PATH_MAX &&
+                    access(buf, X_OK) == 0)
+                        return "evd";
+                p += len + (p[len] == ':');
+        }
+        n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (n > 0) {
+                char *slash;
+
+                self[n] = 0;
+                slash = strrchr(self, '/');
+                if (slash) {
+                        *slash = 0;
+                        if ((size_t)snprintf(buf, PATH_MAX, "%s/../daemon/evd", self) < PATH_MAX &&
+                            access(buf, X_OK) == 0) {
+                                char *real = realpath(buf, NULL);
+
+                                if (real) {
+                                        snprintf(buf, PATH_MAX, "%s", real);
+                                        free(real);
+                                }
+                                return buf;
+                        }
+                }
+        }
+        snprintf(buf, PATH_MAX, "%s/evd", EVD_SBINDIR);
+        return access(buf, X_OK) == 0 ? buf : "evd";
+}
+
+/* The line that says how to start evd for @path: the unit where @path is a default
+ * socket (the system one for /run/evd, the user manager's for $XDG_RUNTIME_DIR), the
+ * command line with --socket for any other path (no unit serves it). */
+static void not_running(const char *path, int r) {
+        const char *runtime = getenv("XDG_RUNTIME_DIR");
+        char evd[PATH_MAX], user_default[PATH_MAX] = "";
+        const char *why = r == -ENOENT ? "no socket at" : "nothing listens on";
+
+        if (runtime && *runtime)
+                snprintf(user_default, sizeof(user_default), "%s/evd/evd.sock", runtime);
+        if (path && strcmp(path, "/run/evd/evd.sock") == 0)
+                errorf("evd is not running (%s %s); start it with \"systemctl start evd.socket\" or \"%s\"", why,
+                       path, evd_command(evd));
+        else if (path && *user_default && strcmp(path, user_default) == 0)
+                errorf("evd is not running (%s %s); start it with \"systemctl --user start evd.socket\" or "
+                       "\"%s\"",
+                       why, path, evd_command(evd));
+        else
+                errorf("evd is not running (%s %s); start it with \"%s --socket %s\"", why, path ? path : "?",
+                       evd_command(evd), path ? path : "PATH");
+}
+
 struct evd_client *client;
+
+char last_error[512];
 
 void errorf(const char *fmt, ...) {
         va_list ap;
 
-        fputs("evctl: ", stderr);
         va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
+        (void)vsnprintf(last_error, sizeof(last_error), fmt, ap);
         va_end(ap);
-        fputc('\n', stderr);
+        fprintf(stderr, "evctl: %s\n", last_error);
 }
 
 int connect_daemon(void) {
@@ -33,6 +100,12 @@ int connect_daemon(void) {
         }
         (void)evd_client_set_name(client, "evctl");
         r = evd_client_connect(client, arg_socket);
+        /* --wait-daemon: a script that just started evd waits for its socket rather than
+         * racing it. Only "not there yet" is retried. */
+        for (double end = now_mono() + arg_wait_daemon; (r == -ENOENT || r == -ECONNREFUSED) && now_mono() < end;) {
+                (void)poll(NULL, 0, 20);
+                r = evd_client_connect(client, arg_socket);
+        }
         if (r >= 0)
                 return 0;
 
@@ -40,10 +113,7 @@ int connect_daemon(void) {
         switch (r) {
         case -ENOENT:
         case -ECONNREFUSED:
-                errorf("evd is not running (%s %s); start it with \"evd%s%s\" or \"systemctl start "
-                       "evd\"",
-                       r == -ENOENT ? "no socket at" : "nothing listens on", path,
-                       arg_socket ? " --socket " : "", arg_socket ? arg_socket : "");
+                not_running(path, r);
                 return EXIT_UNREACHABLE;
         case -EACCES:
         case -EPERM:

@@ -101,7 +101,7 @@ static int parse_client_option(int argc, char **argv, const char *name, json_int
         int c;
 
         *ret = 0;
-        optind = 1;
+        optind = 0; /* 0, not 1: glibc re-reads the optstring (main parsed with "+") */
         while ((c = getopt_long(argc, argv, COMMON_SHORT "c:", options, NULL)) >= 0)
                 switch (c) {
                 case 'c': {
@@ -117,10 +117,12 @@ static int parse_client_option(int argc, char **argv, const char *name, json_int
                 default: {
                         int h = common_option(c, name);
 
+                        if (h == 2)
+                                return EXIT_USAGE;
                         if (h > 0)
                                 return -1;
                         if (h < 0)
-                                return usage_error(name, "unknown option");
+                                return bad_option(name, c, argv);
                         break;
                 }
                 }
@@ -310,7 +312,7 @@ int cmd_ping(int argc, char **argv) {
         char b[FORMAT_MAX];
         int c, r;
 
-        optind = 1;
+        optind = 0; /* 0, not 1: glibc re-reads the optstring (main parsed with "+") */
         while ((c = getopt_long(argc, argv, COMMON_SHORT "c:i:", options, NULL)) >= 0)
                 switch (c) {
                 case 'c': {

@@ -5,11 +5,14 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "evctl.h"
 
@@ -62,6 +65,48 @@ static int on_wait_timeout(struct evd_client *c, uint64_t timer, uint64_t expira
         return 0;
 }
 
+/* `wait ... -- CMD ARGS`: run CMD once the watches are armed, so that what it causes is
+ * seen. It runs alongside (evctl does not wait for it, and its exit status is not
+ * evctl's), with the shell's fds and signal mask, not evctl's. Return: 0, or the exit
+ * code for a CMD that cannot be run (127 not found, 126 otherwise, as timeout(1)). */
+static int run_command(char **cmd) {
+        int report[2], err = 0;
+        ssize_t n;
+        pid_t pid;
+
+        if (pipe2(report, O_CLOEXEC) < 0) {
+                errorf("wait: pipe: %s", strerror(errno));
+                return EXIT_FAIL;
+        }
+        fflush(stdout);
+        pid = fork();
+        if (pid < 0) {
+                errorf("wait: fork: %s", strerror(errno));
+                close(report[0]);
+                close(report[1]);
+                return EXIT_FAIL;
+        }
+        if (pid == 0) {
+                sigset_t none;
+
+                sigemptyset(&none);
+                (void)sigprocmask(SIG_SETMASK, &none, NULL);
+                execvp(cmd[0], cmd);
+                err = errno;
+                (void)!write(report[1], &err, sizeof(err));
+                _exit(127);
+        }
+        close(report[1]);
+        /* EOF: the exec closed the pipe, CMD runs. */
+        while ((n = read(report[0], &err, sizeof(err))) < 0 && errno == EINTR)
+                ;
+        close(report[0]);
+        if (n <= 0)
+                return 0;
+        errorf("wait: cannot run %s: %s", cmd[0], strerror(err));
+        return err == ENOENT ? 127 : 126;
+}
+
 int cmd_wait(int argc, char **argv) {
         static const struct option options[] = {COMMON_OPTIONS{"in", no_argument, NULL, 'I'},
                                                 {"out", no_argument, NULL, 'O'},
@@ -71,9 +116,12 @@ int cmd_wait(int argc, char **argv) {
         double timeout = -1;
         WaitState w = {0};
         uint64_t timer;
+        char **command;
         int c, r = EXIT_FAIL;
 
-        optind = 1;
+        if (split_command(&argc, argv, &command) < 0)
+                return usage_error("wait", "which command? \"--\" must be followed by one");
+        optind = 0; /* 0, not 1: glibc re-reads the optstring (main parsed with "+") */
         while ((c = getopt_long(argc, argv, COMMON_SHORT "t:", options, NULL)) >= 0)
                 switch (c) {
                 case 'I':
@@ -137,6 +185,8 @@ int cmd_wait(int argc, char **argv) {
                         goto out;
                 }
         }
+        if (command && (r = run_command(command)))
+                goto out;
         r = loop_run(false);
 out:
         free(w.fds);
@@ -218,7 +268,7 @@ int cmd_timer(int argc, char **argv) {
         uint64_t timer;
         int c, r = 0;
 
-        optind = 1;
+        optind = 0; /* 0, not 1: glibc re-reads the optstring (main parsed with "+") */
         while ((c = getopt_long(argc, argv, COMMON_SHORT "e:c:", options, NULL)) >= 0)
                 switch (c) {
                 case 'e':

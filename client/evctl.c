@@ -44,9 +44,11 @@ static const Command commands[] = {
          "  -c, --count N         send N pings (default 4)\n"
          "  -i, --interval SEC    pause between pings (default 0.1)\n"},
         {"version", cmd_version, "", "Show the versions of evctl, libevd and the running evd.", ""},
-        {"wait", cmd_wait, "[--in|--out] [--timeout SECONDS] FD...",
+        {"wait", cmd_wait, "[--in|--out] [--timeout SECONDS] FD... [-- COMMAND [ARGS...]]",
          "Wait through evd until one of the shell's fds is ready; print it and its events.\n"
-         "Exit 0 when ready, 4 on timeout, 130 if interrupted.",
+         "With -- COMMAND: run it once the fds are watched, so nothing it causes is missed\n"
+         "(it runs alongside; its exit status is not evctl's).\n"
+         "Exit 0 when ready, 4 on timeout, 130 if interrupted, 126/127 if COMMAND cannot run.",
          "      --in              wait for readable (the default)\n"
          "      --out             wait for writable\n"
          "  -t, --timeout SEC     give up after SEC (a daemon timer)\n"},
@@ -69,30 +71,27 @@ static const Command *find_command(const char *name) {
         return NULL;
 }
 
-static void help(void) {
-        printf("Usage: evctl [--socket PATH] [--json] COMMAND [OPTIONS]\n\n"
-               "Talk to evd, the fd-readiness daemon.\n\n"
-               "Commands:\n");
+static void help(FILE *f) {
+        fprintf(f, "Usage: evctl [OPTIONS] COMMAND [ARGS]\n\n"
+                   "Talk to evd, the fd-readiness daemon.\n\n"
+                   "Commands:\n");
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
                 const char *s = commands[i].summary, *nl = strchr(s, '\n');
 
-                printf("  %-10s %.*s\n", commands[i].name, nl ? (int)(nl - s) : (int)strlen(s), s);
+                fprintf(f, "  %-10s %.*s\n", commands[i].name, nl ? (int)(nl - s) : (int)strlen(s), s);
         }
-        printf("\nOptions:\n"
-               "  -s, --socket PATH     evd's socket (default: $EVD_SOCKET, else /run/evd/evd.sock "
-               "for\n"
-               "                        root, else $XDG_RUNTIME_DIR/evd/evd.sock)\n"
-               "  -j, --json            print JSON for scripts\n"
-               "  -h, --help            show this help (COMMAND --help: the command's)\n"
-               "  -V, --version         show evctl's version\n\n"
-               "Exit status: 0 success, 1 failure, 2 usage, 3 evd unreachable, 4 timeout,\n"
-               "5 permission denied, 130 interrupted. See evctl(1).\n");
+        fprintf(f, "\nOptions (before or after the command; COMMAND --help lists its own):\n%s"
+                   "  -V, --version         show evctl's version\n\n"
+                   "Exit status: 0 success, 1 failure, 2 usage, 3 evd unreachable, 4 timeout,\n"
+                   "5 permission denied, 130 interrupted. See evctl(1).\n",
+                GLOBAL_OPTIONS_HELP);
 }
 
 int main(int argc, char **argv) {
         static const struct option options[] = {
                 {"socket", required_argument, NULL, 's'},
                 {"json", no_argument, NULL, 'j'},
+                {"wait-daemon", required_argument, NULL, 'W'},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, 'V'},
                 {NULL, 0, NULL, 0},
@@ -100,36 +99,46 @@ int main(int argc, char **argv) {
         const Command *cmd;
         int c, r;
 
-        /* "+": stop at the command; its own options are parsed by the command. */
-        while ((c = getopt_long(argc, argv, "+s:jhV", options, NULL)) >= 0)
-                switch (c) {
-                case 's':
-                        arg_socket = optarg;
-                        break;
-                case 'j':
+        opterr = 0; /* every mistake is one line of ours: bad_option() */
+        /* --json anywhere asks for JSON errors too, even for a mistake parsed before it. */
+        for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+                if (strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "-j") == 0)
                         arg_json = true;
-                        break;
+        /* "+": stop at the command; its own options are parsed by the command. */
+        while ((c = getopt_long(argc, argv, "+:s:jW:hV", options, NULL)) >= 0)
+                switch (c) {
                 case 'h':
-                        help();
+                        help(stdout);
                         return 0;
                 case 'V':
                         printf("evctl %s (libevd %s)\n", EVD_VERSION, evd_version());
                         return 0;
+                case 's':
+                case 'j':
+                case 'W':
+                        if (common_option(c, "") == 2)
+                                return EXIT_USAGE;
+                        break;
                 default:
-                        fprintf(stderr, "evctl: see evctl --help\n");
-                        return EXIT_USAGE;
+                        r = bad_option("", c, argv);
+                        goto out;
                 }
         if (optind >= argc) {
-                help();
+                help(stderr);
                 return EXIT_USAGE;
         }
         cmd = find_command(argv[optind]);
         if (!cmd) {
-                fprintf(stderr, "evctl: unknown command \"%s\" (see evctl --help)\n", argv[optind]);
-                return EXIT_USAGE;
+                r = usage_error("", "unknown command \"%s\"", argv[optind]);
+                goto out;
         }
         arg_command = cmd;
         r = cmd->fn(argc - optind, argv + optind);
+out:
+        /* Scripts read stdout only: the error there too, as the one JSON document (a
+         * timeout has printed its own). */
+        if (r != 0 && arg_json && last_error[0])
+                print_json_new(json_pack("{s:{s:s,s:i}}", "error", "message", last_error, "exit", r));
         client = evd_client_free(client);
         if (sigfd >= 0)
                 close(sigfd);

@@ -46,26 +46,41 @@ extern const char *arg_socket;
 extern bool arg_json;
 extern const Command *arg_command; /* the command main() runs */
 
+extern double arg_wait_daemon; /* seconds to keep trying to connect; 0: once */
+
 int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void command_help(const Command *c);
 int common_option(int c, const char *name);
+int bad_option(const char *name, int c, char **argv);
+int split_command(int *argc, char **argv, char ***ret_cmd);
 int parse_simple(int argc, char **argv, const char *name, int max_args);
 double parse_seconds(const char *s);
 uint64_t to_usec(double seconds);
 
-/* Options every command takes (also before the command): --help, --json, --socket. */
+/* Options every command takes, before or after it, between or after its arguments:
+ * --help, --json, --socket, --wait-daemon. ':' first: getopt reports a missing value as
+ * ':' and prints nothing itself (opterr is 0), so each mistake is one line, ours. */
 #define COMMON_OPTIONS                                                                             \
         {"help", no_argument, NULL, 'h'}, {"json", no_argument, NULL, 'j'},                        \
-                {"socket", required_argument, NULL, 's'},
-#define COMMON_SHORT "+hjs:"
+                {"socket", required_argument, NULL, 's'},                                          \
+                {"wait-daemon", required_argument, NULL, 'W'},
+#define COMMON_SHORT ":hjs:W:"
+#define GLOBAL_OPTIONS_HELP                                                                        \
+        "  -s, --socket PATH     evd's socket (default: $EVD_SOCKET, else /run/evd/evd.sock for\n"  \
+        "                        root, else $XDG_RUNTIME_DIR/evd/evd.sock)\n"                       \
+        "  -W, --wait-daemon SEC if evd is not there yet, keep trying to connect for SEC\n"        \
+        "  -j, --json            print JSON for scripts\n"                                         \
+        "  -h, --help            show this help\n"
 
 #define HANDLE_COMMON(c, name)                                                                     \
         default: {                                                                                 \
                 int _h = common_option(c, name);                                                   \
+                if (_h == 2)                                                                       \
+                        return EXIT_USAGE;                                                         \
                 if (_h > 0)                                                                        \
                         return 0;                                                                  \
                 if (_h < 0)                                                                        \
-                        return usage_error(name, "unknown option");                                \
+                        return bad_option(name, c, argv);                                          \
                 break;                                                                             \
         }
 
@@ -79,6 +94,8 @@ uint64_t to_usec(double seconds);
 /* evctl-call.c: the connection to evd and its errors */
 extern struct evd_client *client;
 
+/* The last error line (without "evctl: "), for --json's {"error": ...}. */
+extern char last_error[512];
 void errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int connect_daemon(void);
 int call_failed(const char *what, int r);

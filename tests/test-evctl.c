@@ -301,7 +301,7 @@ END_TEST
 
 START_TEST(test_wait) {
         Options o = {.fd3 = -1};
-        char *out = NULL, *err = NULL;
+        char *out = NULL, *err = NULL, fifo[300];
         json_t *v;
         Run run;
         int p[2];
@@ -322,11 +322,15 @@ START_TEST(test_wait) {
         ck_assert_str_eq(out, "");
         free(out);
 
-        /* The test writes while evctl waits: it prints the fd and exits 0. */
+        /* Something writes while evctl waits (the command it runs once fd 3 is watched: no
+         * race with the watch): it prints the fd and exits 0. */
+        snprintf(fifo, sizeof(fifo), "%s/fifo", daemon_.dir);
+        ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+        o.fd3 = open(fifo, O_RDWR | O_CLOEXEC);
+        ck_assert_int_ge(o.fd3, 0);
         evctl_start(&run, &o,
-                    (const char *const[]){"--json", "wait", "--timeout", "30", "3", NULL});
-        usleep(200000);
-        ck_assert_int_eq(write(p[1], "x", 1), 1);
+                    (const char *const[]){"--json", "wait", "--timeout", "30", "3", "--", "sh", "-c",
+                                          "echo x >&3", NULL});
         ck_assert_int_eq(evctl_finish(&run, &out, &err), 0);
         v = json_loads(out, 0, NULL);
         ck_assert_msg(v, "%s / %s", out, err);
@@ -338,6 +342,17 @@ START_TEST(test_wait) {
         ck_assert_int_eq(EVCTL_O(&o, &out, NULL, "wait", "--in", "3"), 0);
         ck_assert_str_eq(out, "3 in\n");
         free(out);
+        /* Options after the fds; a command that cannot run: 127, one line. */
+        ck_assert_int_eq(EVCTL_O(&o, &out, NULL, "wait", "3", "--timeout", "5", "--in"), 0);
+        ck_assert_str_eq(out, "3 in\n");
+        free(out);
+        ck_assert_int_eq(EVCTL_O(&o, NULL, &err, "wait", "3", "--", "/nonexistent/command"), 127);
+        ck_assert_ptr_nonnull(strstr(err, "cannot run /nonexistent/command"));
+        free(err);
+        ck_assert_int_eq(EVCTL_O(&o, NULL, &err, "wait", "3", "--"), 2);
+        free(err);
+        close(o.fd3);
+        o.fd3 = p[0];
 
         /* Writable at once; several fds: the ready one is named. */
         o.fd3 = p[1];
@@ -495,8 +510,71 @@ START_TEST(test_missing_daemon) {
         unsetenv("EVD_SOCKET");
         /* The option may also follow the command. */
         ck_assert_int_eq(EVCTL_O(&o, NULL, NULL, "status", "--socket", path), 3);
+        /* The command it names exists (PATH's evd, else the one built next to evctl). */
+        ck_assert_int_eq(EVCTL_O(&o, NULL, &err, "--socket", path, "status"), 3);
+        {
+                const char *q = strstr(err, "start it with \""), *end;
+                char cmd[512];
+
+                ck_assert_ptr_nonnull(q);
+                q += strlen("start it with \"");
+                end = strstr(q, " --socket");
+                ck_assert_ptr_nonnull(end);
+                snprintf(cmd, sizeof(cmd), "%.*s", (int)(end - q), q);
+                ck_assert_msg(strcmp(cmd, "evd") == 0 || access(cmd, X_OK) == 0, "no such evd: %s", cmd);
+        }
+        free(err);
+        /* The default sockets name their units: the system one for root. */
+        if (geteuid() == 0 && access("/run/evd/evd.sock", F_OK) != 0) {
+                ck_assert_int_eq(EVCTL_O(&o, NULL, &err, "status"), 3);
+                ck_assert_msg(strstr(err, "\"systemctl start evd.socket\""), "%s", err);
+                free(err);
+        }
+        /* --wait-daemon: gives up after the time given, or connects once evd is there. */
+        ck_assert_int_eq(EVCTL_O(&o, NULL, NULL, "--socket", path, "--wait-daemon", "0.1", "status"), 3);
+        {
+                Run run;
+                pid_t evd;
+
+                evctl_start(&run, &o, (const char *const[]){"--socket", path, "status", "-W", "20", NULL});
+                evd = fork();
+                ck_assert_int_ge(evd, 0);
+                if (evd == 0) {
+                        int null = open("/dev/null", O_WRONLY);
+
+                        (void)dup2(null, 2);
+                        execl(getenv("EVD_TEST_DAEMON"), "evd", "--socket", path, (char *)NULL);
+                        _exit(127);
+                }
+                ck_assert_int_eq(evctl_finish(&run, NULL, &err), 0);
+                free(err);
+                ck_assert_int_eq(kill(evd, SIGTERM), 0);
+                ck_assert_int_eq(waitpid(evd, NULL, 0), evd);
+        }
 }
 END_TEST
+
+/* A user's default socket ($XDG_RUNTIME_DIR) names the user manager's unit. */
+START_TEST(test_missing_user_daemon) {
+        Options o = {.fd3 = -1, .no_sock = true, .uid = 65534};
+        char *err = NULL;
+
+        if (geteuid() != 0)
+                return; /* needs root to become "nobody" */
+        ck_assert_int_eq(chmod(daemon_.dir, 0777), 0);
+        setenv("XDG_RUNTIME_DIR", daemon_.dir, 1);
+        ck_assert_int_eq(EVCTL_O(&o, NULL, &err, "status"), 3);
+        unsetenv("XDG_RUNTIME_DIR");
+        ck_assert_msg(strstr(err, "\"systemctl --user start evd.socket\"") && strstr(err, daemon_.dir), "%s", err);
+        free(err);
+}
+END_TEST
+
+static bool one_line(const char *s) {
+        const char *nl = strchr(s, '\n');
+
+        return nl && nl[1] == 0;
+}
 
 START_TEST(test_usage) {
         char *out = NULL, *err = NULL;
@@ -504,7 +582,39 @@ START_TEST(test_usage) {
         ck_assert_int_eq(EVCTL(NULL, &err, "frobnicate"), 2);
         ck_assert_ptr_nonnull(strstr(err, "unknown command"));
         free(err);
-        ck_assert_int_eq(evctl_o(NULL, NULL, NULL, (const char *const[]){NULL}), 2);
+        /* Bare evctl: the usage, on stderr. */
+        ck_assert_int_eq(evctl_o(NULL, &out, &err, (const char *const[]){NULL}), 2);
+        ck_assert_str_eq(out, "");
+        ck_assert_ptr_nonnull(strstr(err, "Usage: evctl"));
+        free(out);
+        free(err);
+        /* One line per mistake, naming it (getopt says nothing of its own). */
+        for (const char *const *m = (const char *const[]){"--bogus", "-x", NULL}; *m; m++) {
+                ck_assert_int_eq(EVCTL(NULL, &err, "status", *m), 2);
+                ck_assert_msg(one_line(err) && strstr(err, *m), "status %s: %s", *m, err);
+                free(err);
+                ck_assert_int_eq(EVCTL(NULL, &err, *m, "status"), 2);
+                ck_assert_msg(one_line(err) && strstr(err, *m), "%s status: %s", *m, err);
+                free(err);
+        }
+        ck_assert_int_eq(EVCTL(NULL, &err, "wait", "0", "--timeout"), 2);
+        ck_assert_msg(one_line(err) && strstr(err, "\"--timeout\" needs a value"), "%s", err);
+        free(err);
+        /* Under --json the error is also the document on stdout. */
+        ck_assert_int_eq(EVCTL(&out, NULL, "status", "--bogus", "--json"), 2);
+        {
+                json_t *v = json_loads(out, 0, NULL), *e = json_object_get(v, "error");
+
+                ck_assert_msg(e, "no error document: %s", out);
+                ck_assert_int_eq(json_integer_value(json_object_get(e, "exit")), 2);
+                ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(e, "message")), "--bogus"));
+                json_decref(v);
+        }
+        free(out);
+        /* Global options after the command; every command's help lists them. */
+        ck_assert_int_eq(EVCTL(&out, NULL, "sleep", "0.01", "--json"), 0);
+        ck_assert_ptr_nonnull(strstr(out, "\"elapsed\""));
+        free(out);
         ck_assert_int_eq(EVCTL(&out, NULL, "--help"), 0);
         ck_assert_ptr_nonnull(strstr(out, "wait"));
         free(out);
@@ -515,8 +625,9 @@ START_TEST(test_usage) {
                                                           "wait", "sleep", "timer", NULL};
              *c; c++) {
                 ck_assert_int_eq(EVCTL(&out, NULL, *c, "--help"), 0);
-                ck_assert_msg(strstr(out, "Usage: evctl") && strstr(out, *c), "%s --help: %s", *c,
-                              out);
+                ck_assert_msg(strstr(out, "Usage: evctl") && strstr(out, *c) && strstr(out, "--socket") &&
+                                      strstr(out, "--wait-daemon") && strstr(out, "--json"),
+                              "%s --help: %s", *c, out);
                 free(out);
         }
 }
@@ -575,6 +686,7 @@ static Suite *evctl_suite(void) {
         tcase_add_test(tc, test_sleep_timer);
         tcase_add_test(tc, test_monitor);
         tcase_add_test(tc, test_missing_daemon);
+        tcase_add_test(tc, test_missing_user_daemon);
         tcase_add_test(tc, test_usage);
         tcase_add_test(tc, test_not_admin);
         tcase_add_test(tc, test_reexec);

@@ -198,6 +198,8 @@ START_TEST(test_watch_errors) {
         ck_assert_str_eq(evd_strerror(EVD_E_NO_SUCH_WATCH), "No such watch");
         ck_assert_str_eq(evd_strerror(-ENOENT), "No such file or directory");
         ck_assert_str_eq(evd_strerror(0), "Success");
+        /* libc says "Cannot send after transport endpoint shutdown"; for libevd it means evd said goodbye. */
+        ck_assert_str_eq(evd_strerror(-ESHUTDOWN), "The daemon announced its shutdown");
         ck_assert_ptr_nonnull(evd_strerror(-32099));
         ck_assert_ptr_nonnull(evd_strerror(-99999));
 }
