@@ -131,7 +131,8 @@ static int parse_client_option(int argc, char **argv, const char *name, json_int
         return 0;
 }
 
-/* Items of @method for one client, or for every client (listing "clients" needs admin). */
+/* Items of @method for one client, or for every client the caller may see ("clients":
+ * an admin's all, anyone else's its own uid's; a daemon before that refuses non-admins). */
 static int fetch_per_client(const char *method, json_int_t client_id, json_t **ret) {
         _cleanup_json_ json_t *clients = NULL;
         json_t *all, *c;
@@ -154,8 +155,8 @@ static int fetch_per_client(const char *method, json_int_t client_id, json_t **r
                 _cleanup_json_ json_t *one = NULL;
 
                 r = fetch_pages(method, method, jint(c, "client"), &one);
-                if (r == EVD_E_INVALID_PARAMS)
-                        continue; /* the client left meanwhile */
+                if (r == EVD_E_INVALID_PARAMS || r == EVD_E_PERMISSION)
+                        continue; /* the client left meanwhile (to a non-admin: "not yours") */
                 if (r < 0) {
                         json_decref(all);
                         return call_failed(method, r);
@@ -167,8 +168,9 @@ static int fetch_per_client(const char *method, json_int_t client_id, json_t **r
 }
 
 int cmd_watches(int argc, char **argv) {
-        static const char *const headers[] = {">WATCH", ">CLIENT",  "FD TYPE", "EVENTS", "MODE",
-                                              "ARMED",  ">WAKEUPS", ">AGE",    "TAG"};
+        /* No age column: the daemon does not keep when a watch was made. */
+        static const char *const headers[] = {">WATCH", ">CLIENT", "FD TYPE", "EVENTS",
+                                              "MODE",   "ARMED",   ">WAKEUPS", "TAG"};
         _cleanup_json_ json_t *all = NULL;
         _cleanup_table_ Table *t = NULL;
         json_int_t client_id;
@@ -186,7 +188,7 @@ int cmd_watches(int argc, char **argv) {
                 print_json(all);
                 return 0;
         }
-        t = table_new(9, headers);
+        t = table_new(8, headers);
         if (!t)
                 return EXIT_FAIL;
         json_array_foreach(json_object_get(all, "watches"), i, w) {
@@ -197,7 +199,6 @@ int cmd_watches(int argc, char **argv) {
                 table_add(t, jstr(w, "mode"));
                 table_add(t, strcmp(jstr(w, "mode"), "edge") == 0 ? "-" : yesno(w, "armed"));
                 table_add(t, format_count((uint64_t)jint(w, "count"), b));
-                table_add(t, format_duration(jnum(w, "age"), b));
                 table_add(t, fmt_tag(w, b));
         }
         table_print(t, "No watches.");
@@ -242,22 +243,38 @@ int cmd_timers(int argc, char **argv) {
         return 0;
 }
 
-static void print_histogram(const char *title, json_t *h) {
+/* "8.19-16.4 us": a bucket's range [@le_us / 2, @le_us) (buckets are powers of two of
+ * nanoseconds), both ends in the upper end's unit, three digits. */
+static const char *bucket_label(double le_us, char buf[static FORMAT_MAX]) {
+        static const struct {
+                double scale; /* units per microsecond */
+                const char *unit;
+        } units[] = {{1e3, "ns"}, {1, "us"}, {1e-3, "ms"}, {1e-6, "s"}};
+        size_t u = 0;
+
+        while (u + 1 < sizeof(units) / sizeof(units[0]) && le_us * units[u].scale >= 1000)
+                u++;
+        snprintf(buf, FORMAT_MAX, "%.3g-%.3g %s", le_us / 2 * units[u].scale, le_us * units[u].scale,
+                 units[u].unit);
+        return buf;
+}
+
+static void print_histogram(const char *title, const char *measures, json_t *h) {
         json_t *bucket;
         char b[FORMAT_MAX];
         size_t i;
 
-        printf("%s (%s samples):\n", title, format_count((uint64_t)jint(h, "count"), b));
+        printf("%s (%s; %s samples):\n", title, measures, format_count((uint64_t)jint(h, "count"), b));
         printf("  %-16s %15s\n", "mean", format_us(jnum(h, "mean_us"), b));
         printf("  %-16s %15s\n", "p50", format_us(jnum(h, "p50_us"), b));
         printf("  %-16s %15s\n", "p90", format_us(jnum(h, "p90_us"), b));
         printf("  %-16s %15s\n", "p99", format_us(jnum(h, "p99_us"), b));
         printf("  %-16s %15s\n", "max", format_us(jnum(h, "max_us"), b));
         json_array_foreach(json_object_get(h, "buckets"), i, bucket) {
-                char label[FORMAT_MAX + 8], c[FORMAT_MAX];
+                char c[FORMAT_MAX];
 
-                snprintf(label, sizeof(label), "<= %s", format_us(jnum(bucket, "le_us"), b));
-                printf("  %-16s %15s\n", label, format_count((uint64_t)jint(bucket, "count"), c));
+                printf("  %-16s %15s\n", bucket_label(jnum(bucket, "le_us"), b),
+                       format_count((uint64_t)jint(bucket, "count"), c));
         }
 }
 
@@ -294,10 +311,12 @@ int cmd_stats(int argc, char **argv) {
                        format_count((uint64_t)jint(d, daemon_keys[i]), b));
         printf("  %-16s %15s\n", "bytes_in", format_bytes((uint64_t)jint(d, "bytes_in"), b));
         printf("  %-16s %15s\n", "bytes_out", format_bytes((uint64_t)jint(d, "bytes_out"), b));
-        print_histogram("Notification latency", json_object_get(s, "latency"));
+        print_histogram("Notification latency", "from the event seen to the notification sent",
+                        json_object_get(s, "latency"));
         /* An older daemon has no packet_cost: nothing to show. */
         if (json_object_get(s, "packet_cost"))
-                print_histogram("Time one packet held the daemon", json_object_get(s, "packet_cost"));
+                print_histogram("Time one packet held the daemon", "from its receipt to its replies queued",
+                                json_object_get(s, "packet_cost"));
         return 0;
 }
 
@@ -345,7 +364,7 @@ int cmd_ping(int argc, char **argv) {
                 min = rtt < min ? rtt : min;
                 max = rtt > max ? rtt : max;
                 sum += rtt;
-                json_array_append_new(rtts, json_real(rtt * 1e3));
+                json_array_append_new(rtts, json_real(round_decimals(rtt * 1e3, 3)));
                 if (!arg_json)
                         printf("reply from evd: seq=%ld time=%s\n", i + 1, format_duration(rtt, b));
                 fflush(stdout);
@@ -359,8 +378,9 @@ int cmd_ping(int argc, char **argv) {
         if (arg_json) {
                 print_json_new(json_pack("{s:s,s:I,s:O,s:f,s:f,s:f}", "socket",
                                          evd_client_socket_path(client), "count", (json_int_t)count,
-                                         "rtt_ms", rtts, "min_ms", min * 1e3, "avg_ms",
-                                         sum / (double)count * 1e3, "max_ms", max * 1e3));
+                                         "rtt_ms", rtts, "min_ms", round_decimals(min * 1e3, 3), "avg_ms",
+                                         round_decimals(sum / (double)count * 1e3, 3), "max_ms",
+                                         round_decimals(max * 1e3, 3)));
                 return 0;
         }
         printf("%ld pings to %s: min %s", count, evd_client_socket_path(client),

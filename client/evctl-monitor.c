@@ -45,7 +45,7 @@ static int on_monitor(struct evd_client *c, const char *method, json_t *params, 
         if (arg_json) {
                 json_t *line = json_deep_copy(params);
 
-                json_object_set_new(line, "time", json_real(now));
+                json_object_set_new(line, "time", json_real(round_decimals(now, 6)));
                 print_json(line);
                 json_decref(line);
                 return 0;

@@ -4,20 +4,32 @@
  * Units and tables themselves are evctl-format.c's.
  */
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "evctl.h"
 
+/* Reals with 16 significant digits, for people and scripts: 0.1, not jansson's
+ * 0.10000000000000001 (the wire keeps all 17, exact; a real that needs the 17th, as a tag
+ * may, is shown rounded: evctl(1)). */
+#define EVCTL_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(16))
+
 void print_json(json_t *v) {
-        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *s = json_dumps(v, EVCTL_DUMP_FLAGS | JSON_ENCODE_ANY);
 
         if (s) {
                 puts(s);
                 free(s);
         }
         fflush(stdout);
+}
+
+double round_decimals(double v, int decimals) {
+        double scale = pow(10, decimals);
+
+        return round(v * scale) / scale;
 }
 
 /* print_json() for a temporary: @v is stolen. */

@@ -222,7 +222,7 @@ int cmd_sleep(int argc, char **argv) {
         r = loop_run(false);
         if (r == 0 && arg_json)
                 print_json_new(
-                        json_pack("{s:f,s:f}", "seconds", seconds, "elapsed", now_mono() - t0));
+                        json_pack("{s:f,s:f}", "seconds", seconds, "elapsed", round_decimals(now_mono() - t0, 6)));
         return r;
 }
 
@@ -241,7 +241,7 @@ static int on_tick(struct evd_client *c, uint64_t timer, uint64_t expirations, v
         if (arg_json)
                 print_json_new(json_pack("{s:I,s:I,s:f}", "tick", (json_int_t)k->ticks,
                                          "expirations", (json_int_t)expirations, "elapsed",
-                                         elapsed));
+                                         round_decimals(elapsed, 6)));
         else {
                 printf("tick %llu  at +%s", (unsigned long long)k->ticks,
                        format_duration(elapsed, b));

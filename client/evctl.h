@@ -106,6 +106,9 @@ int fetch_all(const char *method, const char *key, json_int_t client_id, json_t 
 /* evctl-output.c: JSON output, result readers, table cells */
 void print_json(json_t *v);
 void print_json_new(json_t *v);
+/* What evctl measures itself goes out to the microsecond (seconds: 6 decimals, ms: 3),
+ * not to the double's last digit. */
+double round_decimals(double v, int decimals);
 json_int_t jint(json_t *o, const char *key);
 double jnum(json_t *o, const char *key);
 const char *jstr(json_t *o, const char *key);

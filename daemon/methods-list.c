@@ -114,8 +114,14 @@ static double age_seconds(Daemon *d, uint64_t since) {
         return (double)(engine_now(d->engine, ENGINE_CLOCK_MONOTONIC) - since) / 1e9;
 }
 
-/* The connection whose objects to list: the caller's own, or (admin only) any. A non-admin
- * asking about another client is denied whether or not it exists. */
+/* Whether @c may look at (never act on) @t: an admin any client, anyone else the
+ * connections of its own uid (the same user's other programs). */
+static bool may_inspect(const Conn *c, const Conn *t) {
+        return c->admin || t->uid == c->uid;
+}
+
+/* The connection whose objects to list: the caller's own, or one it may inspect. A
+ * non-admin asking about a client of another uid is denied whether or not it exists. */
 static Conn *target_conn(Conn *c, json_t *params, MethodError *err) {
         uint64_t id;
         Conn *t;
@@ -124,14 +130,13 @@ static Conn *target_conn(Conn *c, json_t *params, MethodError *err) {
                 return NULL;
         if (id == 0 || id == c->id)
                 return c;
-        if (!c->admin) {
-                (void)fail(err, EVD_ERR_PERMISSION, "client", "only admins may inspect other clients");
-                return NULL;
-        }
         LIST_FOREACH(Conn, link, t, &c->daemon->conns)
-                if (t->id == id && !t->closing)
+                if (t->id == id && !t->closing && may_inspect(c, t))
                         return t;
-        (void)fail(err, EVD_ERR_INVALID_PARAMS, "client", "no such client");
+        if (!c->admin)
+                (void)fail(err, EVD_ERR_PERMISSION, "client", "only admins may inspect other users' clients");
+        else
+                (void)fail(err, EVD_ERR_INVALID_PARAMS, "client", "no such client");
         return NULL;
 }
 
@@ -238,15 +243,20 @@ int methods_list_clients(Conn *c, json_t *params, json_t *id, Page *p, MethodErr
         Daemon *d = c->daemon;
         Conn *t;
 
+        size_t total = 0;
+
         if (check_known(params, known, err) < 0)
                 return -1;
-        if (!c->admin)
-                return fail(err, EVD_ERR_PERMISSION, NULL, "only admins may list clients");
         if (page_init(p, params, err) < 0 || page_begin(p, id, "clients", err) < 0)
                 return -1;
+        LIST_FOREACH(Conn, link, t, &d->conns)
+                total += may_inspect(c, t);
         /* Closing connections too: until the end of the iteration they hold their fd and
-         * count, in status and against the limits alike (PROTOCOL.md 9). */
+         * count, in status and against the limits alike (PROTOCOL.md 9). A non-admin sees
+         * its own uid's only. */
         LIST_FOREACH(Conn, link, t, &d->conns) {
+                if (!may_inspect(c, t))
+                        continue;
                 if (!page_wants(p)) {
                         if (p->full)
                                 break;
@@ -261,6 +271,6 @@ int methods_list_clients(Conn *c, json_t *params, json_t *id, Page *p, MethodErr
                                            "requests", (json_int_t)t->requests, "notifications",
                                            (json_int_t)t->notifications, "connected", age_seconds(d, t->connected_at)));
         }
-        page_end(p, d->conns.n);
+        page_end(p, total);
         return 0;
 }

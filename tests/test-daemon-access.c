@@ -85,7 +85,6 @@ START_TEST(test_nonadmin) {
         call_error_secret(&nb, "unwatch", json_pack("{s:I}", "watch", w), -32001, "watch");
         call_error_secret(&nb, "cancel", json_pack("{s:I}", "timer", t), -32002, "timer");
         /* Admin-only methods and parameters. */
-        call_error_secret(&nb, "clients", NULL, -32005, NULL);
         call_error_secret(&nb, "monitor", NULL, -32005, NULL);
         call_error_secret(&nb, "watches", json_pack("{s:I}", "client", rid), -32005, "client");
         call_error_secret(&nb, "timers", json_pack("{s:I}", "client", rid), -32005, "client");
@@ -129,6 +128,37 @@ START_TEST(test_nonadmin) {
         ck_assert_int_eq(list_total(&root, "watches", NULL), 1);
         ck_assert_int_eq(list_total(&root, "timers", json_pack("{s:I}", "client", nid)), 1);
         ck_assert_int_eq(list_total(&root, "timers", NULL), 1);
+
+        /* A user sees its own uid's programs, read-only: `clients` lists them (and no
+         * other uid's), their watches and timers may be listed, not touched. */
+        {
+                TestClient nb2;
+                json_int_t nid2, wn2;
+                int q2[2];
+
+                ck_assert_int_eq(test_client_connect_as(&nb2, d.socket, NOBODY, NOBODY), 0);
+                nid2 = hello(&nb2, "nobody-two");
+                make_pipe(q2);
+                wn2 = watch_fd(&nb2, q2[0], "in", "edge", NULL);
+                r = test_client_result(&nb, "clients", NULL, NULL, 0);
+                assert_no_secret(r, "secret");
+                json_decref(r);
+                ck_assert_int_eq(list_total(&nb, "clients", NULL), 2);
+                item = list_item(&nb, "clients", 0, "client", nid2);
+                ck_assert_ptr_nonnull(item);
+                ck_assert_str_eq(json_string_value(member(item, "name")), "nobody-two");
+                json_decref(item);
+                ck_assert_ptr_null(list_item(&nb, "clients", 0, "client", rid));
+                item = list_item(&nb, "watches", nid2, "watch", wn2);
+                ck_assert_ptr_nonnull(item);
+                json_decref(item);
+                ck_assert_int_eq(list_total(&nb, "timers", json_pack("{s:I}", "client", nid2)), 0);
+                call_error_secret(&nb, "unwatch", json_pack("{s:I}", "watch", wn2), -32001, "watch");
+                /* The root client stays out of reach, whether its id exists or not. */
+                call_error_secret(&nb, "watches", json_pack("{s:I}", "client", rid), -32005, "client");
+                test_client_close(&nb2);
+                close_pair(q2);
+        }
 
         test_client_close(&nb);
         wait_status(&root, "watches", 1);

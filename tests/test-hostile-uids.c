@@ -259,7 +259,6 @@ START_TEST(test_error_replies_leak_nothing) {
                               call(&nb, "watches", json_pack("{s:I}", "client", rc), NULL, 0));
         json_array_append_new(replies,
                               call(&nb, "timers", json_pack("{s:I}", "client", rc), NULL, 0));
-        json_array_append_new(replies, call(&nb, "clients", NULL, NULL, 0));
         json_array_append_new(replies, call(&nb, "monitor", NULL, NULL, 0));
         json_array_append_new(replies, call(&nb, "nope", json_pack("{s:I}", "watch", rw), NULL, 0));
         json_array_append_new(replies, call(&nb, "watch",
@@ -293,6 +292,22 @@ START_TEST(test_error_replies_leak_nothing) {
                 free(s);
         }
         json_decref(replies);
+        /* `clients` answers a non-admin, with its own uid's connections only: none of root's
+         * data or ids. */
+        item = call(&nb, "clients", NULL, NULL, 0);
+        {
+                char *s = dump(item);
+                json_t *cl;
+
+                ck_assert_msg(!strstr(s, "secret"), "another client's data in %s", s);
+                ck_assert_msg(json_object_get(item, "result"), "%s", s);
+                json_array_foreach(json_object_get(json_object_get(item, "result"), "clients"), i, cl)
+                        ck_assert_msg(json_integer_value(json_object_get(cl, "uid")) == NOBODY &&
+                                              json_integer_value(json_object_get(cl, "client")) != rc,
+                                      "%s", s);
+                free(s);
+        }
+        json_decref(item);
         free(big);
         test_client_close(&nb);
         test_client_close(&root);
