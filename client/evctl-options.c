@@ -109,6 +109,20 @@ int parse_simple(int argc, char **argv, const char *name, int max_args) {
         return 0;
 }
 
+int parse_count(const char *name, const char *s, uint64_t *ret) {
+        char *end;
+        long long v;
+
+        errno = 0;
+        v = strtoll(s, &end, 10);
+        if (errno || *end || end == s || v < 1) {
+                (void)usage_error(name, "--count: expected a number from 1, got \"%s\"", s);
+                return -EINVAL;
+        }
+        *ret = (uint64_t)v;
+        return 0;
+}
+
 /* "1.5", "250ms", "2s", "3m", "1h" -> seconds; -1 if invalid. */
 double parse_seconds(const char *s) {
         char *end;

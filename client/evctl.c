@@ -44,19 +44,34 @@ static const Command commands[] = {
          "  -c, --count N         send N pings (default 4)\n"
          "  -i, --interval SEC    pause between pings (default 0.1)\n"},
         {"version", cmd_version, "", "Show the versions of evctl, libevd and the running evd.", ""},
-        {"wait", cmd_wait, "[--in|--out] [--timeout SECONDS] FD... [-- COMMAND [ARGS...]]",
-         "Wait through evd until one of the shell's fds is ready; print it and its events.\n"
-         "With -- COMMAND: run it once the fds are watched, so nothing it causes is missed\n"
-         "(it runs alongside; its exit status is not evctl's).\n"
+        {"wait", cmd_wait, "[--in|--out] [--pid PID]... [--any|--all] [--timeout SECONDS] [FD...] [-- COMMAND [ARGS...]]",
+         "Wait through evd until the shell's fds are ready or processes exit; print each.\n"
+         "--any (the default): the first one; --all: every one. With -- COMMAND: run it once\n"
+         "everything is watched, so nothing it causes is missed (it runs alongside; its exit\n"
+         "status is not evctl's).\n"
          "Exit 0 when ready, 4 on timeout, 130 if interrupted, 126/127 if COMMAND cannot run.",
          "      --in              wait for readable (the default)\n"
          "      --out             wait for writable\n"
+         "  -p, --pid PID         wait for process PID to exit (a pidfd: race-free; repeatable)\n"
+         "      --exited          a PID already gone counts as exited (else an error)\n"
+         "      --any             return at the first (the default)\n"
+         "      --all             return once every fd and process is done\n"
          "  -t, --timeout SEC     give up after SEC (a daemon timer)\n"},
+        {"watch", cmd_watch, "[--in|--out] [--count N] FD...",
+         "Print a line (\"3 in\") each time one of the shell's fds becomes ready, until\n"
+         "Ctrl-C or N lines: an edge watch, so read what is there before the next line comes.",
+         "      --in              readable (the default)\n"
+         "      --out             writable\n"
+         "  -c, --count N         stop after N lines\n"},
         {"sleep", cmd_sleep, "SECONDS", "Sleep on a daemon timer (SECONDS may be 1.5, 250ms, 2m).",
          ""},
         {"reexec", cmd_reexec, "",
          "Replace the running evd by the binary at its path, in place (same PID), keeping\n"
          "every client, watch and timer (admin only). Exit 0 once the new image serves.",
+         ""},
+        {"call", cmd_call, "METHOD [PARAMS]",
+         "Call any method by name (PARAMS: a JSON object) and print its result as\n"
+         "JSON. Exit 1 if evd answers with an error (5: permission), its message on stderr.",
          ""},
         {"timer", cmd_timer, "--every SECONDS [--count N]",
          "Print a line on every expiry of a repeating daemon timer, until Ctrl-C.",

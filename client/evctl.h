@@ -55,6 +55,8 @@ int bad_option(const char *name, int c, char **argv);
 int split_command(int *argc, char **argv, char ***ret_cmd);
 int parse_simple(int argc, char **argv, const char *name, int max_args);
 double parse_seconds(const char *s);
+/** parse_count() - a --count value (>= 1) into *@ret; else a usage error (reported) and -EINVAL. */
+int parse_count(const char *name, const char *s, uint64_t *ret);
 uint64_t to_usec(double seconds);
 
 /* Options every command takes, before or after it, between or after its arguments:
@@ -137,6 +139,8 @@ int cmd_ping(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_monitor(int argc, char **argv);
 int cmd_wait(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
 int cmd_sleep(int argc, char **argv);
 int cmd_timer(int argc, char **argv);
 int cmd_reexec(int argc, char **argv);
+int cmd_call(int argc, char **argv);

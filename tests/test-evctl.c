@@ -386,6 +386,149 @@ START_TEST(test_wait) {
 }
 END_TEST
 
+static bool read_until(int fd, const char *needle, char *buf, size_t size);
+
+/* A child that blocks until killed: a process to wait for. Not the test's SIGTERM
+ * handler (it kills the test's process group), not beyond the test. */
+static pid_t sleeper(void) {
+        pid_t parent = getpid(), pid = fork();
+
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                (void)signal(SIGTERM, SIG_DFL);
+                (void)signal(SIGINT, SIG_DFL);
+                test_die_with_parent(parent);
+                for (;;)
+                        pause();
+        }
+        return pid;
+}
+
+START_TEST(test_wait_for_pid) {
+        Options o = {.fd3 = -1};
+        char *out = NULL, *err = NULL, pid_text[16], kill_cmd[64], fifo[300];
+        pid_t pid;
+
+        /* valgrind 3.19 (Debian 12) does not know pidfd_open(): evctl under it cannot
+         * open one. The plain and sanitizer runs test this. */
+        if (arg_valgrind)
+                return;
+        pid = sleeper();
+
+        /* Armed first, then the command kills it: exited, exit 0. The child is ours
+         * (a zombie until reaped): its pidfd is readable once it has exited. */
+        snprintf(pid_text, sizeof(pid_text), "%d", (int)pid);
+        snprintf(kill_cmd, sizeof(kill_cmd), "kill %d", (int)pid);
+        ck_assert_int_eq(EVCTL_O(&o, &out, &err, "wait", "--pid", pid_text, "--timeout", "30", "--", "sh", "-c",
+                                 kill_cmd),
+                         0);
+        ck_assert_msg(strstr(out, "exited"), "%s / %s", out, err);
+        free(out);
+        free(err);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        /* Gone: an error, unless --exited. */
+        ck_assert_int_eq(EVCTL_O(&o, NULL, &err, "wait", "--pid", pid_text), 1);
+        ck_assert_ptr_nonnull(strstr(err, "no such process"));
+        free(err);
+        ck_assert_int_eq(EVCTL_O(&o, &out, NULL, "--json", "wait", "--pid", pid_text, "--exited"), 0);
+        ck_assert_msg(strstr(out, "\"exited\":true"), "%s", out);
+        free(out);
+        /* A live one and a timeout: 4. */
+        pid = sleeper();
+        snprintf(pid_text, sizeof(pid_text), "%d", (int)pid);
+        ck_assert_int_eq(EVCTL_O(&o, NULL, NULL, "wait", "--pid", pid_text, "-t", "0.05"), 4);
+        /* --all: an fd and a process, both reported, in any order. */
+        snprintf(fifo, sizeof(fifo), "%s/pid-fifo", daemon_.dir);
+        ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+        o.fd3 = open(fifo, O_RDWR | O_CLOEXEC);
+        snprintf(kill_cmd, sizeof(kill_cmd), "echo x >&3; kill %d", (int)pid);
+        ck_assert_int_eq(EVCTL_O(&o, &out, &err, "wait", "--all", "3", "--pid", pid_text, "-t", "30", "--", "sh", "-c",
+                                 kill_cmd),
+                         0);
+        ck_assert_msg(strstr(out, "3 in\n") && strstr(out, "exited\n"), "%s / %s", out, err);
+        free(out);
+        free(err);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        /* --any (the default) with one ready: the first one only. */
+        pid = sleeper();
+        snprintf(pid_text, sizeof(pid_text), "%d", (int)pid);
+        ck_assert_int_eq(EVCTL_O(&o, &out, NULL, "wait", "--any", "3", "--pid", pid_text), 0);
+        ck_assert_str_eq(out, "3 in\n");
+        free(out);
+        ck_assert_int_eq(kill(pid, SIGKILL), 0);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        close(o.fd3);
+}
+END_TEST
+
+/* Whether evctl's connection (named "evctl") holds a watch yet. */
+static bool evctl_watching(TestClient *tc) {
+        json_t *c = test_client_result(tc, "clients", NULL, NULL, 0), *it;
+        bool found = false;
+        size_t i;
+
+        json_array_foreach(json_object_get(c, "clients"), i, it) {
+                if (json_integer_value(json_object_get(it, "watches")) > 0 &&
+                    json_string_value(json_object_get(it, "name")) &&
+                    strcmp(json_string_value(json_object_get(it, "name")), "evctl") == 0)
+                        found = true;
+        }
+        json_decref(c);
+        return found;
+}
+
+/* `evctl watch`: a line per event, for `while read`; --count ends it. */
+START_TEST(test_watch_stream) {
+        static char buf[4096];
+        Options o = {.fd3 = -1};
+        char fifo[300], drain[16], *out = NULL;
+        TestClient tc;
+        Run run;
+
+        snprintf(fifo, sizeof(fifo), "%s/stream-fifo", daemon_.dir);
+        ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+        o.fd3 = open(fifo, O_RDWR | O_CLOEXEC | O_NONBLOCK);
+        ck_assert_int_ge(o.fd3, 0);
+        evctl_start(&run, &o, (const char *const[]){"watch", "--count", "2", "3", NULL});
+        ck_assert_int_eq(test_client_connect(&tc, daemon_.socket), 0);
+        for (int i = 0; !evctl_watching(&tc); i++) {
+                ck_assert_int_lt(i, 250 * arg_slow);
+                usleep(20000);
+        }
+        ck_assert_int_eq(write(o.fd3, "a", 1), 1);
+        ck_assert(read_until(run.out, "\n", buf, sizeof(buf)));
+        ck_assert_str_eq(buf, "3 in\n");
+        /* The consumer reads what came; the next write is a new edge, a new line. */
+        ck_assert_int_eq(read(o.fd3, drain, sizeof(drain)), 1);
+        ck_assert_int_eq(write(o.fd3, "b", 1), 1);
+        ck_assert_int_eq(evctl_finish(&run, &out, NULL), 0);
+        ck_assert_str_eq(out, "3 in\n");
+        free(out);
+        test_client_close(&tc);
+        close(o.fd3);
+}
+END_TEST
+
+START_TEST(test_call) {
+        char *out = NULL, *err = NULL;
+
+        ck_assert_int_eq(EVCTL(&out, NULL, "call", "ping"), 0);
+        ck_assert_str_eq(out, "{}\n");
+        free(out);
+        ck_assert_int_eq(EVCTL(&out, NULL, "call", "timers", "{\"limit\": 5}"), 0);
+        ck_assert_ptr_nonnull(strstr(out, "\"timers\":[]"));
+        free(out);
+        ck_assert_int_eq(EVCTL(NULL, &err, "call", "no-such-method"), 1);
+        ck_assert_ptr_nonnull(strstr(err, "Method not found"));
+        free(err);
+        ck_assert_int_eq(EVCTL(NULL, &err, "call", "ping", "[1"), 2);
+        ck_assert_ptr_nonnull(strstr(err, "not JSON"));
+        free(err);
+        ck_assert_int_eq(EVCTL(NULL, &err, "call", "ping", "[1]"), 2);
+        free(err);
+}
+END_TEST
+
 START_TEST(test_sleep_timer) {
         char *out = NULL;
         long long t0 = now_ms();
@@ -634,7 +777,7 @@ START_TEST(test_usage) {
         ck_assert_int_eq(EVCTL(NULL, NULL, "status", "extra"), 2);
         for (const char *const *c = (const char *const[]){"status", "clients", "watches", "timers",
                                                           "stats", "monitor", "ping", "version",
-                                                          "wait", "sleep", "timer", NULL};
+                                                          "wait", "sleep", "timer", "watch", "call", NULL};
              *c; c++) {
                 ck_assert_int_eq(EVCTL(&out, NULL, *c, "--help"), 0);
                 ck_assert_msg(strstr(out, "Usage: evctl") && strstr(out, *c) && strstr(out, "--socket") &&
@@ -710,6 +853,9 @@ static Suite *evctl_suite(void) {
         tcase_add_test(tc, test_listings);
         tcase_add_test(tc, test_wait);
         tcase_add_test(tc, test_sleep_timer);
+        tcase_add_test(tc, test_wait_for_pid);
+        tcase_add_test(tc, test_watch_stream);
+        tcase_add_test(tc, test_call);
         tcase_add_test(tc, test_monitor);
         tcase_add_test(tc, test_missing_daemon);
         tcase_add_test(tc, test_missing_user_daemon);
