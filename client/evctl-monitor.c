@@ -4,11 +4,28 @@
  */
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "evctl.h"
+
+/* Filters (--client, --uid, --method), applied here: the daemon sends everything. */
+typedef struct MonitorFilter {
+        json_int_t client, uid; /* -1: any */
+        const char *method;     /* a notification's method, "connected" or "disconnected"; NULL: any */
+} MonitorFilter;
+
+static bool wanted(const MonitorFilter *f, json_t *params) {
+        const char *what = json_object_get(params, "event") ? jstr(params, "event")
+                                                             : jstr(json_object_get(params, "message"), "method");
+
+        return (f->client < 0 || jint(params, "client") == f->client) &&
+               (f->uid < 0 || json_integer_value(json_object_get(params, "uid")) == f->uid) &&
+               (!f->method || strcmp(what, f->method) == 0);
+}
 
 /* monitor: a wrapped copy of every notification the daemon sends. */
 static int on_monitor(struct evd_client *c, const char *method, json_t *params, void *userdata) {
@@ -40,7 +57,7 @@ static int on_monitor(struct evd_client *c, const char *method, json_t *params, 
                 loop_exit = EXIT_PERMISSION;
                 return 0;
         }
-        if (strcmp(method, "monitor") != 0)
+        if (strcmp(method, "monitor") != 0 || !wanted(userdata, params))
                 return 0;
         if (arg_json) {
                 json_t *line = json_deep_copy(params);
@@ -54,10 +71,17 @@ static int on_monitor(struct evd_client *c, const char *method, json_t *params, 
         strftime(when, sizeof(when), "%H:%M:%S", &tm);
         msg = json_object_get(params, "message");
         p = json_object_get(msg, "params");
-        m = jstr(msg, "method");
-        printf("%s.%03d  client %-5lld %-7s", when, (int)((now - (double)secs) * 1000),
-               (long long)jint(params, "client"), m);
-        if (strcmp(m, "ready") == 0) {
+        m = json_object_get(params, "event") ? jstr(params, "event") : jstr(msg, "method");
+        /* Who: the client's id, then its name (from hello) and pid, as the daemon says. */
+        printf("%s.%03d  client %-5lld %s[%lld]  %-7s", when, (int)((now - (double)secs) * 1000),
+               (long long)jint(params, "client"), json_object_get(params, "name") ? jstr(params, "name") : "?",
+               (long long)jint(params, "pid"), m);
+        if (strcmp(m, "connected") == 0)
+                printf(" uid %lld", (long long)jint(params, "uid"));
+        else if (strcmp(m, "disconnected") == 0 && json_object_get(params, "reason") &&
+                 strcmp(jstr(params, "reason"), "disconnected") != 0)
+                printf(" (%s)", jstr(params, "reason"));
+        else if (strcmp(m, "ready") == 0) {
                 ev = json_object_get(p, "events");
                 printf(" watch %lld  %s  count %lld", (long long)jint(p, "watch"),
                        fmt_events(ev, e), (long long)jint(p, "count"));
@@ -75,19 +99,55 @@ static int on_monitor(struct evd_client *c, const char *method, json_t *params, 
         return 0;
 }
 
-int cmd_monitor(int argc, char **argv) {
-        int r;
+static int parse_id(const char *name, const char *s, json_int_t *ret) {
+        char *end;
+        long long v = strtoll(s, &end, 10);
 
-        PARSE_SIMPLE("monitor", 0);
+        if (*end || end == s || v < 0)
+                return usage_error("monitor", "%s: expected a number, got \"%s\"", name, s);
+        *ret = v;
+        return 0;
+}
+
+int cmd_monitor(int argc, char **argv) {
+        static const struct option options[] = {COMMON_OPTIONS{"client", required_argument, NULL, 'c'},
+                                                {"uid", required_argument, NULL, 'u'},
+                                                {"method", required_argument, NULL, 'm'},
+                                                {NULL, 0, NULL, 0}};
+        MonitorFilter f = { .client = -1, .uid = -1 };
+        int c, r;
+
+        optind = 0; /* 0, not 1: glibc re-reads the optstring (main parsed with "+") */
+        while ((c = getopt_long(argc, argv, COMMON_SHORT "c:u:m:", options, NULL)) >= 0)
+                switch (c) {
+                case 'c':
+                        if ((r = parse_id("--client", optarg, &f.client)))
+                                return r;
+                        break;
+                case 'u':
+                        if ((r = parse_id("--uid", optarg, &f.uid)))
+                                return r;
+                        break;
+                case 'm':
+                        f.method = optarg;
+                        break;
+                        HANDLE_COMMON(c, "monitor")
+                }
+        if (optind < argc)
+                return usage_error("monitor", "unexpected argument \"%s\"", argv[optind]);
         if (signals_block() < 0) {
                 errorf("cannot set up signal handling: %s", strerror(errno));
                 return EXIT_FAIL;
         }
         if ((r = connect_daemon()))
                 return r;
-        evd_client_set_notify_handler(client, on_monitor, NULL);
-        if ((r = call("monitor", NULL, NULL)))
-                return r;
+        evd_client_set_notify_handler(client, on_monitor, &f);
+        /* Connection events too; a daemon before them refuses the param: without. */
+        r = evd_call(client, "monitor", json_pack("{s:b}", "connections", true), CALL_TIMEOUT_MS, NULL);
+        if (r == EVD_E_INVALID_PARAMS)
+                r = evd_call(client, "monitor", NULL, CALL_TIMEOUT_MS, NULL);
+        if (r < 0)
+                return call_failed("monitor", r);
         if (!arg_json) {
                 printf("Monitoring evd at %s; Ctrl-C to stop.\n", evd_client_socket_path(client));
                 fflush(stdout);

@@ -36,10 +36,13 @@ static const Command commands[] = {
          "List timers: of every client you may see (yours; an admin: all), or of one.",
          "  -c, --client ID       only this client's timers\n"},
         {"stats", cmd_stats, "", "Show the daemon's counters and notification latency.", ""},
-        {"monitor", cmd_monitor, "",
-         "Print every notification evd sends, live, until Ctrl-C (admin only).\n"
+        {"monitor", cmd_monitor, "[--client ID] [--uid UID] [--method NAME]",
+         "Print every notification evd sends, and every client's connect and disconnect,\n"
+         "live, until Ctrl-C (admin only). Each line names the client, its name and pid.\n"
          "With --json, one JSON object per line.",
-         ""},
+         "  -c, --client ID       only this client's\n"
+         "  -u, --uid UID         only the clients of this uid\n"
+         "  -m, --method NAME     only ready, timer, closed, connected or disconnected\n"},
         {"ping", cmd_ping, "[-c N] [-i SECONDS]", "Measure round-trip times to the daemon.",
          "  -c, --count N         send N pings (default 4)\n"
          "  -i, --interval SEC    pause between pings (default 0.1)\n"},

@@ -73,6 +73,7 @@ struct Conn {
         bool closing;
         bool eof;           /* the client shut down its side: close once output is sent */
         bool monitor;
+        bool monitor_connections; /* the monitor asked for connected/disconnected events too */
         const char *close_reason;
 
         uint64_t requests;

@@ -54,7 +54,12 @@ const ConnOps daemon_conn_ops = {
 };
 
 static int server_accept_cb(void *userdata, int fd) {
-        return conn_new(userdata, fd, &daemon_conn_ops, NULL);
+        Conn *c;
+        int r = conn_new(userdata, fd, &daemon_conn_ops, &c);
+
+        if (r >= 0)
+                notify_monitors_connection(c, "connected", NULL);
+        return r;
 }
 
 static void server_schedule_cb(void *userdata) {
@@ -79,6 +84,9 @@ static const ServerOps server_ops = {
 static void client_free(Conn *c) {
         ListNode *node;
 
+        /* Here, not in conn_close() (the connection layer knows no notices): once per
+         * connection, in the pass that closes it. */
+        notify_monitors_connection(c, "disconnected", c->close_reason);
         while ((node = list_first(&c->watches)))
                 (void)watch_free(container_of(node, Watch, link));
         while ((node = list_first(&c->timers)))

@@ -465,12 +465,16 @@ static int m_stats(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodErr
 }
 
 static int m_monitor(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err) {
-        static const char *const known[] = { NULL };
+        static const char *const known[] = { "connections", NULL };
+        json_t *connections = params ? json_object_get(params, "connections") : NULL;
 
         if (check_known(params, known, err) < 0)
                 return -1;
+        if (connections && !json_is_boolean(connections))
+                return fail(err, EVD_ERR_INVALID_PARAMS, "connections", "expected true or false");
         if (!c->admin)
                 return fail(err, EVD_ERR_PERMISSION, NULL, "only admins may monitor");
+        c->monitor_connections = json_is_true(connections);
         if (!c->monitor) {
                 c->monitor = true;
                 list_append(&c->daemon->monitors, &c->monitor_link);

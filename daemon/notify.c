@@ -194,33 +194,74 @@ static json_t *notice_to_json(Conn *c, Notice *n) {
         }
 }
 
+/* What every monitor line says of the client it is about: id, pid, uid and (from hello)
+ * name, so a monitor needs no listing to tell who it was; plus @key: @value (stolen). */
+static json_t *monitor_params(const Conn *about, const char *key, json_t *value) {
+        json_t *p = json_pack("{s:I,s:i,s:I,s:o}", "client", (json_int_t)about->id, "pid", (int)about->pid, "uid",
+                              (json_int_t)about->uid, key, value);
+
+        if (p && about->name && json_object_set_new(p, "name", json_string(about->name)) < 0) {
+                json_decref(p);
+                return NULL;
+        }
+        return p;
+}
+
+/* Queue @copy (stolen) for monitor @m, or count it dropped if @m lags (then the next one
+ * it gets carries `dropped`). */
+static void monitor_queue(Daemon *d, Conn *m, json_t *copy) {
+        char *buf = NULL;
+        size_t len;
+
+        if (m->queued_bytes > d->config.limits.queued_bytes / 2) {
+                m->monitor_dropped++;
+                d->stats.monitor_dropped++;
+                json_decref(copy);
+                return;
+        }
+        if (copy && m->monitor_dropped > 0 &&
+            json_object_set_new(json_object_get(copy, "params"), "dropped", json_integer((json_int_t)m->monitor_dropped)) ==
+                    0)
+                m->monitor_dropped = 0;
+        if (copy && jsonrpc_encode_alloc(copy, &buf, &len) >= 0)
+                (void)conn_queue_monitor_copy(m, buf, len);
+        free(buf);
+        json_decref(copy);
+}
+
+void notify_monitors_connection(Conn *c, const char *event, const char *reason) {
+        Daemon *d = c->daemon;
+        Conn *m;
+
+        LIST_FOREACH(Conn, monitor_link, m, &d->monitors) {
+                json_t *p;
+
+                if (m->closing || m == c || !m->monitor_connections)
+                        continue;
+                p = monitor_params(c, "event", json_string(event));
+                if (p && reason && json_object_set_new(p, "reason", json_string(reason)) < 0) {
+                        json_decref(p);
+                        p = NULL;
+                }
+                if (p)
+                        monitor_queue(d, m, jsonrpc_notification("monitor", p));
+        }
+}
+
 /* Monitors get a wrapped copy of every notification. A monitor that falls behind loses
  * copies (counted, and reported in the next one it gets), never the daemon's memory. */
 static void monitor_copy(Daemon *d, Conn *from, json_t *msg) {
         Conn *m;
 
         LIST_FOREACH(Conn, monitor_link, m, &d->monitors) {
-                json_t *copy;
-                char *buf = NULL;
-                size_t len;
-
                 if (m->closing || m == from)
                         continue;
-                if (m->queued_bytes > d->config.limits.queued_bytes / 2) {
-                        m->monitor_dropped++;
-                        d->stats.monitor_dropped++;
-                        continue;
-                }
-                copy = jsonrpc_notification("monitor", json_pack("{s:I,s:O}", "client", (json_int_t)from->id,
-                                                                 "message", msg));
-                if (copy && m->monitor_dropped > 0 &&
-                    json_object_set_new(json_object_get(copy, "params"), "dropped",
-                                        json_integer((json_int_t)m->monitor_dropped)) == 0)
-                        m->monitor_dropped = 0;
-                if (copy && jsonrpc_encode_alloc(copy, &buf, &len) >= 0)
-                        (void)conn_queue_monitor_copy(m, buf, len);
-                free(buf);
-                json_decref(copy);
+                /* Lagging: counted, without building the copy. */
+                if (m->queued_bytes > d->config.limits.queued_bytes / 2)
+                        monitor_queue(d, m, NULL);
+                else
+                        monitor_queue(d, m, jsonrpc_notification("monitor", monitor_params(from, "message",
+                                                                                             json_incref(msg))));
         }
 }
 

@@ -46,6 +46,9 @@ void notify_timer(Conn *c, Notice **pending, uint64_t id, uint64_t expirations, 
  * tag moves into the notice. */
 void notify_closed(Conn *c, uint64_t id, TagText *tag, uint16_t *tag_len, const char *reason);
 void notify_shutdown(Conn *c, const char *reason);
+/** notify_monitors_connection() - tell the monitors that asked for it (`monitor` with
+ * `connections`) that @c came (@event "connected") or went ("disconnected", @reason). */
+void notify_monitors_connection(Conn *c, const char *event, const char *reason);
 
 /* What a queued `ready` or `timer` notice refers to, looked up when it is encoded. */
 typedef struct NoticeSubject {

@@ -176,7 +176,7 @@ static bool check_client(const json_t *o, unsigned version, FdSet *scratch) {
             !fdset_claim(scratch, fd) || (name && (!json_is_string(name) || json_string_length(name) > CONN_MAX_NAME)) ||
             !get_u64(o, "connected_at_ns", false, &v) || !get_u64(o, "requests", false, &v) ||
             !get_u64(o, "notifications", false, &v) || !get_u64(o, "monitor_dropped", false, &v) ||
-            !get_bool(o, "monitor", &b) || !check_packets(json_object_get(o, "out")) || !json_is_array(watches) ||
+            !get_bool(o, "monitor", &b) || !get_bool(o, "monitor_connections", &b) || !check_packets(json_object_get(o, "out")) || !json_is_array(watches) ||
             !json_is_array(timers))
                 return false;
         json_array_foreach(watches, i, item) {
@@ -342,6 +342,7 @@ static void restore_client(Daemon *d, const json_t *o, unsigned version, FdSet *
         (void)get_bool(o, "monitor", &monitor);
         if (monitor && !c->closing) {
                 c->monitor = true;
+                (void)get_bool(o, "monitor_connections", &c->monitor_connections);
                 list_append(&d->monitors, &c->monitor_link);
                 if (!c->admin)
                         conn_stop_monitor(c, "permission"); /* a reload took its rights away */

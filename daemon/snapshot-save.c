@@ -193,7 +193,8 @@ static void out_conn(Out *o, Conn *c) {
         out_u64(o, "notifications", c->notifications);
         out_u64(o, "monitor_dropped", c->monitor_dropped);
         if (c->monitor)
-                out_lit(o, ",\"monitor\":true");
+                out_lit(o, c->monitor_connections ? ",\"monitor\":true,\"monitor_connections\":true"
+                                                  : ",\"monitor\":true");
         out_lit(o, ",\"out\":[");
         first = true;
         for (node = list_first(&c->out); node; node = list_next(&c->out, node), first = false) {

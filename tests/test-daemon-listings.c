@@ -278,6 +278,10 @@ START_TEST(test_monitor) {
         m = expect_notification(&c, "ready", "watch", w);
         copy = expect_notification(&mon, "monitor", "client", cid);
         ck_assert_int_eq(int_member(member(copy, "params"), "client"), cid);
+        /* Who the client is, without a listing: its pid, uid and hello name. */
+        ck_assert_int_eq(int_member(member(copy, "params"), "pid"), getpid());
+        ck_assert_int_eq(int_member(member(copy, "params"), "uid"), getuid());
+        ck_assert_str_eq(json_string_value(member(member(copy, "params"), "name")), "watched");
         /* The copy is the whole message the client got. */
         ck_assert_msg(json_equal(member(member(copy, "params"), "message"), m),
                       "the monitor's copy differs");
@@ -299,6 +303,43 @@ START_TEST(test_monitor) {
 }
 END_TEST
 
+/* `monitor` with `connections`: a line when a client comes and when it goes; without it,
+ * none (what monitors written before it expect). */
+START_TEST(test_monitor_connections) {
+        TestDaemon d;
+        TestClient mon, plain, c;
+        json_t *m;
+        json_int_t cid;
+
+        start(&d, &mon, NULL);
+        ck_assert_int_eq(test_client_connect(&plain, d.socket), 0);
+        call_error(&mon, "monitor", json_pack("{s:s}", "connections", "yes"), NULL, 0, -32602, "connections");
+        json_decref(test_client_result(&mon, "monitor", json_pack("{s:b}", "connections", true), NULL, 0));
+        json_decref(test_client_result(&plain, "monitor", NULL, NULL, 0));
+
+        ck_assert_int_eq(test_client_connect(&c, d.socket), 0);
+        cid = hello(&c, "comes-and-goes");
+        m = expect_notification(&mon, "monitor", "client", cid);
+        ck_assert_str_eq(json_string_value(member(member(m, "params"), "event")), "connected");
+        ck_assert_int_eq(int_member(member(m, "params"), "pid"), getpid());
+        ck_assert_int_eq(int_member(member(m, "params"), "uid"), getuid());
+        ck_assert_ptr_null(json_object_get(member(m, "params"), "message"));
+        json_decref(m);
+        test_client_close(&c);
+        m = expect_notification(&mon, "monitor", "client", cid);
+        ck_assert_str_eq(json_string_value(member(member(m, "params"), "event")), "disconnected");
+        ck_assert_str_eq(json_string_value(member(member(m, "params"), "name")), "comes-and-goes");
+        ck_assert_ptr_nonnull(member(member(m, "params"), "reason"));
+        json_decref(m);
+        /* The plain monitor heard nothing of it: anything sent to it would have come
+         * before its ping's reply. */
+        ping(&plain);
+        ck_assert_ptr_null(test_client_notification_for(&plain, "monitor", "client", cid, 0));
+        test_client_close(&plain);
+        stop(&d, &mon);
+}
+END_TEST
+
 /* ---- tcases --------------------------------------------------------------------------- */
 
 void daemon_listings_tests(Suite *s) {
@@ -312,4 +353,5 @@ void daemon_listings_tests(Suite *s) {
 
         tc = test_tcase(s, "monitor", 60);
         tcase_add_test(tc, test_monitor);
+        tcase_add_test(tc, test_monitor_connections);
 }

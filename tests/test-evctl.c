@@ -624,10 +624,33 @@ START_TEST(test_monitor) {
         free(out);
         free(err);
 
-        /* Human form; the daemon stopping under it: the shutdown is shown, exit 3. */
+        /* Filters: only connections; the timer copy that comes first is not printed.
+         * Its "Monitoring" line comes once the subscription is in. */
+        evctl_start(&run, NULL, (const char *const[]){"monitor", "--method", "connected", NULL});
+        ck_assert(read_until(run.out, "Ctrl-C", buf, sizeof(buf)));
+        json_decref(test_client_result(&tc, "timer",
+                                       json_pack("{s:i,s:s}", "after", 0, "tag", "filtered"), NULL, 0));
+        {
+                TestClient late;
+                char pid_text[32];
+
+                ck_assert_int_eq(test_client_connect(&late, daemon_.socket), 0);
+                ck_assert(read_until(run.out, "\n", buf, sizeof(buf)));
+                snprintf(pid_text, sizeof(pid_text), "[%d]", (int)getpid());
+                ck_assert_msg(strstr(buf, "connected") && strstr(buf, pid_text) && !strstr(buf, "filtered"), "%s",
+                              buf);
+                test_client_close(&late);
+        }
+        ck_assert_int_eq(kill(run.pid, SIGINT), 0);
+        ck_assert_int_eq(evctl_finish(&run, &out, &err), 0);
+        ck_assert_msg(!strstr(out, "timer"), "a filtered line was printed: %s", out);
+        free(out);
+        free(err);
+
+        /* Human form; the daemon stopping under it: the shutdown is shown, exit 3. The
+         * "Monitoring" line comes once the subscription is in. */
         evctl_start(&run, NULL, (const char *const[]){"monitor", NULL});
         ck_assert(read_until(run.out, "Ctrl-C", buf, sizeof(buf)));
-        usleep(100000);
         json_decref(test_client_result(&tc, "timer",
                                        json_pack("{s:i,s:s}", "after", 0, "tag", "mon"), NULL, 0));
         ck_assert(read_until(run.out, "timer", buf, sizeof(buf)));
