@@ -278,6 +278,26 @@ static void print_histogram(const char *title, const char *measures, json_t *h) 
         }
 }
 
+/* Uptime and start, fds against the limit, memory: what an operator looks at first. */
+static void print_process(json_t *proc) {
+        json_t *fds = json_object_get(proc, "fds");
+        uint64_t used = (uint64_t)(jint(fds, "connections") + jint(fds, "watched"));
+        uint64_t limit = (uint64_t)jint(fds, "limit");
+        time_t started = (time_t)jnum(proc, "started");
+        char b[FORMAT_MAX], c[FORMAT_MAX], n_conns[FORMAT_MAX], n_watched[FORMAT_MAX], when[64];
+        struct tm tm;
+
+        localtime_r(&started, &tm);
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %z", &tm);
+        printf("Process:\n");
+        printf("  %-16s %15s  (since %s)\n", "uptime", format_duration(jnum(proc, "uptime"), b), when);
+        printf("  %-16s %15s  of %s (%.1f%%): %s connections, %s watched\n", "fds held", format_count(used, b),
+               format_count(limit, c), limit ? 100.0 * (double)used / (double)limit : 0.0,
+               format_count((uint64_t)jint(fds, "connections"), n_conns),
+               format_count((uint64_t)jint(fds, "watched"), n_watched));
+        printf("  %-16s %15s\n", "memory (RSS)", format_bytes((uint64_t)jint(proc, "rss_bytes"), b));
+}
+
 int cmd_stats(int argc, char **argv) {
         static const char *const engine_keys[] = {
                 "iterations", "events",       "timers",  "submissions", "syscalls",
@@ -287,8 +307,9 @@ int cmd_stats(int argc, char **argv) {
                                                   "coalesced",    "packets_in",     "packets_out",
                                                   "fds_received", "monitor_dropped"};
         _cleanup_json_ json_t *s = NULL;
-        json_t *e, *d;
+        json_t *e, *d, *proc;
         char b[FORMAT_MAX];
+        double uptime;
         size_t i;
         int r;
 
@@ -301,14 +322,24 @@ int cmd_stats(int argc, char **argv) {
         }
         e = json_object_get(s, "engine");
         d = json_object_get(s, "daemon");
+        proc = json_object_get(s, "process");
+        uptime = proc ? jnum(proc, "uptime") : 0;
+        if (proc)
+                print_process(proc);
         printf("Engine (%s):\n", jstr(e, "backend"));
         for (i = 0; i < sizeof(engine_keys) / sizeof(engine_keys[0]); i++)
                 printf("  %-16s %15s\n", engine_keys[i],
                        format_count((uint64_t)jint(e, engine_keys[i]), b));
-        printf("Daemon:\n");
-        for (i = 0; i < sizeof(daemon_keys) / sizeof(daemon_keys[0]); i++)
-                printf("  %-16s %15s\n", daemon_keys[i],
-                       format_count((uint64_t)jint(d, daemon_keys[i]), b));
+        printf("Daemon:%s\n", uptime > 0 ? "                            average since the start" : "");
+        for (i = 0; i < sizeof(daemon_keys) / sizeof(daemon_keys[0]); i++) {
+                uint64_t v = (uint64_t)jint(d, daemon_keys[i]);
+
+                printf("  %-16s %15s", daemon_keys[i], format_count(v, b));
+                /* Rates in evctl's view: the counter over the daemon's uptime. */
+                if (uptime > 0)
+                        printf("  %12s/s", format_count((uint64_t)llround((double)v / uptime), b));
+                printf("\n");
+        }
         printf("  %-16s %15s\n", "bytes_in", format_bytes((uint64_t)jint(d, "bytes_in"), b));
         printf("  %-16s %15s\n", "bytes_out", format_bytes((uint64_t)jint(d, "bytes_out"), b));
         print_histogram("Notification latency", "from the event seen to the notification sent",
@@ -317,6 +348,19 @@ int cmd_stats(int argc, char **argv) {
         if (json_object_get(s, "packet_cost"))
                 print_histogram("Time one packet held the daemon", "from its receipt to its replies queued",
                                 json_object_get(s, "packet_cost"));
+        if (json_object_get(s, "timer_lateness"))
+                print_histogram("Timer lateness", "from a timer's deadline to the daemon handling it",
+                                json_object_get(s, "timer_lateness"));
+        if (json_object_get(s, "limits")) {
+                const char *key;
+                json_t *v;
+
+                printf("Limits in force:\n");
+                json_object_foreach(json_object_get(s, "limits"), key, v)
+                        printf("  %-24s %15s\n", key,
+                               strcmp(key, "max-queued-bytes") == 0 ? format_bytes((uint64_t)json_integer_value(v), b)
+                                                                     : format_count((uint64_t)json_integer_value(v), b));
+        }
         return 0;
 }
 

@@ -35,7 +35,7 @@ static const Command commands[] = {
         {"timers", cmd_timers, "[--client ID]",
          "List timers: of every client you may see (yours; an admin: all), or of one.",
          "  -c, --client ID       only this client's timers\n"},
-        {"stats", cmd_stats, "", "Show the daemon's counters and notification latency.", ""},
+        {"stats", cmd_stats, "", "Show the daemon's process, counters and rates, latencies and limits.", ""},
         {"monitor", cmd_monitor, "[--client ID] [--uid UID] [--method NAME]",
          "Print every notification evd sends, and every client's connect and disconnect,\n"
          "live, until Ctrl-C (admin only). Each line names the client, its name and pid.\n"

@@ -229,7 +229,7 @@ static bool check_daemon(const json_t *root, unsigned version, const FdSet *fds)
         bool ok = true;
 
         if (!json_is_array(clients) || !json_is_object(stats) || !check_histogram(root, "latency", true) ||
-            !check_histogram(root, "packet_cost", false) || !get_u64(root, "generation", true, &v) ||
+            !check_histogram(root, "packet_cost", false) || !check_histogram(root, "timer_lateness", false) || !get_u64(root, "generation", true, &v) ||
             v >= UINT32_MAX)
                 return false;
         for (const char *const *k = (const char *const[]){ "started_monotonic_ns", "started_realtime_ns",
@@ -403,6 +403,7 @@ int snapshot_restore(Daemon *d, const char *buf, size_t len, FdSet *fds, const C
                               false, (uint64_t *)((char *)&d->stats + daemon_stats_fields[f].offset));
         restore_histogram(json_object_get(root, "latency"), &d->latency);
         restore_histogram(json_object_get(root, "packet_cost"), &d->packet_cost);
+        restore_histogram(json_object_get(root, "timer_lateness"), &d->timer_lateness);
         daemon_counts_changed(d);
         if (ret)
                 *ret = counts;

@@ -239,6 +239,7 @@ static void out_daemon(Out *o, Daemon *d) {
         out_lit(o, "}");
         out_histogram(o, "latency", &d->latency);
         out_histogram(o, "packet_cost", &d->packet_cost);
+        out_histogram(o, "timer_lateness", &d->timer_lateness);
 }
 
 static int write_all(int fd, const char *p, size_t len) {

@@ -58,6 +58,7 @@ typedef struct Daemon {
         DaemonStats stats;
         Histogram latency; /* event seen -> notification handed to the socket */
         Histogram packet_cost; /* a packet's read to its replies queued: how long one packet held the loop */
+        Histogram timer_lateness; /* a client timer's deadline -> the daemon handling its expiry */
 
         /* One iteration's scratch: the daemon is single-threaded. */
         char recv_buf[EVD_MAX_PACKET + 1];

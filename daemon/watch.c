@@ -407,6 +407,7 @@ static int client_timer_cb(EngineSource *s, uint64_t expirations, void *userdata
                 return 0; /* over the rate: held at the slot reserved for it */
         }
         t->expirations += expirations;
+        histogram_add(&t->conn->daemon->timer_lateness, now > at ? now - at : 0);
         notify_timer(t->conn, &t->pending, t->id, expirations, now > at ? now - at : 0);
         if (interval == 0) {
                 /* A fired one-shot timer is done: its id goes away, its notice stays queued

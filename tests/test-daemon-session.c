@@ -258,6 +258,27 @@ START_TEST(test_stats) {
         ck_assert_int_gt(int_member(member(s2, "engine"), "iterations"),
                          int_member(member(s1, "engine"), "iterations"));
         (void)int_member(member(s2, "daemon"), "refused");
+        /* The process: fds held against the limit (this connection, the watched pipe),
+         * memory, uptime; the limits in force; timer lateness once a timer fired. */
+        {
+                json_t *proc = member(s2, "process"), *fds = member(proc, "fds");
+                json_int_t t;
+
+                ck_assert_int_ge(int_member(fds, "connections"), 1);
+                ck_assert_int_eq(int_member(fds, "watched"), 1); /* a fired oneshot keeps its fd */
+                ck_assert_int_gt(int_member(fds, "limit"), 0);
+                ck_assert_int_gt(int_member(proc, "rss_bytes"), 0);
+                ck_assert(json_real_value(member(proc, "uptime")) > 0);
+                ck_assert(json_real_value(member(proc, "started")) > 1.7e9);
+                ck_assert_int_gt(int_member(member(s2, "limits"), "max-clients"), 0);
+                ck_assert_int_gt(int_member(member(s2, "limits"), "max-queued-bytes"), 0);
+                ck_assert_int_eq(int_member(member(s2, "timer_lateness"), "count"), 0);
+                t = add_timer(&c, 0, 0, 0, NULL);
+                json_decref(expect_notification(&c, "timer", "timer", t));
+                proc = test_client_result(&c, "stats", NULL, NULL, 0);
+                ck_assert_int_eq(int_member(member(proc, "timer_lateness"), "count"), 1);
+                json_decref(proc);
+        }
         (void)int_member(member(s2, "daemon"), "disconnected");
         (void)int_member(member(s2, "daemon"), "coalesced");
         (void)int_member(member(s2, "daemon"), "monitor_dropped");

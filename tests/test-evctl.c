@@ -216,6 +216,11 @@ START_TEST(test_status_version_stats_ping) {
         ck_assert_ptr_nonnull(strstr(out, "from the event seen to the notification sent"));
         ck_assert_ptr_nonnull(strstr(out, "from its receipt to its replies queued"));
         ck_assert_msg(!strstr(out, "<= ") && strstr(out, "-") , "%s", out);
+        /* What an operator looks at first, and rates in evctl's view. */
+        ck_assert_msg(strstr(out, "uptime") && strstr(out, "fds held") && strstr(out, "of ") &&
+                              strstr(out, "memory (RSS)") && strstr(out, "/s") && strstr(out, "Limits in force") &&
+                              strstr(out, "max-queued-bytes") && strstr(out, "Timer lateness"),
+                      "%s", out);
         free(out);
 
         v = EVCTL_JSON("ping", "-c", "3", "-i", "0");
