@@ -105,12 +105,10 @@ static int parse_client_option(int argc, char **argv, const char *name, json_int
         while ((c = getopt_long(argc, argv, COMMON_SHORT "c:", options, NULL)) >= 0)
                 switch (c) {
                 case 'c': {
-                        char *end;
-                        long long v = strtoll(optarg, &end, 10);
+                        long long v;
 
-                        if (*end || end == optarg || v <= 0)
-                                return usage_error(
-                                        name, "--client: expected a client id, got \"%s\"", optarg);
+                        if (parse_integer(name, "--client", "a client id", 1, optarg, &v))
+                                return EXIT_USAGE;
                         *ret = v;
                         break;
                 }

@@ -99,16 +99,6 @@ static int on_monitor(struct evd_client *c, const char *method, json_t *params, 
         return 0;
 }
 
-static int parse_id(const char *name, const char *s, json_int_t *ret) {
-        char *end;
-        long long v = strtoll(s, &end, 10);
-
-        if (*end || end == s || v < 0)
-                return usage_error("monitor", "%s: expected a number, got \"%s\"", name, s);
-        *ret = v;
-        return 0;
-}
-
 int cmd_monitor(int argc, char **argv) {
         static const struct option options[] = {COMMON_OPTIONS{"client", required_argument, NULL, 'c'},
                                                 {"uid", required_argument, NULL, 'u'},
@@ -121,11 +111,11 @@ int cmd_monitor(int argc, char **argv) {
         while ((c = getopt_long(argc, argv, COMMON_SHORT "c:u:m:", options, NULL)) >= 0)
                 switch (c) {
                 case 'c':
-                        if ((r = parse_id("--client", optarg, &f.client)))
+                        if ((r = parse_integer("monitor", "--client", "a number", 0, optarg, &f.client)))
                                 return r;
                         break;
                 case 'u':
-                        if ((r = parse_id("--uid", optarg, &f.uid)))
+                        if ((r = parse_integer("monitor", "--uid", "a number", 0, optarg, &f.uid)))
                                 return r;
                         break;
                 case 'm':

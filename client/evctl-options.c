@@ -109,16 +109,24 @@ int parse_simple(int argc, char **argv, const char *name, int max_args) {
         return 0;
 }
 
-int parse_count(const char *name, const char *s, uint64_t *ret) {
+int parse_integer(const char *name, const char *option, const char *what, long long min, const char *s,
+                  long long *ret) {
         char *end;
         long long v;
 
         errno = 0;
         v = strtoll(s, &end, 10);
-        if (errno || *end || end == s || v < 1) {
-                (void)usage_error(name, "--count: expected a number from 1, got \"%s\"", s);
+        if (errno || *end || end == s || v < min)
+                return usage_error(name, "%s: expected %s, got \"%s\"", option, what, s);
+        *ret = v;
+        return 0;
+}
+
+int parse_count(const char *name, const char *s, uint64_t *ret) {
+        long long v;
+
+        if (parse_integer(name, "--count", "a number from 1", 1, s, &v))
                 return -EINVAL;
-        }
         *ret = (uint64_t)v;
         return 0;
 }

@@ -55,6 +55,10 @@ int bad_option(const char *name, int c, char **argv);
 int split_command(int *argc, char **argv, char ***ret_cmd);
 int parse_simple(int argc, char **argv, const char *name, int max_args);
 double parse_seconds(const char *s);
+/** parse_integer() - @s as an integer >= @min into *@ret; else the usage error "@option:
+ * expected @what" (reported). Return: 0 or EXIT_USAGE. */
+int parse_integer(const char *name, const char *option, const char *what, long long min, const char *s,
+                  long long *ret);
 /** parse_count() - a --count value (>= 1) into *@ret; else a usage error (reported) and -EINVAL. */
 int parse_count(const char *name, const char *s, uint64_t *ret);
 uint64_t to_usec(double seconds);
