@@ -155,6 +155,7 @@ struct evd_client {
         uint32_t sock_events; /* what epoll watches on sock */
         uint64_t timer_armed; /* absolute usec the timer is set to, 0: disarmed */
         bool want_out;        /* a send hit EAGAIN */
+        unsigned held;        /* batches begun (and dispatches running callbacks): requests wait */
         char *path;
         char *name;
         bool reconnect;

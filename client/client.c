@@ -11,6 +11,7 @@
  */
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,7 @@ int evd_client_new(struct evd_client **ret) {
                 c->rng = 1;
         c->name = strdup(name && *name ? name : "libevd");
         c->recv_buf = malloc(EVD_MAX_PACKET);
-        c->send_buf = malloc(EVD_MAX_PACKET);
+        c->send_buf = malloc(EVD_MAX_PACKET + 2); /* request.c: '[' before, room for ']' */
         if (!c->name || !c->recv_buf || !c->send_buf) {
                 r = -ENOMEM;
                 goto fail;
@@ -193,6 +194,36 @@ int evd_client_fd(struct evd_client *c) {
         return c ? c->epoll_fd : -EINVAL;
 }
 
+/* The requests the callbacks make go out together once they have run (as in a batch). */
+static int run_callbacks(struct evd_client *c) {
+        int r;
+
+        c->held++;
+        r = client_run_pending(c);
+        c->held--;
+        if (c->held == 0 && c->state == CLIENT_CONNECTED)
+                client_flush(c);
+        return r;
+}
+
+int evd_client_batch_begin(struct evd_client *c) {
+        if (!c || c->held == UINT_MAX)
+                return -EINVAL;
+        c->held++;
+        return 0;
+}
+
+int evd_client_batch_end(struct evd_client *c) {
+        if (!c || c->held == 0)
+                return -EINVAL;
+        c->held--;
+        if (c->held == 0 && c->state == CLIENT_CONNECTED) {
+                client_flush(c);
+                client_update(c);
+        }
+        return 0;
+}
+
 int evd_client_dispatch(struct evd_client *c) {
         uint64_t ticks;
         int r;
@@ -210,7 +241,7 @@ int evd_client_dispatch(struct evd_client *c) {
         /* The first packet's callbacks run before looking for more, so that a lone
          * notification does not wait for the read that finds the socket empty. */
         if (c->state == CLIENT_CONNECTED && client_read(c, 1) > 0) {
-                r = client_run_pending(c);
+                r = run_callbacks(c);
                 if (r < 0) {
                         client_update(c);
                         return r;
@@ -220,7 +251,7 @@ int evd_client_dispatch(struct evd_client *c) {
         }
         if (c->state == CLIENT_CONNECTED)
                 client_flush(c);
-        r = client_run_pending(c);
+        r = run_callbacks(c);
         client_update(c);
         if (r < 0)
                 return r;

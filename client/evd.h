@@ -179,6 +179,16 @@ EVD_EXPORT int evd_client_dispatch(struct evd_client *client);
 EVD_EXPORT int evd_client_run(struct evd_client *client);
 /** evd_client_exit() - make evd_client_run() return @code (>= 0) after the current callback. */
 EVD_EXPORT void evd_client_exit(struct evd_client *client, int code);
+/** evd_client_batch_begin() - hold the requests made from now on and send them together at
+ * evd_client_batch_end(): consecutive ones share packets (up to 32 fds and 128 requests
+ * each; the daemon answers each packet with one), which costs both sides far fewer system
+ * calls than one packet per request. Pairs nest. A synchronous call sends what is held
+ * first. Requests made by the callbacks of one evd_client_dispatch() are held so without
+ * asking. Return: 0; -EINVAL. */
+EVD_EXPORT int evd_client_batch_begin(struct evd_client *client);
+/** evd_client_batch_end() - end the innermost batch; the outermost sends what it held.
+ * Return: 0; -EINVAL (no batch begun). */
+EVD_EXPORT int evd_client_batch_end(struct evd_client *client);
 
 /** evd_client_last_error() - the daemon's error reply behind the last call that returned an
  * EVD_E_* code (or, inside a completion callback, behind that completion). Valid until the

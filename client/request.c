@@ -120,7 +120,8 @@ void request_complete(struct evd_client *c, Request *req, int r, json_t *result,
 
 void request_enqueue(struct evd_client *c, Request *req) {
         list_append(&c->queue, &req->link);
-        client_flush(c);
+        if (c->held == 0)
+                client_flush(c);
 }
 
 /* A synchronous caller gave up. Its reply is ignored when it comes; an object it was
@@ -214,8 +215,10 @@ int request_finish(struct evd_client *c, Request *req, bool sync, int timeout_ms
 
         req->sync = sync;
         request_enqueue(c, req);
-        if (sync)
+        if (sync) {
+                client_flush(c); /* a batch holds it and what came before */
                 r = request_wait(c, req, timeout_ms, ret_result);
+        }
         client_update(c);
         return r;
 }
@@ -346,35 +349,101 @@ int client_try_reconnect(struct evd_client *c) {
         return 0;
 }
 
-/** client_flush() - send queued requests until the queue is empty, blocked or full. */
-void client_flush(struct evd_client *c) {
-        ListNode *n;
+/* Requests that may share a packet with others: their replies are small. (The replies to
+ * one packet share the daemon's reply budget, which a listing alone may use up.) */
+static bool request_batchable(const Request *req) {
+        return req->kind != REQ_CALL;
+}
 
-        c->want_out = false;
-        while (c->state == CLIENT_CONNECTED && !c->shutting_down && (n = list_first(&c->queue))) {
-                Request *req = container_of(n, Request, link);
+#define PACKET_MAX_REQUESTS 128
+
+/*
+ * One packet from the head of the queue: a lone request as an object, or consecutive
+ * batchable ones as a batch (PROTOCOL.md section 4) of at most PACKET_MAX_REQUESTS, with
+ * at most EVD_MAX_FDS fds, that fits EVD_MAX_PACKET. c->send_buf[0] is kept for the '['
+ * (the buffer has EVD_MAX_PACKET + 2 bytes).
+ * Requests settled without the daemon on the way are completed (as when sent one by one,
+ * their completion does not wait for the replies to those before them).
+ * Return: the number of requests in *@ret_packet, 0 if none can go now.
+ */
+static unsigned packet_build(struct evd_client *c, Request **ret_packet, size_t *ret_len, int *fds,
+                             size_t *ret_n_fds) {
+        char *buf = c->send_buf + 1; /* EVD_MAX_PACKET + 1 bytes from here */
+        size_t len = 0, n_fds = 0;
+        unsigned n = 0;
+        ListNode *node, *next;
+
+        for (node = list_first(&c->queue); node && n < PACKET_MAX_REQUESTS; node = next) {
+                Request *req = container_of(node, Request, link);
                 json_t *msg = NULL;
-                size_t len;
+                size_t item_len, comma = n > 0;
                 int fd, r;
 
+                next = list_next(&c->queue, node);
+                if (n > 0 && !request_batchable(req))
+                        break;
                 r = request_build(c, req, &msg, &fd);
                 if (r == 1)
                         break; /* names an object whose creation is unanswered */
                 if (r != 0) {
-                        list_remove(&c->queue, n);
+                        list_remove(&c->queue, node);
                         /* 2: settled without the daemon (removing what it already dropped) */
-                        request_complete(c, req, r == 2 ? 0 : r, r == 2 ? json_object() : NULL,
-                                         NULL);
+                        request_complete(c, req, r == 2 ? 0 : r, r == 2 ? json_object() : NULL, NULL);
                         continue;
                 }
-                r = jsonrpc_encode(msg, c->send_buf, EVD_MAX_PACKET, &len);
+                if (fd >= 0 && n_fds == EVD_MAX_FDS) {
+                        json_decref(msg);
+                        break;
+                }
+                /* The daemon finds a request's fd by its index in the packet's fd array. */
+                if (fd >= 0 && json_object_set_new(json_object_get(msg, "params"), "fd", json_integer((json_int_t)n_fds)) < 0)
+                        r = -ENOMEM;
+                if (r == 0)
+                        r = jsonrpc_encode(msg, buf + len + comma, EVD_MAX_PACKET - len - comma, &item_len);
+                /* A lone request may fill the packet; a batch has its brackets too. */
+                if (r == 0 && n > 0 && 1 + len + comma + item_len + 1 > EVD_MAX_PACKET)
+                        r = -EMSGSIZE;
                 json_decref(msg);
+                if (r < 0 && n > 0)
+                        break; /* the next packet, on its own */
                 if (r < 0) {
-                        list_remove(&c->queue, n);
+                        list_remove(&c->queue, node);
                         request_complete(c, req, r, NULL, NULL);
                         continue;
                 }
-                r = wire_send(c->sock, c->send_buf, len, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0);
+                if (comma)
+                        buf[len] = ',';
+                len += comma + item_len;
+                if (fd >= 0)
+                        fds[n_fds++] = fd;
+                ret_packet[n++] = req;
+        }
+        *ret_len = len;
+        *ret_n_fds = n_fds;
+        return n;
+}
+
+/** client_flush() - send queued requests until the queue is empty, blocked or full;
+ * consecutive ones share packets (packet_build()). */
+void client_flush(struct evd_client *c) {
+        c->want_out = false;
+        while (c->state == CLIENT_CONNECTED && !c->shutting_down && list_first(&c->queue)) {
+                Request *packet[PACKET_MAX_REQUESTS];
+                int fds[EVD_MAX_FDS];
+                size_t len, n_fds;
+                unsigned n = packet_build(c, packet, &len, fds, &n_fds);
+                const char *data = c->send_buf + 1;
+                int r;
+
+                if (n == 0)
+                        break; /* nothing left, or the head waits for an answer */
+                if (n > 1) {
+                        c->send_buf[0] = '[';
+                        c->send_buf[1 + len] = ']';
+                        data = c->send_buf;
+                        len += 2;
+                }
+                r = wire_send(c->sock, data, len, n_fds > 0 ? fds : NULL, n_fds);
                 if (r == -EINTR)
                         continue;
                 if (r == -EAGAIN) {
@@ -385,8 +454,10 @@ void client_flush(struct evd_client *c) {
                         client_lost(c, r == -EPIPE ? -ECONNRESET : r);
                         return;
                 }
-                list_remove(&c->queue, n);
-                request_sent(c, req);
+                for (unsigned i = 0; i < n; i++) {
+                        list_remove(&c->queue, &packet[i]->link);
+                        request_sent(c, packet[i]);
+                }
         }
 }
 

@@ -337,6 +337,110 @@ START_TEST(test_watch_many_pipelined) {
 }
 END_TEST
 
+static json_int_t packets_in(void) {
+        json_t *r = NULL;
+        json_int_t n;
+
+        ck_assert_int_eq(evd_call(client, "stats", NULL, WAIT_MS, &r), 0);
+        ck_assert(json_is_integer(json_object_get(json_object_get(r, "daemon"), "packets_in")));
+        n = json_integer_value(json_object_get(json_object_get(r, "daemon"), "packets_in"));
+        json_decref(r);
+        return n;
+}
+
+typedef struct AddMore {
+        int first, n;
+        int (*pipes)[2];
+        Seen *seen;
+        Done *done;
+        uint64_t *ids;
+        bool flag;
+} AddMore;
+
+static AddMore adding;
+
+static int add_more(struct evd_client *c, int r, json_t *result, void *userdata) {
+        AddMore *a = userdata;
+
+        ck_assert_int_eq(r, 0);
+        for (int i = a->first; i < a->first + a->n; i++)
+                ck_assert_int_eq(evd_watch_add_async(c, a->pipes[i][0], EVD_IN, EVD_EDGE, on_watch, &a->seen[i],
+                                                     on_done, &a->done[i], &a->ids[i]),
+                                 0);
+        a->flag = true;
+        return 0;
+}
+
+/* The requests of a batch, and those the callbacks of one dispatch make, share packets
+ * (32 fds each at most); each still gets its own completion, in order, and each watch works. */
+START_TEST(test_watch_batch_shares_packets) {
+        enum { N = 100, PER_CALLBACK = 40 };
+        static int pipes[N + PER_CALLBACK][2];
+        static uint64_t ids[N + PER_CALLBACK];
+        static Seen seen[N + PER_CALLBACK];
+        unsigned order = 0;
+        Done done[N + PER_CALLBACK], last = {0};
+        json_int_t before, after;
+
+        memset(done, 0, sizeof(done));
+        memset(seen, 0, sizeof(seen));
+        for (int i = 0; i < N + PER_CALLBACK; i++) {
+                make_pipe(pipes[i]);
+                done[i].order = &order;
+        }
+        before = packets_in();
+        ck_assert_int_eq(evd_client_batch_begin(client), 0);
+        ck_assert_int_eq(evd_client_batch_begin(client), 0); /* nests */
+        for (int i = 0; i < N; i++)
+                ck_assert_int_eq(evd_watch_add_async(client, pipes[i][0], EVD_IN, EVD_ONESHOT, on_watch, &seen[i],
+                                                     on_done, &done[i], &ids[i]),
+                                 0);
+        ck_assert_int_eq(evd_call_async(client, "ping", NULL, on_done, &last), 0);
+        ck_assert_int_eq(evd_client_batch_end(client), 0);
+        ck_assert_int_eq(evd_client_batch_end(client), 0);
+        ck_assert_int_eq(evd_client_batch_end(client), -EINVAL);
+        ck_assert(run_until(&last.flag, WAIT_MS));
+        json_decref(last.result);
+        after = packets_in();
+        /* 100 watches with an fd each: 4 packets of at most 32; the ping (a method call goes
+         * alone) and the stats request itself. One packet per request would be 102. */
+        ck_assert_int_le(after - before, 4 + 1 + 1);
+        for (int i = 0; i < N; i++) {
+                ck_assert_int_eq(done[i].r, 0);
+                ck_assert_uint_eq(done[i].seq, (unsigned)i + 1);
+                json_decref(done[i].result);
+        }
+
+        /* Made by a callback (the completion of a ping), without asking. */
+        before = packets_in();
+        adding = (AddMore){ .first = N, .n = PER_CALLBACK, .pipes = pipes, .seen = seen, .done = done, .ids = ids };
+        ck_assert_int_eq(evd_call_async(client, "ping", NULL, add_more, &adding), 0);
+        ck_assert(run_until(&adding.flag, WAIT_MS));
+        memset(&last, 0, sizeof(last));
+        ck_assert_int_eq(evd_call_async(client, "ping", NULL, on_done, &last), 0);
+        ck_assert(run_until(&last.flag, WAIT_MS));
+        json_decref(last.result);
+        /* The first ping, the 40 watches (2 packets), the second ping, the stats call. */
+        ck_assert_int_le(packets_in() - before, 1 + 2 + 1 + 1);
+        for (int i = N; i < N + PER_CALLBACK; i++) {
+                ck_assert_int_eq(done[i].r, 0);
+                json_decref(done[i].result);
+        }
+
+        for (int i = 0; i < N + PER_CALLBACK; i++)
+                ck_assert_int_eq(write(pipes[i][1], "x", 1), 1);
+        for (int i = 0; i < N + PER_CALLBACK; i++) {
+                ck_assert(run_until(&seen[i].flag, WAIT_MS));
+                ck_assert_uint_eq(seen[i].id, ids[i]);
+        }
+        ck_assert_uint_eq(listing_size(client, "watches"), N + PER_CALLBACK);
+        for (int i = 0; i < N + PER_CALLBACK; i++) {
+                close(pipes[i][0]);
+                close(pipes[i][1]);
+        }
+}
+END_TEST
+
 /* ---- tests --------------------------------------------------------------------------- */
 
 void libevd_watch_tests(TCase *tc_watch, TCase *tc_quota) {
@@ -346,5 +450,6 @@ void libevd_watch_tests(TCase *tc_watch, TCase *tc_quota) {
         tcase_add_test(tc_watch, test_watch_errors);
         tcase_add_test(tc_watch, test_watch_async_pipelined);
         tcase_add_test(tc_watch, test_watch_many_pipelined);
+        tcase_add_test(tc_watch, test_watch_batch_shares_packets);
         tcase_add_test(tc_quota, test_watch_quota);
 }
