@@ -11,6 +11,7 @@
 
 #include <assert.h>
 
+#include "clock.h"
 #include "conn.h"
 #include "macro.h"
 #include "state.h"
@@ -191,15 +192,19 @@ int methods_list_watches(Conn *c, json_t *params, json_t *id, Page *p, MethodErr
 
 int methods_list_timers(Conn *c, json_t *params, json_t *id, Page *p, MethodError *err) {
         static const char *const known[] = { "client", "offset", "limit", NULL };
-        Daemon *d = c->daemon;
         ClientTimer *t;
         Conn *owner;
+        uint64_t now[_ENGINE_CLOCK_MAX];
 
         if (check_known(params, known, err) < 0 || !(owner = target_conn(c, params, err)) ||
             page_init(p, params, err) < 0 || page_begin(p, id, "timers", err) < 0)
                 return -1;
+        /* The clock now, as m_timer() counts deadlines: the loop's cached time can predate a
+         * timer made earlier in this iteration, and `next` would exceed its `after`. */
+        now[ENGINE_CLOCK_MONOTONIC] = clock_ns(CLOCK_MONOTONIC);
+        now[ENGINE_CLOCK_REALTIME] = clock_ns(CLOCK_REALTIME);
         LIST_FOREACH(ClientTimer, link, t, &owner->timers) {
-                uint64_t at, now, interval;
+                uint64_t at, interval;
                 const char *tag;
                 size_t tag_len;
                 char *q;
@@ -211,7 +216,6 @@ int methods_list_timers(Conn *c, json_t *params, json_t *id, Page *p, MethodErro
                 }
                 /* A held timer is due since its first unreported deadline (overdue). */
                 at = t->held ? t->held_due : source_timer_get_at(t->source);
-                now = engine_now(d->engine, t->clock);
                 interval = source_timer_get_interval(t->source);
                 tag = client_timer_tag_text(t, &tag_len);
                 q = page_item_start(p);
@@ -222,7 +226,7 @@ int methods_list_timers(Conn *c, json_t *params, json_t *id, Page *p, MethodErro
                 q = t->clock == ENGINE_CLOCK_REALTIME ? text_put_lit(q, p->hard, ",\"clock\":\"realtime\"")
                                                       : text_put_lit(q, p->hard, ",\"clock\":\"monotonic\"");
                 q = text_put_lit(q, p->hard, ",\"next\":");
-                q = text_put_real(q, p->hard, ((double)at - (double)now) / 1e9);
+                q = text_put_real(q, p->hard, ((double)at - (double)now[t->clock]) / 1e9);
                 q = text_put_lit(q, p->hard, ",\"interval\":");
                 q = interval ? text_put_real(q, p->hard, (double)interval / 1e9) : text_put_lit(q, p->hard, "null");
                 if (tag) {

@@ -152,6 +152,30 @@ START_TEST(test_listing_timers) {
 }
 END_TEST
 
+/* A listing made in the loop iteration that created a timer must not count from the
+ * iteration's cached time: `next` came out as 100.000005 for `after: 100` (the deadline is
+ * counted from the clock when the request is handled). */
+START_TEST(test_listing_timer_next_never_exceeds_after) {
+        static const char batch[] =
+                "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"timer\",\"params\":{\"after\":100}},"
+                "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"timers\"}]";
+        TestDaemon d;
+        TestClient c;
+        json_t *r, *timers;
+        double next;
+
+        start(&d, &c, NULL);
+        r = raw_call(&c, batch, sizeof(batch) - 1);
+        ck_assert_int_eq(json_array_size(r), 2);
+        timers = member(member(json_array_get(r, 1), "result"), "timers");
+        ck_assert_int_eq(json_array_size(timers), 1);
+        next = num_member(json_array_get(timers, 0), "next");
+        ck_assert_msg(next > 99 && next <= 100.0, "next %.9f for after 100", next);
+        json_decref(r);
+        stop(&d, &c);
+}
+END_TEST
+
 START_TEST(test_listing_clients) {
         TestDaemon d;
         TestClient c, more[2];
@@ -348,6 +372,7 @@ void daemon_listings_tests(Suite *s) {
         tc = test_tcase(s, "listings", 60);
         tcase_add_test(tc, test_listing_paging);
         tcase_add_test(tc, test_listing_timers);
+        tcase_add_test(tc, test_listing_timer_next_never_exceeds_after);
         tcase_add_test(tc, test_listing_clients);
         tcase_add_test(tc, test_listing_packet_budget);
 
