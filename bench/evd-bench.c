@@ -157,6 +157,7 @@ int main(int argc, char **argv) {
         run_scenario(root, SCEN_LATENCY, run_latency, daemons);
         run_scenario(root, SCEN_THROUGHPUT, run_throughput, daemons);
         run_scenario(root, SCEN_REGISTER, run_register, daemons);
+        run_scenario(root, SCEN_PYTHON, run_python, daemons);
         /* Scale and timers start daemons of their own: the shared ones go first. */
         for (size_t b = 0; b < arg_n_backends; b++)
                 daemon_stop(&daemons[b]);

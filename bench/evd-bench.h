@@ -22,7 +22,8 @@ enum {
         SCEN_REGISTER = 1 << 2,
         SCEN_SCALE = 1 << 3,
         SCEN_TIMERS = 1 << 4,
-        SCEN_ALL = (1 << 5) - 1,
+        SCEN_PYTHON = 1 << 5,
+        SCEN_ALL = (1 << 6) - 1,
 };
 
 /* Microseconds. Percentiles are nearest-rank. Samples are signed: a timer may fire early. */
@@ -66,7 +67,7 @@ typedef struct Done {
 } Done;
 
 /* evd-bench-options.c */
-extern const char *const scenario_names[5]; /* one per SCEN_* bit */
+extern const char *const scenario_names[6]; /* one per SCEN_* bit */
 extern const char *arg_evd;
 extern const char *arg_json;
 extern bool arg_quick;
@@ -141,6 +142,9 @@ json_t *run_latency(BenchDaemon *daemons);
 
 /* evd-bench-throughput.c */
 json_t *run_throughput(BenchDaemon *daemons);
+
+/* evd-bench-python.c */
+json_t *run_python(BenchDaemon *daemons);
 
 /* evd-bench-register.c */
 json_t *run_register(BenchDaemon *daemons);
