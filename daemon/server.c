@@ -7,8 +7,10 @@
  *  - the parent directory is created (0755 for root, 0700 otherwise) or, if it exists, must
  *    be a real directory owned by us or root and not writable by others;
  *  - the socket path is inspected with lstat(), never followed: a symlink or a non-socket
- *    is refused; a socket that accepts a connection belongs to a live daemon and is
- *    refused with a clear message; one that refuses (ECONNREFUSED) is stale and replaced;
+ *    is refused; a socket that answers a ping belongs to a live daemon and is refused with
+ *    a clear message; one that refuses (ECONNREFUSED), or accepts and then resets (a
+ *    killed daemon's lingering listener), is stale and replaced; one that accepts and
+ *    stays silent for PROBE_WAIT_MS is refused;
  *  - the socket is created with its final mode through umask (0666 for root, so that any
  *    local user may connect; 0600 otherwise): there is no window with wider permissions.
  * A reserve fd is held so that EMFILE at accept() can still take the pending connection
@@ -23,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +35,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "engine.h"
 #include "jsonrpc.h"
 #include "log.h"
@@ -86,9 +90,56 @@ static int ensure_directory(const char *path) {
         return 0;
 }
 
-/* 0: nothing there (or a stale socket, now removed); negative: refuse, logged. */
-static int clear_stale(const char *path, const struct sockaddr_un *sa, socklen_t salen) {
+/* How long a socket that accepts but has not yet answered (or reset) a probe is given. A
+ * killed io_uring evd's listener outlives the process: its armed poll holds the file until
+ * the ring's teardown runs in a kernel worker, so for about 100 ms connections are queued
+ * on a listener nobody will accept from, then reset. A live evd answers a ping in far less
+ * than this, even under valgrind. */
+#define PROBE_WAIT_MS 3000
+
+enum { PROBE_GONE, PROBE_ANSWERED, PROBE_BUSY, PROBE_SILENT };
+
+/* Asks what listens on @sa: a connection and a ping, answered or reset within @wait_ms. */
+static int probe_listener(const struct sockaddr_un *sa, socklen_t salen, int wait_ms) {
+        static const char ping[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}";
         _cleanup_close_ int probe = -1;
+        struct pollfd pfd;
+        char reply[256];
+        ssize_t n;
+        int r;
+
+        /* Non-blocking: connecting to a full backlog fails with EAGAIN instead of waiting. */
+        probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (probe < 0)
+                return -errno;
+        if (connect(probe, (const struct sockaddr *)sa, salen) < 0) {
+                if (errno == ECONNREFUSED)
+                        return PROBE_GONE;
+                return errno == EAGAIN ? PROBE_BUSY : -errno;
+        }
+        if (send(probe, ping, sizeof(ping) - 1, MSG_NOSIGNAL) < 0)
+                return errno == EPIPE || errno == ECONNRESET ? PROBE_GONE : -errno;
+        pfd = (struct pollfd){ .fd = probe, .events = POLLIN };
+        do
+                r = poll(&pfd, 1, wait_ms);
+        while (r < 0 && errno == EINTR);
+        if (r < 0)
+                return -errno;
+        if (r == 0)
+                return PROBE_SILENT;
+        n = recv(probe, reply, sizeof(reply), MSG_DONTWAIT);
+        if (n > 0)
+                return PROBE_ANSWERED;
+        if (n == 0 || errno == ECONNRESET || errno == EPIPE)
+                return PROBE_GONE; /* the dead daemon's listener was released under us */
+        return errno == EAGAIN ? PROBE_SILENT : -errno;
+}
+
+/* 0: nothing there (or a stale socket, now removed); negative: refuse, logged. A socket that
+ * accepts is asked whether it is alive (probe_listener()): connect() alone takes a dying
+ * listener for a live one, and a restart right after a SIGKILL was refused. */
+static int clear_stale(const char *path, const struct sockaddr_un *sa, socklen_t salen) {
+        long long deadline = (long long)(monotonic_ns() / 1000000) + PROBE_WAIT_MS;
         struct stat st;
 
         if (lstat(path, &st) < 0)
@@ -101,15 +152,27 @@ static int clear_stale(const char *path, const struct sockaddr_un *sa, socklen_t
                 log_error("%s exists and is not a socket; refusing to replace it", path);
                 return -EEXIST;
         }
-        probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-        if (probe < 0)
-                return log_error_errno(-errno, "Cannot create a socket");
-        if (connect(probe, (const struct sockaddr *)sa, salen) == 0) {
-                log_error("Another evd is already listening on %s; stop it first, or pass --socket PATH", path);
-                return -EADDRINUSE;
+        for (;;) {
+                long long left = deadline - (long long)(monotonic_ns() / 1000000);
+                int r = probe_listener(sa, salen, left > 0 ? (int)left : 0);
+
+                if (r < 0)
+                        return log_error_errno(r, "Cannot probe %s", path);
+                if (r == PROBE_ANSWERED) {
+                        log_error("Another evd is already listening on %s; stop it first, or pass --socket PATH",
+                                  path);
+                        return -EADDRINUSE;
+                }
+                if (r == PROBE_GONE)
+                        break;
+                if (left <= 0) {
+                        log_error("Something listens on %s but did not answer within %d ms (%s); stop it first, or pass --socket PATH",
+                                  path, PROBE_WAIT_MS, r == PROBE_BUSY ? "its queue is full" : "a ping");
+                        return -EADDRINUSE;
+                }
+                if (r == PROBE_BUSY)
+                        (void)poll(NULL, 0, 10);
         }
-        if (errno != ECONNREFUSED)
-                return log_error_errno(-errno, "Cannot probe %s", path);
         if (unlink(path) < 0 && errno != ENOENT)
                 return log_error_errno(-errno, "Cannot remove stale socket %s", path);
         log_info("Replaced stale socket %s", path);

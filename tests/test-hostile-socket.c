@@ -377,10 +377,104 @@ START_TEST(test_socket_path_rules) {
 }
 END_TEST
 
+/* The pid that answers `status` on @sock; 0 while nothing does (refused, or accepted by a
+ * dying listener and reset). */
+static json_int_t status_pid(const char *sock) {
+        static const char req[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"status\"}";
+        json_int_t pid = 0;
+        TestClient c;
+        json_t *r;
+
+        if (test_client_connect(&c, sock) < 0)
+                return 0;
+        if (test_client_sendmsg(&c, req, sizeof(req) - 1, NULL, 0) >= 0 && (r = test_client_reply(&c, TIMEOUT))) {
+                pid = int_member(member(r, "result"), "pid");
+                json_decref(r);
+        }
+        test_client_close(&c);
+        return pid;
+}
+
+/* Whether daemon @pid comes to answer on @sock (false: it exited first). */
+static bool wait_served_by(const char *sock, pid_t pid) {
+        long long deadline = ms_now() + TIMEOUT;
+        int status;
+
+        while (ms_now() < deadline) {
+                if (status_pid(sock) == pid)
+                        return true;
+                if (waitpid(pid, &status, WNOHANG) == pid)
+                        return false;
+                (void)poll(NULL, 0, 5);
+        }
+        ck_abort_msg("evd %d did not answer on %s within %d ms", (int)pid, sock, TIMEOUT);
+        return false;
+}
+
+/* Restarting right after a SIGKILL: a killed io_uring daemon's listener lingers for about
+ * 100 ms (its armed poll holds the file until the ring's teardown), accepting connections
+ * it will only reset; the next daemon took it for a live one and refused to start (5 of 5
+ * by hand). It must probe, see the reset, and take the socket over. Several rounds, since
+ * the window is short. */
+START_TEST(test_socket_of_killed_daemon_is_replaced) {
+        char dir[64], path[192], log[192];
+        pid_t pid, next;
+        int round;
+
+        make_tmpdir(dir, sizeof(dir));
+        snprintf(path, sizeof(path), "%s/evd.sock", dir);
+        snprintf(log, sizeof(log), "%s/first.log", dir);
+        pid = spawn_daemon(path, 0, 022, log);
+        ck_assert_msg(wait_listening(path, pid), "evd did not start (see %s)", log);
+        for (round = 0; round < 5; round++) {
+                connect_ping_as(path, 0);
+                ck_assert_int_eq(kill(pid, SIGKILL), 0);
+                ck_assert_int_eq(test_wait_pid(pid, 10000), 128 + SIGKILL);
+                snprintf(log, sizeof(log), "%s/round%d.log", dir, round);
+                next = spawn_daemon(path, 0, 022, log);
+                /* Served by the new daemon: a connection alone may reach the lingering listener. */
+                ck_assert_msg(wait_served_by(path, next), "round %d: evd refused the socket of a killed daemon (see %s)",
+                              round, log);
+                pid = next;
+        }
+        stop_spawned(pid);
+        test_remove_tree(dir);
+}
+END_TEST
+
+/* Something that accepts but never answers (a stuck daemon, another program) is not
+ * replaced: the daemon gives it the probe's wait, then refuses, saying so. */
+START_TEST(test_silent_listener_is_not_replaced) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        char dir[64], log[192];
+        struct stat st, st2;
+        pid_t pid;
+        int fd;
+
+        make_tmpdir(dir, sizeof(dir));
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/evd.sock", dir);
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        ck_assert_int_eq(listen(fd, 8), 0);
+        ck_assert_int_eq(lstat(sa.sun_path, &st), 0);
+        snprintf(log, sizeof(log), "%s/evd.log", dir);
+        pid = spawn_daemon(sa.sun_path, 0, 022, log);
+        ck_assert_msg(test_wait_pid(pid, TIMEOUT) > 0, "evd started on a socket another program listens on");
+        ck_assert(file_contains(log, "did not answer within"));
+        ck_assert_int_eq(lstat(sa.sun_path, &st2), 0);
+        ck_assert_msg(st.st_ino == st2.st_ino, "evd replaced a socket someone listens on");
+        close(fd);
+        test_remove_tree(dir);
+}
+END_TEST
+
 /* ---- tests --------------------------------------------------------------------------- */
 
 void hostile_socket_tests(TCase *tc) {
         tcase_add_test(tc, test_socket_modes);
         tcase_add_test(tc, test_socket_dir_mode_ignores_umask);
         tcase_add_test(tc, test_socket_path_rules);
+        tcase_add_test(tc, test_socket_of_killed_daemon_is_replaced);
+        tcase_add_test(tc, test_silent_listener_is_not_replaced);
 }
