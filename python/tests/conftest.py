@@ -116,9 +116,10 @@ class Daemon:
         try:
             status = self.proc.wait(TIMEOUT)
         except subprocess.TimeoutExpired:
+            where = self._where()
             self.proc.kill()
             self.proc.wait()
-            pytest.fail("evd did not exit after SIGTERM")
+            pytest.fail(f"evd did not exit after SIGTERM\n{where}\n--- its log:\n{self.read_log()[-6000:]}")
         self.proc = None
         self._wait_released()
         return status
@@ -133,8 +134,9 @@ class Daemon:
     def _wait_released(self) -> None:
         """Wait until the kernel has let go of the old listener. With io_uring
         it does so after the process is gone (the ring is torn down by a kernel
-        worker), and an evd started meanwhile finds the socket still answering
-        and refuses to start ("Another evd is already listening")."""
+        worker); until then a client's connect() succeeds and is reset, which
+        would blur what a test sees (a new evd tells the two apart and starts:
+        tests/test-hostile-socket.c)."""
         def released():
             probe = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             try:
@@ -146,6 +148,27 @@ class Daemon:
                 probe.close()
 
         wait_until(released, what="the old listener to be released")
+
+    def _where(self) -> str:
+        """Where a stuck evd is: its signal state, kernel stack and threads' backtraces."""
+        pid = self.proc.pid
+        out = []
+        for name in ("status", "wchan", "syscall", "stack"):
+            try:
+                with open(f"/proc/{pid}/{name}") as f:
+                    text = f.read()
+            except OSError as exc:
+                text = f"({exc})"
+            if name == "status":
+                text = "".join(l for l in text.splitlines(True)
+                               if l.startswith(("State", "Sig", "Shd", "Threads")))
+            out.append(f"--- /proc/{pid}/{name}:\n{text}")
+        gdb = shutil.which("gdb")
+        if gdb:
+            bt = subprocess.run([gdb, "-p", str(pid), "-batch", "-ex", "thread apply all bt"],
+                                capture_output=True, text=True, timeout=60)
+            out.append("--- gdb:\n" + bt.stdout[-6000:])
+        return "\n".join(out)
 
     def restart(self) -> None:
         self.stop()
