@@ -123,7 +123,7 @@ int parse_integer(const char *name, const char *option, const char *what, long l
 }
 
 int parse_count(const char *name, const char *s, uint64_t *ret) {
-        long long v;
+        long long v = 0; /* gcc -O3 cannot see that parse_integer() sets it whenever it returns 0 */
 
         if (parse_integer(name, "--count", "a number from 1", 1, s, &v))
                 return -EINVAL;
