@@ -23,6 +23,7 @@ const TimerContender *const timer_contenders[] = {
         &timer_libev,
 };
 _Static_assert(ELEMENTSOF(io_contenders) == IO_N, "IO_N: one per io contender");
+_Static_assert(IO_FLOOR == IO_N - 1, "IO_FLOOR: floor(no poll) is the last contender");
 _Static_assert(ELEMENTSOF(timer_contenders) == TIMER_N, "TIMER_N: one per timer contender");
 
 unsigned arg_reps = 7;

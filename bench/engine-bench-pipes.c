@@ -220,13 +220,30 @@ double io_ratio_cpu(const IoConfig *cfg, size_t c, size_t base) {
         return cfg->results[c].cpu_median_ns / cfg->results[base].cpu_median_ns;
 }
 
+/* What a poller costs is its time above the floor (the callbacks' own read + write, no
+ * poll at all), measured in the same run: whole rounds hide it under the floor. Per read,
+ * from the medians; 0 if either is missing. */
+double io_poll_cost_ns(const IoConfig *cfg, size_t c) {
+        if (!io_result_ok(&cfg->results[c]) || !io_result_ok(&cfg->results[IO_FLOOR]))
+                return 0;
+        return (cfg->results[c].median_ns - cfg->results[IO_FLOOR].median_ns) / (double)cfg->target;
+}
+
+/* @c's poller cost over @base's; 0 if it cannot be told (a poller no dearer than the floor
+ * in this run is noise, not a ratio). */
+double io_poll_cost_ratio(const IoConfig *cfg, size_t c, size_t base) {
+        double a = io_poll_cost_ns(cfg, c), b = io_poll_cost_ns(cfg, base);
+
+        return b > 0 ? a / b : 0;
+}
+
 void io_config_print(const IoConfig *cfg) {
         printf("\n== pipes N=%u A=%u W=%" PRIu64 ": %u reps x %u rounds; median over all rounds "
                "==\n",
                cfg->n, cfg->active, cfg->target, cfg->reps, cfg->rounds);
-        printf("%-17s %9s %7s %9s %7s %8s %7s %6s %5s %8s %6s %6s\n", "contender", "us/round",
+        printf("%-17s %9s %7s %9s %7s %8s %7s %6s %5s %8s %6s %6s %7s %6s\n", "contender", "us/round",
                "ns/read", "cpu us/r", "spread", "setup ms", "free ms", "iter/r", "sys/r",
-               "/libev-ep", "best", "cpu");
+               "/libev-ep", "best", "cpu", "poll ns", "/ev-ep");
         for (size_t c = 0; c < IO_N; c++) {
                 const IoResult *res = &cfg->results[c];
                 uint64_t lo = UINT64_MAX, hi = 0;
@@ -256,10 +273,19 @@ void io_config_print(const IoConfig *cfg) {
                        100.0 * (double)(hi - lo) / res->median_ns, res->setup_ns / 1e6,
                        res->teardown_ns / 1e6, waits, sys, io_ratio(cfg, c, IO_BASELINE),
                        io_ratio_best(cfg, c, IO_BASELINE), io_ratio_cpu(cfg, c, IO_BASELINE));
+                if (c == IO_FLOOR)
+                        printf(" %7s %6s", "-", "-");
+                else
+                        printf(" %7.1f %5.2fx", io_poll_cost_ns(cfg, c), io_poll_cost_ratio(cfg, c, IO_BASELINE));
                 if (res->spurious)
                         printf("  (%" PRIu64 " empty wakeups)", res->spurious);
                 printf("\n");
         }
+        printf("poll ns: ns/read above floor(no poll)'s; /ev-ep: that over libev-epoll's.\n"
+               "poller cost: engine(io_uring) %.2fx libev-epoll's (target <= 0.55x: %s), "
+               "engine(epoll) %.2fx (target <= 1.0x: %s)\n",
+               io_poll_cost_ratio(cfg, 0, IO_BASELINE), io_poll_cost_ratio(cfg, 0, IO_BASELINE) <= 0.55 ? "met" : "MISSED",
+               io_poll_cost_ratio(cfg, 1, IO_BASELINE), io_poll_cost_ratio(cfg, 1, IO_BASELINE) <= 1.0 ? "met" : "MISSED");
         if (io_ratio(cfg, 0, IO_URING_PEER) > 0)
                 printf("engine(io_uring) / libev-iouring: %.2fx (best reps %.2fx, cpu %.2fx)\n",
                        io_ratio(cfg, 0, IO_URING_PEER), io_ratio_best(cfg, 0, IO_URING_PEER),

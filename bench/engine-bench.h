@@ -14,6 +14,7 @@
 #define IO_N 8 /* io_contenders[]: checked where it is defined (engine-bench-options.c) */
 #define IO_BASELINE 2     /* libev-epoll */
 #define IO_URING_PEER 3   /* libev-iouring */
+#define IO_FLOOR 7        /* floor(no poll): the callbacks' read + write alone */
 #define TIMER_N 3 /* timer_contenders[], likewise */
 #define TIMER_BASELINE 2
 
@@ -118,6 +119,8 @@ bool io_result_ok(const IoResult *r);
 double io_ratio(const IoConfig *cfg, size_t c, size_t base);
 double io_ratio_best(const IoConfig *cfg, size_t c, size_t base);
 double io_ratio_cpu(const IoConfig *cfg, size_t c, size_t base);
+double io_poll_cost_ns(const IoConfig *cfg, size_t c);
+double io_poll_cost_ratio(const IoConfig *cfg, size_t c, size_t base);
 void io_config_print(const IoConfig *cfg);
 
 /* engine-bench-timers.c */

@@ -20,8 +20,8 @@
 #endif
 
 const char *const scenario_names[] = {"latency", "throughput", "register", "scale",
-                                      "timers", "python"};
-_Static_assert(SCEN_ALL == (1 << 6) - 1, "scenario_names: one per SCEN_* bit");
+                                      "timers", "python", "client", "crowd"};
+_Static_assert(SCEN_ALL == (1 << 8) - 1, "scenario_names: one per SCEN_* bit");
 
 /* ---- options ------------------------------------------------------------------------ */
 
@@ -51,7 +51,8 @@ static void help(void) {
                "  --evd PATH         the daemon (default: $EVD_BENCH_DAEMON, else the built one)\n"
                "  --json FILE        write every number to FILE\n"
                "  --quick            a ~20 s run: fewer samples, shorter runs, smaller counts\n"
-               "  --only LIST        scenarios: latency,throughput,register,scale,timers,python\n"
+               "  --only LIST        scenarios: latency,throughput,register,scale,timers,\n"
+               "                     python,client,crowd\n"
                "  --backends LIST    io_uring,epoll (default both)\n"
                "latency:\n"
                "  --cpu N            the CPU of the pinned runs (default 0)\n"

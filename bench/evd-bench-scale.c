@@ -13,6 +13,10 @@
 #include "evd-bench.h"
 #include "macro.h"
 
+/* Per idle watch and per timer: 200 B plus the tag's own encoded bytes (none here: small
+ * integers are kept inline). */
+#define SCALE_TARGET_BYTES 200u
+
 /* ---- 4. scale: memory per idle watch and per timer --------------------------------- */
 
 /*
@@ -172,7 +176,7 @@ static json_t *scale_json(const ScaleResult *r, const char *per_name) {
         jint(j, "ring_rss_kb", (uint64_t)r->ring_full_kb);
         jreal(j, per_name, r->per_object);
         jreal(j, "bytes_each_in_rings", r->per_object_rings);
-        jbool(j, "target_met", r->per_object <= 256);
+        jbool(j, "target_met", r->per_object <= SCALE_TARGET_BYTES);
         jreal(j, "registered_per_s", r->rate);
         jreal(j, "evd_us_per_registration", r->evd_us);
         jreal(j, "evd_cpu_fraction", r->evd_cpu);
@@ -182,7 +186,7 @@ static json_t *scale_json(const ScaleResult *r, const char *per_name) {
 static void scale_print_row(const char *backend, const char *what, const ScaleResult *r) {
         printf("   %-9s %-7s %8u %8ld %8ld %8.0f %9.0f %7s %10.0f %8.2f %7.0f%%\n", backend, what,
                r->count, r->base_kb, r->full_kb, r->per_object, r->per_object_rings,
-               verdict(r->per_object <= 256), r->rate, r->evd_us, r->evd_cpu * 100);
+               verdict(r->per_object <= SCALE_TARGET_BYTES), r->rate, r->evd_us, r->evd_cpu * 100);
 }
 
 json_t *run_scale(BenchDaemon *unused) {
@@ -201,14 +205,14 @@ json_t *run_scale(BenchDaemon *unused) {
                "   fresh daemon each: (VmRSS after registering - VmRSS with the clients\n"
                "   connected) / count. Kernel objects (pipes, poll entries) are not in RSS; the\n"
                "   io_uring rings the kernel maps into the daemon are, and are shown apart.\n"
-               "   Target <= 256 bytes each.\n",
-               cw, ct);
+               "   Target <= %u bytes each (the tags here are small integers, kept inline).\n",
+               cw, ct, SCALE_TARGET_BYTES);
         printf("   %-9s %-7s %8s %8s %8s %8s %9s %7s %10s %8s %8s\n", "", "", "count", "base kB",
                "RSS kB", "B each", "in rings", "target", "added/s", "evd us", "evd CPU");
         for (size_t b = 0; b < arg_n_backends; b++) {
-                summary_add("daemon bytes per idle watch <= 256", b, w[b].per_object <= 256, "%.0f",
+                summary_add("daemon bytes per idle watch <= 200", b, w[b].per_object <= SCALE_TARGET_BYTES, "%.0f",
                             w[b].per_object);
-                summary_add("daemon bytes per timer <= 256", b, t[b].per_object <= 256, "%.0f",
+                summary_add("daemon bytes per timer <= 200", b, t[b].per_object <= SCALE_TARGET_BYTES, "%.0f",
                             t[b].per_object);
                 scale_print_row(arg_backends[b], "watches", &w[b]);
                 scale_print_row("", "timers", &t[b]);

@@ -350,10 +350,15 @@ json_t *run_timers(BenchDaemon *unused) {
         TimerResult r[MAX_BACKENDS];
         json_t *j = json_object();
 
+        /* One uid's 100,000 timers a second are over the default pace (50,000/s per uid),
+         * which holds the rest back by design (the fairness rule; bench/fairness measures
+         * it): timer accuracy is measured with pacing off. */
+        static const char *const unpaced[] = {"--max-timer-rate-per-uid", "0", NULL};
+
         for (size_t b = 0; b < arg_n_backends; b++) {
                 BenchDaemon d;
 
-                daemon_start(&d, arg_backends[b], NULL);
+                daemon_start(&d, arg_backends[b], unpaced);
                 r[b] = timers_run(&d);
                 daemon_stop(&d);
         }
@@ -361,7 +366,8 @@ json_t *run_timers(BenchDaemon *unused) {
                "   deadlines spread over %.1f s, starting `lead` s after registration begins\n"
                "   (1.5x the registration time a calibration predicts). late: the daemon's\n"
                "   `late` field (deadline -> noticed); client: callback - (send time + after),\n"
-               "   < 0 = fired early. Target: late p99 <= 200 us. Times in us.\n",
+               "   < 0 = fired early. Pacing off (--max-timer-rate-per-uid 0). Target: late\n"
+               "   p99 <= 200 us. Times in us.\n",
                arg_timers, arg_timer_clients, TIMER_WINDOW, arg_timer_spread);
         printf("   %-9s %8s %8s %8s %8s %7s  %9s %8s %8s %8s %6s  %7s %6s %6s %7s  %s\n", "",
                "late p50", "p99", "p99.9", "max", "target", "client min", "p50", "p99", "max",

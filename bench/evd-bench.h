@@ -23,7 +23,9 @@ enum {
         SCEN_SCALE = 1 << 3,
         SCEN_TIMERS = 1 << 4,
         SCEN_PYTHON = 1 << 5,
-        SCEN_ALL = (1 << 6) - 1,
+        SCEN_CLIENT = 1 << 6,
+        SCEN_CROWD = 1 << 7,
+        SCEN_ALL = (1 << 8) - 1,
 };
 
 /* Microseconds. Percentiles are nearest-rank. Samples are signed: a timer may fire early. */
@@ -67,7 +69,7 @@ typedef struct Done {
 } Done;
 
 /* evd-bench-options.c */
-extern const char *const scenario_names[6]; /* one per SCEN_* bit */
+extern const char *const scenario_names[8]; /* one per SCEN_* bit */
 extern const char *arg_evd;
 extern const char *arg_json;
 extern bool arg_quick;
@@ -145,6 +147,12 @@ json_t *run_throughput(BenchDaemon *daemons);
 
 /* evd-bench-python.c */
 json_t *run_python(BenchDaemon *daemons);
+
+/* evd-bench-client.c */
+json_t *run_client(BenchDaemon *unused);
+
+/* evd-bench-crowd.c */
+json_t *run_crowd(BenchDaemon *unused);
 
 /* evd-bench-register.c */
 json_t *run_register(BenchDaemon *daemons);

@@ -691,11 +691,14 @@ static void rearm_on_new_ring(Engine *e, EngineSource *s, void *data) {
 
 /* See the top of the file: a bigger ring means a new ring. On any failure, keep the old
  * one and stop trying (events still flow, through the overflow list if need be). */
-/* Grow to fit twice the @polls expected, in one step: every resize re-arms every poll, so
- * 10,000 new sources (a restore, a bulk registration) must not cost one resize per doubling. */
+/* Grow to fit the @polls expected, in one step: every resize re-arms every poll, so 10,000
+ * new sources (a restore, a bulk registration) must not cost one resize per doubling. One
+ * CQE per poll is enough room (all of them firing in one iteration; re-arms are drained
+ * at most half a CQ at a time, and what does not fit waits in the overflow list, which
+ * grows the ring next time): twice that cost 16 bytes of mapped CQ per idle watch. */
 static void ring_grow(Engine *e, Uring *u, size_t polls) {
         struct io_uring bigger;
-        unsigned cq = round_pow2(MAX(polls * 2, (size_t)u->cq_entries * 2));
+        unsigned cq = round_pow2(MAX(polls, (size_t)u->cq_entries * 2));
 
         unsigned old_cq = u->cq_entries;
 
