@@ -93,10 +93,15 @@ static void help(FILE *f) {
         fprintf(f, "Usage: evctl [OPTIONS] COMMAND [ARGS]\n\n"
                    "Talk to evd, the fd-readiness daemon.\n\n"
                    "Commands:\n");
+        /* The whole summary, its later lines under its first: cut at the first line, four
+         * of them ended mid-sentence. */
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-                const char *s = commands[i].summary, *nl = strchr(s, '\n');
+                const char *s = commands[i].summary;
 
-                fprintf(f, "  %-10s %.*s\n", commands[i].name, nl ? (int)(nl - s) : (int)strlen(s), s);
+                fprintf(f, "  %-10s ", commands[i].name);
+                for (const char *nl; (nl = strchr(s, '\n')); s = nl + 1)
+                        fprintf(f, "%.*s\n%13s", (int)(nl - s), s, "");
+                fprintf(f, "%s\n", s);
         }
         fprintf(f, "\nOptions (before or after the command; COMMAND --help lists its own):\n%s"
                    "  -V, --version         show evctl's version\n\n"

@@ -13,7 +13,8 @@ completion=$src/client/evctl.bash-completion
 bad=0
 miss() { echo "not ok: $*" >&2; bad=1; }
 
-commands=$("$evctl" --help | awk '/^Commands:/ { on = 1; next } on && /^$/ { exit } on { print $1 }')
+# Command lines start at column 3; a summary's later lines are indented under it.
+commands=$("$evctl" --help | awk '/^Commands:/ { on = 1; next } on && /^$/ { exit } on && /^  [^ ]/ { print $1 }')
 [ -n "$commands" ] || { echo "not ok: evctl --help lists no commands" >&2; exit 1; }
 completion_commands=$(sed -n 's/^ *local commands="\(.*\)"$/\1/p' "$completion")
 for c in $commands; do

@@ -769,6 +769,24 @@ START_TEST(test_usage) {
         ck_assert_ptr_nonnull(strstr(err, "Usage: evctl"));
         free(out);
         free(err);
+        /* Every command's summary in --help is whole: its last line ends a sentence (cut
+         * at its first line, monitor's ended in "disconnect," and watch's in "until"). */
+        ck_assert_int_eq(EVCTL(&out, NULL, "--help"), 0);
+        {
+                const char *p = strstr(out, "Commands:\n"), *end = strstr(out, "\n\nOptions");
+
+                ck_assert_ptr_nonnull(p);
+                ck_assert_ptr_nonnull(end);
+                for (p = strchr(p, '\n') + 1; p < end;) {
+                        const char *nl = strchr(p, '\n'), *next = nl + 1;
+
+                        /* The entry's last line: the next one starts a command, or the list ends. */
+                        if (next >= end || strncmp(next, "             ", 13) != 0)
+                                ck_assert_msg(nl[-1] == '.' || nl[-1] == ')', "summary cut: %.*s", (int)(nl - p), p);
+                        p = next;
+                }
+        }
+        free(out);
         /* One line per mistake, naming it (getopt says nothing of its own). */
         for (const char *const *m = (const char *const[]){"--bogus", "-x", NULL}; *m; m++) {
                 ck_assert_int_eq(EVCTL(NULL, &err, "status", *m), 2);
