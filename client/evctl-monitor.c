@@ -18,6 +18,18 @@ typedef struct MonitorFilter {
         const char *method;     /* a notification's method, "connected" or "disconnected"; NULL: any */
 } MonitorFilter;
 
+/* What --method can select: evctl(1) and the bash completion list the same. */
+#define MONITOR_KINDS "ready, timer, closed, connected, disconnected"
+
+static bool monitor_kind_known(const char *name) {
+        static const char *const kinds[] = {"ready", "timer", "closed", "connected", "disconnected"};
+
+        for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+                if (strcmp(name, kinds[i]) == 0)
+                        return true;
+        return false;
+}
+
 static bool wanted(const MonitorFilter *f, json_t *params) {
         const char *what = json_object_get(params, "event") ? jstr(params, "event")
                                                              : jstr(json_object_get(params, "message"), "method");
@@ -119,6 +131,10 @@ int cmd_monitor(int argc, char **argv) {
                                 return r;
                         break;
                 case 'm':
+                        /* A name that never matches would print nothing, forever. */
+                        if (!monitor_kind_known(optarg))
+                                return usage_error("monitor", "--method: \"%s\" is not one of %s", optarg,
+                                                   MONITOR_KINDS);
                         f.method = optarg;
                         break;
                         HANDLE_COMMON(c, "monitor")

@@ -796,6 +796,10 @@ START_TEST(test_usage) {
                 ck_assert_msg(one_line(err) && strstr(err, *m), "%s status: %s", *m, err);
                 free(err);
         }
+        /* A monitor filter that can never match is a mistake, not a silent forever. */
+        ck_assert_int_eq(EVCTL(NULL, &err, "monitor", "--method", "bogus"), 2);
+        ck_assert_msg(one_line(err) && strstr(err, "\"bogus\""), "%s", err);
+        free(err);
         ck_assert_int_eq(EVCTL(NULL, &err, "wait", "0", "--timeout"), 2);
         ck_assert_msg(one_line(err) && strstr(err, "\"--timeout\" needs a value"), "%s", err);
         free(err);
