@@ -111,8 +111,11 @@ class Daemon:
         """SIGTERM and wait; the exit status."""
         if self.proc is None:
             return 0
+        # SIGCONT first, in case a test stopped it; never after SIGTERM: a SIGCONT
+        # that lands while an ASan evd is exiting flushes the SIGSTOP with which
+        # LeakSanitizer's tracer stops it, and evd then spins for ever waiting for it.
+        self.proc.send_signal(signal.SIGCONT)
         self.proc.send_signal(signal.SIGTERM)
-        self.proc.send_signal(signal.SIGCONT)  # in case a test stopped it
         try:
             status = self.proc.wait(TIMEOUT)
         except subprocess.TimeoutExpired:

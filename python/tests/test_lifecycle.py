@@ -223,3 +223,15 @@ def test_failed_reregistration_is_reported(daemon, make_daemon):
         for r, w in fds:
             os.close(r)
             os.close(w)
+
+
+def test_harness_stop_never_sends_sigcont_after_sigterm(daemon):
+    # A SIGCONT that reaches an exiting ASan evd flushes LeakSanitizer's SIGSTOP and
+    # leaves evd spinning for ever (a CI hang): stop() resumes a paused evd first.
+    sent = []
+    real = daemon.proc.send_signal
+    daemon.proc.send_signal = lambda sig: (sent.append(sig), real(sig))
+    daemon.pause()
+    assert daemon.stop() == 0
+    assert signal.SIGTERM in sent and signal.SIGCONT in sent
+    assert sent.index(signal.SIGCONT) < sent.index(signal.SIGTERM), sent
