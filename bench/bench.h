@@ -98,6 +98,7 @@ extern const IoContender contender_libev_iouring;
 extern const IoContender contender_libuv;
 extern const IoContender contender_libevent;
 extern const IoContender contender_raw_epoll;
+extern const IoContender contender_raw_uring;
 extern const IoContender contender_floor;
 
 /* A timer contender; the driver times each call, which does @n operations. */

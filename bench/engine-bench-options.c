@@ -14,7 +14,7 @@
 const IoContender *const io_contenders[] = {
         &contender_engine_uring, &contender_engine_epoll, &contender_libev_epoll,
         &contender_libev_iouring, &contender_libuv,       &contender_libevent,
-        &contender_raw_epoll,     &contender_floor,
+        &contender_raw_epoll,     &contender_raw_uring,     &contender_floor,
 };
 
 const TimerContender *const timer_contenders[] = {

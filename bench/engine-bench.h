@@ -11,10 +11,10 @@
 
 #define FD_SLACK 200u /* fds kept free for the loops' own (epoll, rings, eventfds, stdio) */
 #define MAX_LIST 8
-#define IO_N 8 /* io_contenders[]: checked where it is defined (engine-bench-options.c) */
+#define IO_N 9 /* io_contenders[]: checked where it is defined (engine-bench-options.c) */
 #define IO_BASELINE 2     /* libev-epoll */
 #define IO_URING_PEER 3   /* libev-iouring */
-#define IO_FLOOR 7        /* floor(no poll): the callbacks' read + write alone */
+#define IO_FLOOR 8        /* floor(no poll): the callbacks' read + write alone */
 #define TIMER_N 3 /* timer_contenders[], likewise */
 #define TIMER_BASELINE 2
 

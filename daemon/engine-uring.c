@@ -446,14 +446,21 @@ static void handle_cqe(Engine *e, Uring *u, uint64_t ud, int res, unsigned flags
                 handle_ctl_cqe(e, u, s, gen, op, res);
 }
 
-/* Left alone, liburing's peek would flush deferred task work ~20 completions per enter;
- * asking for a whole CQ's worth with a zero timeout takes them all in one. */
-static void run_deferred_completions(Engine *e, Uring *u) {
-        struct __kernel_timespec zero = { 0 };
-        struct io_uring_cqe *cqe;
+/* Left alone, liburing's peek would flush deferred task work ~20 completions per enter
+ * (IO_LOCAL_TW_DEFAULT_MAX; the kernel raises IORING_SQ_TASKRUN while more is queued), so
+ * plain GETEVENTS enters take it 20 at a time, up to @budget CQEs. Not one enter asking
+ * for a whole CQ's worth with a zero timeout, as this once did: the kernel arms an hrtimer
+ * for it, and on this VM that cost a round about 9% in io_cqring_wait; five enters cost
+ * less (engine-bench, poller cost: 0.91-1.27x libev-epoll's before, 0.40-0.51x after). */
+static void run_deferred_completions(Engine *e, Uring *u, unsigned budget) {
+        while (io_uring_cq_ready(&u->ring) < budget &&
+               (IO_URING_READ_ONCE(*u->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW))) {
+                unsigned before = io_uring_cq_ready(&u->ring);
 
-        e->stats.syscalls++;
-        (void)io_uring_submit_and_wait_timeout(&u->ring, &cqe, u->cq_entries, &zero, NULL);
+                e->stats.syscalls++;
+                if (io_uring_get_events(&u->ring) < 0 || io_uring_cq_ready(&u->ring) == before)
+                        break;
+        }
 }
 
 typedef struct Completion {
@@ -484,7 +491,7 @@ static void reap(Engine *e, Uring *u, unsigned budget) {
                 if (io_uring_cq_ready(&u->ring) == 0) {
                         if (fetched || !(IO_URING_READ_ONCE(*u->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)))
                                 break;
-                        run_deferred_completions(e, u);
+                        run_deferred_completions(e, u, budget);
                         fetched = true;
                         continue;
                 }

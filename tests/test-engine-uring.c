@@ -67,6 +67,31 @@ START_TEST(test_uring_sq_full) {
 }
 END_TEST
 
+/* The kernel runs only ~20 deferred completions per io_uring_enter: one iteration still
+ * reports every source already ready, fetching the rest of the deferred work itself. */
+START_TEST(test_uring_one_iteration_takes_all_ready) {
+        Many m;
+
+        many_init(&m, 200);
+        {
+                _cleanup_(engine_freep) Engine *e = test_engine_new(NULL);
+
+                if (!is_uring(e)) {
+                        many_done(&m, e);
+                        return;
+                }
+                many_add(&m, e, ENGINE_EDGE);
+                step_for(e, MSEC(30));
+                ck_assert_uint_eq(many_sum(&m), 0);
+                many_bump(&m);
+                ck_assert_int_ge(engine_step(e, MSEC(1000)), 0);
+                ck_assert_uint_eq(many_sum(&m), m.n);
+                many_expect_each(e, &m, 1);
+                many_done(&m, e);
+        }
+}
+END_TEST
+
 START_TEST(test_uring_sq_rounding) {
         EngineOptions o = { .sq_entries = 3, .cq_entries = 9 };
 
@@ -246,6 +271,7 @@ void engine_uring_tests(Suite *s) {
 
         tc = test_tcase(s, "io_uring", 60);
         tcase_add_test(tc, test_uring_sq_full);
+        tcase_add_test(tc, test_uring_one_iteration_takes_all_ready);
         tcase_add_test(tc, test_uring_sq_rounding);
         tcase_add_test(tc, test_uring_cq_overflow);
         tcase_add_test(tc, test_uring_ring_growth);
