@@ -1,6 +1,6 @@
 #pragma once
 /* fdset.h - the fds a process was handed at start (across a re-exec, or from systemd's fd
- * store), by the numbers the previous image knew them by */
+ * store), by the numbers the previous image knew them by; how many fds it has open */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -35,3 +35,20 @@ int fdset_take(FdSet *s, int number);
 /** fdset_close_rest() - close every fd still in the set. Return: how many. */
 unsigned fdset_close_rest(FdSet *s);
 void fdset_done(FdSet *s);
+
+/* What fdset_probe_open() last counted: reused while younger than 100 times what that
+ * probe took, so that however often the count is asked for (a batch of `stats` requests),
+ * probing takes at most 1% of the process's time. */
+typedef struct FdCount {
+        uint64_t at_ns; /* CLOCK_MONOTONIC; 0: never probed */
+        uint64_t cost_ns;
+        unsigned n;
+} FdCount;
+
+/** fdset_count_open() - how many fds this process has open: the kernel's count (Linux 6.2
+ * and later), else fdset_probe_open()'s. Return: 0 and *@ret, -errno. */
+int fdset_count_open(FdCount *c, unsigned *ret);
+/** fdset_probe_open() - how many fds this process has open, probed number by number up to
+ * the size of its fd table (4-9 ms at 10,000 fds), or @c's count while it is recent
+ * enough. Return: 0 and *@ret, -errno. */
+int fdset_probe_open(FdCount *c, unsigned *ret);

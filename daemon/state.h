@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "engine.h"
+#include "fdset.h"
 #include "idmap.h"
 #include "list.h"
 #include "protocol.h"
@@ -59,6 +60,7 @@ typedef struct Daemon {
         Histogram latency; /* event seen -> notification handed to the socket */
         Histogram packet_cost; /* a packet's read to its replies queued: how long one packet held the loop */
         Histogram timer_lateness; /* a client timer's deadline -> the daemon handling its expiry */
+        FdCount fd_count; /* `stats`' count of open fds, where the kernel does not keep it */
 
         /* One iteration's scratch: the daemon is single-threaded. */
         char recv_buf[EVD_MAX_PACKET + 1];

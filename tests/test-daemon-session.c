@@ -322,6 +322,64 @@ START_TEST(test_stats) {
 }
 END_TEST
 
+static double realtime_s(void) {
+        struct timespec ts;
+
+        ck_assert_int_eq(clock_gettime(CLOCK_REALTIME, &ts), 0);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* stats.process: every fd the daemon has open (as /proc counts them from outside), the
+ * part its clients make it hold, the fd limit it runs with, and a start time inside the
+ * window in which this test started it. */
+START_TEST(test_stats_process) {
+        TestDaemon d;
+        TestClient c, c2;
+        struct rlimit rl;
+        json_t *s, *proc, *fds;
+        double t0, t1, t2;
+        json_int_t w;
+        int p[2], before, after;
+
+        t0 = realtime_s();
+        start(&d, &c, NULL);
+        t1 = realtime_s();
+        ck_assert_int_eq(test_client_connect(&c2, d.socket), 0);
+        make_pipe(p);
+        w = watch_fd(&c, p[0], "in", "oneshot", NULL);
+        ping(&c2);
+        before = test_daemon_fd_count(&d);
+        s = test_client_result(&c, "stats", NULL, NULL, 0);
+        after = test_daemon_fd_count(&d);
+        t2 = realtime_s();
+        proc = member(s, "process");
+        fds = member(proc, "fds");
+        ck_assert_int_eq(before, after);
+        ck_assert_int_eq(int_member(fds, "open"), before);
+        ck_assert_int_eq(int_member(fds, "connections"), 2);
+        ck_assert_int_eq(int_member(fds, "watched"), 1);
+        ck_assert_int_gt(int_member(fds, "open"), 3); /* its own on top: listener, engine */
+        ck_assert_int_eq(prlimit(d.pid, RLIMIT_NOFILE, NULL, &rl), 0);
+        ck_assert_int_eq(int_member(fds, "limit"), (json_int_t)rl.rlim_cur);
+        ck_assert_msg(num_member(proc, "started") >= t0 && num_member(proc, "started") <= t1,
+                      "started %.6f, not in [%.6f, %.6f]", num_member(proc, "started"), t0, t1);
+        ck_assert(num_member(proc, "uptime") > 0 && num_member(proc, "uptime") <= t2 - t0 + 0.05);
+        json_decref(s);
+
+        /* An unwatched fd and a gone client are counted out at once. */
+        test_client_close(&c2);
+        wait_status(&c, "clients", 1);
+        json_decref(test_client_result(&c, "unwatch", json_pack("{s:I}", "watch", w), NULL, 0));
+        s = test_client_result(&c, "stats", NULL, NULL, 0);
+        fds = member(member(s, "process"), "fds");
+        ck_assert_int_eq(int_member(fds, "open"), before - 2);
+        ck_assert_int_eq(int_member(fds, "open"), test_daemon_fd_count(&d));
+        json_decref(s);
+        close_pair(p);
+        stop(&d, &c);
+}
+END_TEST
+
 /* ---- tcase ---------------------------------------------------------------------------- */
 
 void daemon_session_tests(Suite *s) {
@@ -333,4 +391,5 @@ void daemon_session_tests(Suite *s) {
         tcase_add_test(tc, test_ping);
         tcase_add_test(tc, test_status);
         tcase_add_test(tc, test_stats);
+        tcase_add_test(tc, test_stats_process);
 }
