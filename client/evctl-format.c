@@ -2,8 +2,10 @@
  * evctl-format.c - units and tables for evctl's human output.
  *
  * Durations pick the unit that keeps three significant figures readable (us, ms, s) and
- * switch to compound forms from a minute up, like uptime(1) and systemctl do. Tables are
- * rows of copied strings; widths are computed at print time, so callers just add cells.
+ * switch to compound forms from a minute up, like uptime(1) and systemctl do. Rates keep
+ * three significant figures (a counter of 9 in 66 s is 0.136/s, not 0) and stop at whole
+ * numbers, where decimals would be noise. Tables are rows of copied strings; widths are
+ * computed at print time, so callers just add cells.
  */
 
 #include "evctl-format.h"
@@ -75,6 +77,36 @@ const char *format_count(uint64_t n, char buf[static FORMAT_MAX]) {
                 buf[o++] = digits[i];
         }
         buf[o] = 0;
+        return buf;
+}
+
+const char *format_rate(double v, char buf[static FORMAT_MAX]) {
+        if (!isfinite(v))
+                snprintf(buf, FORMAT_MAX, "-");
+        else if (v <= 0)
+                snprintf(buf, FORMAT_MAX, "0");
+        else if (v < 0.001)
+                snprintf(buf, FORMAT_MAX, "<0.001"); /* %g would switch to an exponent */
+        else if (v < 999.5)
+                snprintf(buf, FORMAT_MAX, "%.3g", v);
+        else
+                return format_count((uint64_t)llround(v), buf);
+        return buf;
+}
+
+const char *format_byte_rate(double v, char buf[static FORMAT_MAX]) {
+        char n[FORMAT_MAX];
+
+        if (v >= 1024)
+                return format_bytes((uint64_t)llround(v), buf);
+        snprintf(buf, FORMAT_MAX, "%s B", format_rate(v, n));
+        return buf;
+}
+
+const char *format_quantity(uint64_t n, const char *one, const char *many, char buf[static FORMAT_MAX]) {
+        char c[FORMAT_MAX];
+
+        snprintf(buf, FORMAT_MAX, "%s %s", format_count(n, c), n == 1 ? one : many);
         return buf;
 }
 

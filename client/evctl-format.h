@@ -16,6 +16,12 @@ const char *format_bytes(uint64_t bytes, char buf[static FORMAT_MAX]);
 const char *format_count(uint64_t n, char buf[static FORMAT_MAX]);
 /* Microseconds as a duration: "12.0 us", "1.35 ms". */
 const char *format_us(double us, char buf[static FORMAT_MAX]);
+/* A rate, per whatever the caller says: "0", "<0.001", "0.136", "12.3", "1,234". */
+const char *format_rate(double rate, char buf[static FORMAT_MAX]);
+/* Bytes per whatever the caller says: "0.5 B", "901 B", "3.2 KiB". */
+const char *format_byte_rate(double rate, char buf[static FORMAT_MAX]);
+/* "1 connection", "0 connections", "2,048 connections". */
+const char *format_quantity(uint64_t n, const char *one, const char *many, char buf[static FORMAT_MAX]);
 
 typedef struct Table Table;
 

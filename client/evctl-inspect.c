@@ -262,7 +262,8 @@ static void print_histogram(const char *title, const char *measures, json_t *h) 
         char b[FORMAT_MAX];
         size_t i;
 
-        printf("%s (%s; %s samples):\n", title, measures, format_count((uint64_t)jint(h, "count"), b));
+        printf("%s (%s; %s):\n", title, measures,
+               format_quantity((uint64_t)jint(h, "count"), "sample", "samples", b));
         printf("  %-16s %15s\n", "mean", format_us(jnum(h, "mean_us"), b));
         printf("  %-16s %15s\n", "p50", format_us(jnum(h, "p50_us"), b));
         printf("  %-16s %15s\n", "p90", format_us(jnum(h, "p90_us"), b));
@@ -276,11 +277,13 @@ static void print_histogram(const char *title, const char *measures, json_t *h) 
         }
 }
 
-/* Uptime and start, fds against the limit, memory: what an operator looks at first. */
+/* Uptime and start, fds against the limit, memory: what an operator looks at first. The
+ * fds are all the daemon has open (an older daemon tells only the clients' part). */
 static void print_process(json_t *proc) {
         json_t *fds = json_object_get(proc, "fds");
-        uint64_t used = (uint64_t)(jint(fds, "connections") + jint(fds, "watched"));
-        uint64_t limit = (uint64_t)jint(fds, "limit");
+        uint64_t conns = (uint64_t)jint(fds, "connections"), watched = (uint64_t)jint(fds, "watched");
+        uint64_t held = conns + watched, limit = (uint64_t)jint(fds, "limit");
+        uint64_t used = json_is_integer(json_object_get(fds, "open")) ? (uint64_t)jint(fds, "open") : held;
         time_t started = (time_t)jnum(proc, "started");
         char b[FORMAT_MAX], c[FORMAT_MAX], n_conns[FORMAT_MAX], n_watched[FORMAT_MAX], when[64];
         struct tm tm;
@@ -289,26 +292,66 @@ static void print_process(json_t *proc) {
         strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %z", &tm);
         printf("Process:\n");
         printf("  %-16s %15s  (since %s)\n", "uptime", format_duration(jnum(proc, "uptime"), b), when);
-        printf("  %-16s %15s  of %s (%.1f%%): %s connections, %s watched\n", "fds held", format_count(used, b),
+        printf("  %-16s %15s  of %s (%.1f%%): %s, %s watched", "fds held", format_count(used, b),
                format_count(limit, c), limit ? 100.0 * (double)used / (double)limit : 0.0,
-               format_count((uint64_t)jint(fds, "connections"), n_conns),
-               format_count((uint64_t)jint(fds, "watched"), n_watched));
+               format_quantity(conns, "connection", "connections", n_conns), format_count(watched, n_watched));
+        if (json_is_integer(json_object_get(fds, "open")))
+                printf(", %s its own", format_count(used > held ? used - held : 0, b));
+        printf("\n");
         printf("  %-16s %15s\n", "memory (RSS)", format_bytes((uint64_t)jint(proc, "rss_bytes"), b));
 }
 
+typedef enum RowKind {
+        ROW_COUNTER, /* cumulative: a rate since the start */
+        ROW_BYTES,   /* cumulative bytes: a rate in bytes */
+        ROW_SIZE,    /* a size now (the rings' entries): no rate */
+} RowKind;
+
+typedef struct Row {
+        const char *key;
+        RowKind kind;
+} Row;
+
+/* One section of counters; with @uptime (> 0), each cumulative one's rate in evctl's view:
+ * the counter over the daemon's uptime. A member the daemon does not send (an older one)
+ * is left out. */
+static void print_counters(const char *title, json_t *o, const Row *rows, size_t n, double uptime) {
+        if (uptime > 0)
+                printf("%-35s%s\n", title, "average since the start");
+        else
+                printf("%s\n", title);
+        for (size_t i = 0; i < n; i++) {
+                uint64_t v = (uint64_t)jint(o, rows[i].key);
+                char b[FORMAT_MAX];
+
+                if (!json_object_get(o, rows[i].key))
+                        continue;
+                printf("  %-16s %15s", rows[i].key,
+                       rows[i].kind == ROW_BYTES ? format_bytes(v, b) : format_count(v, b));
+                if (uptime > 0 && rows[i].kind == ROW_COUNTER)
+                        printf("  %12s/s", format_rate((double)v / uptime, b));
+                else if (uptime > 0 && rows[i].kind == ROW_BYTES)
+                        printf("  %12s/s", format_byte_rate((double)v / uptime, b));
+                printf("\n");
+        }
+}
+
 int cmd_stats(int argc, char **argv) {
-        static const char *const engine_keys[] = {
-                "iterations", "events",       "timers",  "submissions", "syscalls",
-                "overflows",  "ring_resizes", "sq_full", "sq_entries",  "cq_entries"};
-        static const char *const daemon_keys[] = {"accepted",     "refused",        "disconnected",
-                                                  "requests",     "errors",         "notifications",
-                                                  "coalesced",    "packets_in",     "packets_out",
-                                                  "fds_received", "monitor_dropped"};
+        static const Row engine_rows[] = {
+                {"iterations", ROW_COUNTER}, {"events", ROW_COUNTER},       {"timers", ROW_COUNTER},
+                {"submissions", ROW_COUNTER}, {"syscalls", ROW_COUNTER},    {"overflows", ROW_COUNTER},
+                {"ring_resizes", ROW_COUNTER}, {"sq_full", ROW_COUNTER},    {"poll_updates", ROW_COUNTER},
+                {"cancel_retries", ROW_COUNTER}, {"sq_entries", ROW_SIZE}, {"cq_entries", ROW_SIZE}};
+        static const Row daemon_rows[] = {
+                {"accepted", ROW_COUNTER},      {"refused", ROW_COUNTER},       {"disconnected", ROW_COUNTER},
+                {"requests", ROW_COUNTER},      {"errors", ROW_COUNTER},        {"notifications", ROW_COUNTER},
+                {"coalesced", ROW_COUNTER},     {"packets_in", ROW_COUNTER},    {"packets_out", ROW_COUNTER},
+                {"fds_received", ROW_COUNTER},  {"monitor_dropped", ROW_COUNTER}, {"timers_held", ROW_COUNTER},
+                {"bytes_in", ROW_BYTES},        {"bytes_out", ROW_BYTES}};
         _cleanup_json_ json_t *s = NULL;
-        json_t *e, *d, *proc;
-        char b[FORMAT_MAX];
+        json_t *proc;
+        char title[FORMAT_MAX];
         double uptime;
-        size_t i;
         int r;
 
         PARSE_SIMPLE("stats", 0);
@@ -318,28 +361,15 @@ int cmd_stats(int argc, char **argv) {
                 print_json(s);
                 return 0;
         }
-        e = json_object_get(s, "engine");
-        d = json_object_get(s, "daemon");
         proc = json_object_get(s, "process");
         uptime = proc ? jnum(proc, "uptime") : 0;
         if (proc)
                 print_process(proc);
-        printf("Engine (%s):\n", jstr(e, "backend"));
-        for (i = 0; i < sizeof(engine_keys) / sizeof(engine_keys[0]); i++)
-                printf("  %-16s %15s\n", engine_keys[i],
-                       format_count((uint64_t)jint(e, engine_keys[i]), b));
-        printf("Daemon:%s\n", uptime > 0 ? "                            average since the start" : "");
-        for (i = 0; i < sizeof(daemon_keys) / sizeof(daemon_keys[0]); i++) {
-                uint64_t v = (uint64_t)jint(d, daemon_keys[i]);
-
-                printf("  %-16s %15s", daemon_keys[i], format_count(v, b));
-                /* Rates in evctl's view: the counter over the daemon's uptime. */
-                if (uptime > 0)
-                        printf("  %12s/s", format_count((uint64_t)llround((double)v / uptime), b));
-                printf("\n");
-        }
-        printf("  %-16s %15s\n", "bytes_in", format_bytes((uint64_t)jint(d, "bytes_in"), b));
-        printf("  %-16s %15s\n", "bytes_out", format_bytes((uint64_t)jint(d, "bytes_out"), b));
+        snprintf(title, sizeof(title), "Engine (%s):", jstr(json_object_get(s, "engine"), "backend"));
+        print_counters(title, json_object_get(s, "engine"), engine_rows, sizeof(engine_rows) / sizeof(engine_rows[0]),
+                       uptime);
+        print_counters("Daemon:", json_object_get(s, "daemon"), daemon_rows, sizeof(daemon_rows) / sizeof(daemon_rows[0]),
+                       uptime);
         print_histogram("Notification latency", "from the event seen to the notification sent",
                         json_object_get(s, "latency"));
         /* An older daemon has no packet_cost: nothing to show. */
@@ -351,6 +381,7 @@ int cmd_stats(int argc, char **argv) {
                                 json_object_get(s, "timer_lateness"));
         if (json_object_get(s, "limits")) {
                 const char *key;
+                char b[FORMAT_MAX];
                 json_t *v;
 
                 printf("Limits in force:\n");

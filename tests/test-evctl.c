@@ -171,8 +171,20 @@ static json_t *evctl_json(const char *const *argv) {
 
 #define EVCTL_JSON(...) evctl_json((const char *const[]){"--json", __VA_ARGS__, NULL})
 
+static double now_real(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The wall-clock window in which setup() started the daemon: its start time is inside. */
+static double started_after, started_before;
+
 static void setup(void) {
+        started_after = now_real();
         test_daemon_start(&daemon_, NULL);
+        started_before = now_real();
 }
 
 static void teardown(void) {
@@ -236,6 +248,211 @@ START_TEST(test_status_version_stats_ping) {
         json_decref(v);
         ck_assert_int_eq(EVCTL(&out, NULL, "ping", "-c", "2", "-i", "10ms"), 0);
         ck_assert_ptr_nonnull(strstr(out, "seq=2"));
+        free(out);
+}
+END_TEST
+
+/* The line of `evctl stats` that starts with "  @key " (in @out), copied; NULL if none. */
+static char *stats_line(const char *out, const char *key) {
+        char want[64];
+        const char *l, *end;
+
+        snprintf(want, sizeof(want), "\n  %s ", key);
+        l = strstr(out, want);
+        if (!l)
+                return NULL;
+        l += 3;
+        end = strchr(l, '\n');
+        return strndup(l, end ? (size_t)(end - l) : strlen(l));
+}
+
+/* `evctl stats` says the daemon holds @open fds (with evctl's connection) of which
+ * @clients ("1 connection, 0 watched") are its clients' and the rest its own, and that
+ * timer lateness has @samples ("1 sample"). */
+static void expect_stats_fds(int open, const char *clients, int own, const char *samples) {
+        char *out = NULL, *line, want[160];
+
+        ck_assert_int_eq(EVCTL(&out, NULL, "stats"), 0);
+        line = stats_line(out, "fds held");
+        ck_assert_msg(line, "%s", out);
+        snprintf(want, sizeof(want), " %d  of ", open);
+        ck_assert_msg(strstr(line, want), "want %d fds held: %s", open, line);
+        snprintf(want, sizeof(want), ": %s, %d its own", clients, own);
+        ck_assert_msg(strstr(line, want), "want \"%s\": %s", want, line);
+        snprintf(want, sizeof(want), "(from a timer's deadline to the daemon handling it; %s)", samples);
+        ck_assert_msg(strstr(out, want), "want \"%s\": %s", want, out);
+        ck_assert_msg(!strstr(out, " 1 samples") && !strstr(out, " 1 connections"), "%s", out);
+        free(line);
+        free(out);
+}
+
+/* "fds held": every fd the daemon has open (counted from outside, evctl's connection
+ * included), of its fd limit, the clients' part and its own; "1 connection", "1 sample". */
+START_TEST(test_stats_fds) {
+        TestClient tc;
+        int p[2], idle;
+
+        idle = test_daemon_fd_count(&daemon_);
+        expect_stats_fds(idle + 1, "1 connection, 0 watched", idle, "0 samples");
+
+        ck_assert_int_eq(test_client_connect(&tc, daemon_.socket), 0);
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        json_decref(test_client_result(&tc, "watch",
+                                       json_pack("{s:i,s:[s],s:s}", "fd", 0, "events", "in", "mode", "edge"),
+                                       &p[0], 1));
+        json_decref(test_client_result(&tc, "timer", json_pack("{s:i}", "after", 0), NULL, 0));
+        json_decref(test_client_notification(&tc, "timer", WAIT_MS));
+        idle = test_daemon_fd_count(&daemon_);
+        expect_stats_fds(idle + 1, "2 connections, 1 watched", idle - 2, "1 sample");
+        test_client_close(&tc);
+        close(p[0]);
+        close(p[1]);
+}
+END_TEST
+
+/* Seconds from a duration as format_duration() prints one below a minute. */
+static double parse_short_duration(const char *s) {
+        char unit[8];
+        double v;
+
+        ck_assert_msg(sscanf(s, "%lf %7s", &v, unit) == 2, "not a duration: %s", s);
+        if (strcmp(unit, "ms") == 0)
+                return v / 1e3;
+        ck_assert_msg(strcmp(unit, "s") == 0, "not a duration below a minute: %s", s);
+        return v;
+}
+
+/* Significant digits of a number as printed ("0.136": 3, "1,234": 4). */
+static int significant_digits(const char *s) {
+        int n = 0;
+        bool leading = true;
+
+        for (; *s; s++) {
+                if (*s < '0' || *s > '9')
+                        continue;
+                if (*s != '0')
+                        leading = false;
+                if (!leading)
+                        n++;
+        }
+        return n;
+}
+
+/* Rates in evctl's view, for every cumulative counter of the engine and the daemon: the
+ * counter over the uptime, three significant figures below 1,000 (1 error in over a second
+ * is not "0/s" or "1/s"), whole numbers above; none for the rings' sizes. */
+START_TEST(test_stats_rates) {
+        static const char *const engine_counters[] = {"iterations", "events", "timers", "submissions", "syscalls",
+                                                      "overflows", "ring_resizes", "sq_full", "poll_updates",
+                                                      "cancel_retries"};
+        static const char *const daemon_counters[] = {"accepted", "refused", "disconnected", "requests",
+                                                      "errors", "notifications", "coalesced", "packets_in",
+                                                      "packets_out", "fds_received", "monitor_dropped",
+                                                      "timers_held"};
+        TestClient tc;
+        char *out = NULL, *line;
+        double uptime;
+        long long deadline = now_ms() + WAIT_MS;
+
+        /* One error over more than a second: a rate between 0 and 1. */
+        ck_assert_int_eq(test_client_connect(&tc, daemon_.socket), 0);
+        ck_assert_int_eq(test_client_error_code(&tc, "no-such-method", NULL, NULL, 0), -32601);
+        for (;;) {
+                json_t *v = EVCTL_JSON("stats");
+                double up = json_real_value(json_object_get(json_object_get(v, "process"), "uptime"));
+
+                json_decref(v);
+                if (up >= 1.2)
+                        break;
+                ck_assert_msg(now_ms() < deadline, "uptime stuck at %f s", up);
+                (void)poll(NULL, 0, (int)((1.25 - up) * 1000));
+        }
+        ck_assert_int_eq(EVCTL(&out, NULL, "stats"), 0);
+        line = stats_line(out, "uptime");
+        ck_assert_ptr_nonnull(line);
+        uptime = parse_short_duration(line + strlen("uptime"));
+        free(line);
+        ck_assert_msg(uptime >= 1.2, "%s", out);
+        for (size_t i = 0; i < sizeof(engine_counters) / sizeof(engine_counters[0]) +
+                                   sizeof(daemon_counters) / sizeof(daemon_counters[0]);
+             i++) {
+                size_t n_engine = sizeof(engine_counters) / sizeof(engine_counters[0]);
+                const char *key = i < n_engine ? engine_counters[i] : daemon_counters[i - n_engine];
+                char name[64], value[64], rate[64], unit[8];
+                double v = 0, got, want;
+
+                line = stats_line(out, key);
+                ck_assert_msg(line, "no %s in %s", key, out);
+                ck_assert_msg(sscanf(line, "%63s %63s %63[^/]%7s", name, value, rate, unit) == 4 &&
+                                      strcmp(unit, "/s") == 0,
+                              "no rate: %s", line);
+                for (const char *c = value; *c; c++)
+                        if (*c != ',')
+                                v = v * 10 + (*c - '0');
+                want = v / uptime;
+                if (strcmp(rate, "0") == 0) {
+                        ck_assert_msg(v == 0, "%s", line);
+                } else if (strcmp(rate, "<0.001") == 0) {
+                        ck_assert_msg(v > 0 && want < 0.0011, "%s", line);
+                } else {
+                        char digits[64];
+                        size_t o = 0;
+
+                        for (const char *c = rate; *c && o + 1 < sizeof(digits); c++)
+                                if (*c != ',')
+                                        digits[o++] = *c;
+                        digits[o] = 0;
+                        got = strtod(digits, NULL);
+                        /* Uptime as printed has 3 figures, the rate 3: within 1.5% of each other. */
+                        ck_assert_msg(fabs(got - want) <= 0.015 * want, "%s: want %.4g/s over %.3f s", line, want,
+                                      uptime);
+                        if (got >= 1000)
+                                ck_assert_msg(!strchr(rate, '.'), "decimals on a big rate: %s", line);
+                        else
+                                ck_assert_msg(significant_digits(rate) <= 3, "%s", line);
+                }
+                if (strcmp(key, "errors") == 0)
+                        ck_assert_msg(v == 1 && strncmp(rate, "0.", 2) == 0, "%s", line);
+                free(line);
+        }
+        for (size_t i = 0; i < 2; i++) {
+                line = stats_line(out, i ? "cq_entries" : "sq_entries");
+                ck_assert_ptr_nonnull(line);
+                ck_assert_msg(!strstr(line, "/s"), "a size has no rate: %s", line);
+                free(line);
+        }
+        for (size_t i = 0; i < 2; i++) {
+                line = stats_line(out, i ? "bytes_out" : "bytes_in");
+                ck_assert_ptr_nonnull(line);
+                ck_assert_msg(strstr(line, " B/s") || strstr(line, "iB/s"), "bytes without a rate: %s", line);
+                free(line);
+        }
+        free(out);
+        test_client_close(&tc);
+}
+END_TEST
+
+/* "since": the daemon's start in local time with its offset, inside the window setup()
+ * started it in; read in a zone that is not UTC, so that a wrong offset shows. */
+START_TEST(test_stats_since) {
+        char *out = NULL, *line;
+        const char *since;
+        struct tm tm = {0};
+        time_t t;
+
+        ck_assert_int_eq(setenv("TZ", "XST-5:30", 1), 0);
+        ck_assert_int_eq(EVCTL(&out, NULL, "stats"), 0);
+        ck_assert_int_eq(unsetenv("TZ"), 0);
+        line = stats_line(out, "uptime");
+        ck_assert_ptr_nonnull(line);
+        since = strstr(line, "(since ");
+        ck_assert_msg(since, "%s", line);
+        ck_assert_msg(strptime(since, "(since %Y-%m-%d %H:%M:%S %z)", &tm), "%s", line);
+        ck_assert_int_eq(tm.tm_gmtoff, 5 * 3600 + 30 * 60);
+        t = timegm(&tm) - (5 * 3600 + 30 * 60); /* timegm() resets tm_gmtoff */
+        ck_assert_msg((double)t >= floor(started_after) && (double)t <= started_before,
+                      "since %lld, started in [%.3f, %.3f]: %s", (long long)t, started_after, started_before, line);
+        free(line);
         free(out);
 }
 END_TEST
@@ -900,6 +1117,9 @@ static Suite *evctl_suite(void) {
 
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_status_version_stats_ping);
+        tcase_add_test(tc, test_stats_fds);
+        tcase_add_test(tc, test_stats_rates);
+        tcase_add_test(tc, test_stats_since);
         tcase_add_test(tc, test_listings);
         tcase_add_test(tc, test_wait);
         tcase_add_test(tc, test_sleep_timer);
