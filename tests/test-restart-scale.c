@@ -35,7 +35,7 @@
 #define INTERVAL 0.1
 #define ONESHOT_AFTER 0.2
 #define STORE_GAP_MS 300 /* how long no evd runs in the fd store case */
-#define COLLECT_MS 30000
+#define COLLECT_MS 30000 /* x10 under valgrind, which slows this test (not the daemon) many times */
 
 typedef struct Client {
         TestClient c;
@@ -56,6 +56,10 @@ typedef struct Client {
 } Client;
 
 static Client clients[CLIENTS];
+
+static long long collect_ms(void) {
+        return getenv("EVD_UNDER_VALGRIND") ? 10 * COLLECT_MS : COLLECT_MS;
+}
 static char buf[65536 + 1];
 /* Read as systemd reads its notify socket: all the time. Unread, its queue holds
  * net.unix.max_dgram_qlen (10 without systemd's sysctl) datagrams, and evd's next
@@ -219,6 +223,34 @@ static bool all_delivered(void) {
         return true;
 }
 
+/* What all_delivered() still waits for, for the failure message. */
+static const char *missing(void) {
+        static char text[256];
+        int unanswered = 0, silent = 0, silent_oneshot = 0, unfired = 0, first_client = -1, first_watch = -1;
+
+        for (int k = 0; k < CLIENTS; k++) {
+                Client *cl = &clients[k];
+
+                unanswered += !cl->answered;
+                for (int i = 0; i < cl->n_watches; i++)
+                        if (cl->ready[i] == 0) {
+                                silent++;
+                                silent_oneshot += cl->oneshot[i];
+                                if (first_client < 0) {
+                                        first_client = k;
+                                        first_watch = (int)cl->watch[i];
+                                }
+                        }
+                for (int i = TIMERS_PER_CLIENT / 2; i < TIMERS_PER_CLIENT; i++)
+                        unfired += cl->fired[i] == 0;
+        }
+        snprintf(text, sizeof(text),
+                 "%d requests unanswered, %d watches without a ready (%d oneshot; first: client %d watch %d), "
+                 "%d one-shot timers not fired",
+                 unanswered, silent, silent_oneshot, first_client, first_watch, unfired);
+        return text;
+}
+
 /* Two rounds of pings, each waited for: every notification queued before the first
  * round's reply is sent before the second round is answered (PROTOCOL.md, section 4). */
 static void sync_all(void) {
@@ -228,7 +260,7 @@ static void sync_all(void) {
                 for (int k = 0; k < CLIENTS; k++)
                         test_client_send(&clients[k].c,
                                          json_pack("{s:s,s:s,s:s}", "jsonrpc", "2.0", "id", "sync", "method", "ping"), NULL, 0);
-                for (long long end = ms_now() + COLLECT_MS; !done && ms_now() < end;) {
+                for (long long end = ms_now() + collect_ms(); !done && ms_now() < end;) {
                         collect(50);
                         done = true;
                         for (int k = 0; k < CLIENTS; k++)
@@ -264,7 +296,7 @@ static void run(Via via) {
         TestDaemon d, d2;
         TestDaemonSpawn first = { .setup = manager_with_notify_socket, .userdata = &manager };
         TestDaemonSpawn next = { .setup = manager_pass_store, .userdata = &manager };
-        long long timers_at, before_final, after_final, gap_from = 0, gap_to = 0;
+        long long timers_at, before_final, after_final, gap_from = 0, gap_to = 0, collect_from;
         json_t *s;
         unsigned late_checked = 0;
 
@@ -312,10 +344,11 @@ static void run(Via via) {
                 next.dir = d.dir;
                 test_daemon_start_with(&d2, args, &next);
         }
-        for (long long end = ms_now() + COLLECT_MS; !all_delivered() && ms_now() < end;)
+        collect_from = ms_now();
+        for (long long end = collect_from + collect_ms(); !all_delivered() && ms_now() < end;)
                 collect(100);
-        ck_assert_msg(all_delivered(), "not everything was delivered after the %s",
-                      via == VIA_REEXEC ? "re-exec" : "restart");
+        ck_assert_msg(all_delivered(), "not everything was delivered %lld ms after the %s: %s",
+                      ms_now() - collect_from, via == VIA_REEXEC ? "re-exec" : "restart", missing());
 
         /* The repeating timers: every expiry since they were set, counted in notifications
          * up to a ping that follows them. */
