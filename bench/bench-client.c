@@ -3,18 +3,28 @@
 #include "bench-client.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MAX_FDS 32 /* the protocol's limit per packet */
 
+static bool forked;
+
 _Noreturn void bench_die(const char *what) {
         fprintf(stderr, "%s: %s: %s\n", program_invocation_short_name, what, strerror(errno));
+        if (forked)
+                _exit(1);
         exit(1);
+}
+
+void bench_forked(void) {
+        forked = true;
 }
 
 uint64_t bench_now_ns(void) {

@@ -1,12 +1,16 @@
 #pragma once
-/* bench-client.h - the raw client side the daemon benchmarks share (fairness, reexec-gap):
- * they talk to evd without libevd, so that only the daemon is measured */
+/* bench-client.h - the raw client side the daemon benchmarks share (fairness, reexec-gap,
+ * evd-bench's fairness scenario): they talk to evd without libevd, so that only the daemon
+ * is measured */
 
 #include <stddef.h>
 #include <stdint.h>
 
-/** bench_die() - "PROGRAM: @what: strerror(errno)" on stderr, exit 1. */
+/** bench_die() - "PROGRAM: @what: strerror(errno)" on stderr, exit 1 (_exit in a child). */
 _Noreturn void bench_die(const char *what);
+/** bench_forked() - tell bench_die() this is a forked child: the parent's atexit() handlers
+ * (evd-bench stops its daemons in one) and stdio buffers are not the child's to run. */
+void bench_forked(void);
 /** bench_now_ns() - CLOCK_MONOTONIC in ns. */
 uint64_t bench_now_ns(void);
 /** bench_connect() - a SEQPACKET connection to @path; dies on failure. */

@@ -20,8 +20,8 @@
 #endif
 
 const char *const scenario_names[] = {"latency", "throughput", "register", "scale",
-                                      "timers", "python", "client", "crowd"};
-_Static_assert(SCEN_ALL == (1 << 8) - 1, "scenario_names: one per SCEN_* bit");
+                                      "timers", "python", "client", "crowd", "fairness"};
+_Static_assert(SCEN_ALL == (1 << 9) - 1, "scenario_names: one per SCEN_* bit");
 
 /* ---- options ------------------------------------------------------------------------ */
 
@@ -35,7 +35,7 @@ int arg_cpu = 0;
 unsigned arg_samples = 10000; /* per target and pinning */
 unsigned arg_rounds = 5;
 unsigned arg_clients = 4, arg_watches = 64, arg_fanout = 8;
-double arg_duration = 2.0; /* throughput seconds per backend */
+double arg_duration = 2.0; /* s: throughput per backend, a crowd pass, the fairness flood */
 bool arg_tp_split;         /* throughput: evd alone on one CPU, the clients on the others */
 unsigned arg_reg_watches = 5000, arg_reg_reps = 3;
 unsigned arg_scale_watches; /* 0: as many as the fd limit allows */
@@ -52,7 +52,7 @@ static void help(void) {
                "  --json FILE        write every number to FILE\n"
                "  --quick            a ~20 s run: fewer samples, shorter runs, smaller counts\n"
                "  --only LIST        scenarios: latency,throughput,register,scale,timers,\n"
-               "                     python,client,crowd\n"
+               "                     python,client,crowd,fairness\n"
                "  --backends LIST    io_uring,epoll (default both)\n"
                "latency:\n"
                "  --cpu N            the CPU of the pinned runs (default 0)\n"
@@ -62,7 +62,8 @@ static void help(void) {
                "  --clients C        clients (default %u)\n"
                "  --watches W        watches per client (default %u)\n"
                "  --fanout K         watches per pipe (default %u; W must be a multiple)\n"
-               "  --duration S       seconds per backend (default %.1f)\n"
+               "  --duration S       seconds per backend (default %.1f; also crowd's passes and\n"
+               "                     fairness's windows)\n"
                "  --tp-split         evd alone on the last CPU, the clients on the others\n"
                "register:\n"
                "  --reg-watches N    watches (default %u)\n"

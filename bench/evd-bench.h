@@ -25,7 +25,8 @@ enum {
         SCEN_PYTHON = 1 << 5,
         SCEN_CLIENT = 1 << 6,
         SCEN_CROWD = 1 << 7,
-        SCEN_ALL = (1 << 8) - 1,
+        SCEN_FAIRNESS = 1 << 8,
+        SCEN_ALL = (1 << 9) - 1,
 };
 
 /* Microseconds. Percentiles are nearest-rank. Samples are signed: a timer may fire early. */
@@ -69,7 +70,7 @@ typedef struct Done {
 } Done;
 
 /* evd-bench-options.c */
-extern const char *const scenario_names[8]; /* one per SCEN_* bit */
+extern const char *const scenario_names[9]; /* one per SCEN_* bit */
 extern const char *arg_evd;
 extern const char *arg_json;
 extern bool arg_quick;
@@ -153,6 +154,9 @@ json_t *run_client(BenchDaemon *unused);
 
 /* evd-bench-crowd.c */
 json_t *run_crowd(BenchDaemon *unused);
+
+/* evd-bench-fairness.c */
+json_t *run_fairness(BenchDaemon *unused);
 
 /* evd-bench-register.c */
 json_t *run_register(BenchDaemon *daemons);

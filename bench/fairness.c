@@ -13,7 +13,8 @@
  * The flood's clients read and discard everything they get, as fast as they can. Reported:
  * bystander p50/p99/max, p50's ratio to the baseline's, the daemon's CPU share, and the
  * longest one packet held the daemon's loop (stats.packet_cost.max_us: read to replies
- * queued), which PROTOCOL.md bounds at 10 ms.
+ * queued), which PROTOCOL.md bounds at 10 ms. The timer flood and the bystander are
+ * fairness-load.c's, which evd-bench's scenario 9 (fairness) runs too.
  * Usage: fairness [--backend io_uring|epoll] [--seconds S] [--rate N] [--json FILE]
  * (--rate: max-timer-rate-per-uid for the paced scenarios; default the daemon's default)
  */
@@ -38,13 +39,9 @@
 #include <unistd.h>
 
 #include "bench-client.h"
+#include "fairness-load.h"
 
-#define BYSTANDER_UID 65534
-#define MAX_PINGS 100000
-#define FLOOD_CONNS 4
-#define FLOOD_TIMERS 25000 /* per connection */
 #define EDGE_WATCHES 2048 /* a multiple of 32: one packet of 32 fds at a time */
-#define BATCH 500
 #define ELEMENTS(a) (sizeof(a) / sizeof((a)[0]))
 #define BIG_WATCHES 420
 #define BIG_LISTINGS 1024 /* MAX_BATCH */
@@ -55,92 +52,20 @@ static double arg_seconds = 3;
 static const char *arg_json;
 static char dir[80], sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 
-/* Count replies ("result" or "error") in one packet; notifications carry neither. */
-static unsigned replies_in(const char *buf, ssize_t n) {
-        unsigned count = 0;
-
-        for (const char *p = buf; (p = memmem(p, (size_t)(buf + n - p), "\"id\":", 5)); p += 5)
-                count++;
-        return count;
-}
-
-/* Send @len bytes and read packets (discarding notifications) until @want replies came. */
-static void call_batch(int fd, const char *buf, size_t len, const int *fds, size_t n_fds, unsigned want) {
-        static char in[65536 + 1];
-
-        bench_send(fd, buf, len, fds, n_fds);
-        while (want > 0) {
-                ssize_t n = recv(fd, in, sizeof(in) - 1, 0);
-
-                if (n <= 0)
-                        bench_die("recv (flood setup)");
-                in[n] = 0;
-                if (strstr(in, "\"error\""))
-                        fprintf(stderr, "fairness: error reply: %.200s\n", in);
-                unsigned got = replies_in(in, n);
-
-                want -= got < want ? got : want;
-        }
-}
-
-/* Read and drop whatever arrives on @fds until killed. */
-static _Noreturn void discard_forever(const int *fds, size_t n) {
-        static char in[65536];
-        struct pollfd pfd[FLOOD_CONNS];
-
-        for (size_t i = 0; i < n; i++)
-                pfd[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
-        for (;;) {
-                if (poll(pfd, (nfds_t)n, -1) < 0 && errno != EINTR)
-                        bench_die("poll");
-                for (size_t i = 0; i < n; i++)
-                        if (pfd[i].revents && recv(pfd[i].fd, in, sizeof(in), MSG_DONTWAIT) == 0)
-                                _exit(0);
-        }
-}
-
-static pid_t spawn(void) {
-        pid_t pid = fork();
-
-        if (pid < 0)
-                bench_die("fork");
-        if (pid == 0)
-                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-        return pid;
-}
-
-/* 4 connections x 25,000 timers every millisecond, then read and discard. */
+/* The issue's case (fairness-load.c, shared with evd-bench's scenario 9): 4 connections x
+ * 25,000 timers every millisecond. */
 static pid_t flood_timers(void) {
-        static char buf[65536];
-        pid_t pid = spawn();
-        int fds[FLOOD_CONNS];
+        pid_t pid = fairness_flood_timers(sock_path);
 
-        if (pid)
-                return pid;
-        for (int c = 0; c < FLOOD_CONNS; c++) {
-                fds[c] = bench_connect(sock_path);
-                for (int k = 0; k < FLOOD_TIMERS; k += BATCH) {
-                        size_t len = 0;
-
-                        buf[len++] = '[';
-                        for (int i = 0; i < BATCH; i++)
-                                len += (size_t)snprintf(buf + len, sizeof(buf) - len,
-                                                        "%s{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"timer\","
-                                                        "\"params\":{\"after\":0.001,\"interval\":0.001}}",
-                                                        i ? "," : "", k + i);
-                        buf[len++] = ']';
-                        call_batch(fds[c], buf, len, NULL, 0, BATCH);
-                }
-        }
         fprintf(stderr, "fairness: timer flood armed\n");
-        discard_forever(fds, FLOOD_CONNS);
+        return pid;
 }
 
 /* 2,000 edge watches on eventfds, a writer bumping them all in a loop. */
 static pid_t flood_edge(void) {
         static char buf[65536];
         static int efd[EDGE_WATCHES];
-        pid_t pid = spawn();
+        pid_t pid = fairness_spawn();
         int conn;
 
         if (pid)
@@ -159,9 +84,9 @@ static pid_t flood_edge(void) {
                                                 "\"params\":{\"fd\":%d,\"events\":[\"in\"],\"mode\":\"edge\"}}",
                                                 i ? "," : "", k + i, i);
                 buf[len++] = ']';
-                call_batch(conn, buf, len, efd + k, 32, 32);
+                fairness_call_batch(conn, buf, len, efd + k, 32, 32);
         }
-        if (spawn() == 0) {
+        if (fairness_spawn() == 0) {
                 uint64_t one = 1;
 
                 for (;;)
@@ -169,7 +94,7 @@ static pid_t flood_edge(void) {
                                 (void)!write(efd[i], &one, sizeof(one));
         }
         fprintf(stderr, "fairness: edge flood armed\n");
-        discard_forever(&conn, 1);
+        fairness_discard(&conn, 1);
 }
 
 /* Read packets on @fd until one holds @marker. */
@@ -192,7 +117,7 @@ static void read_until(int fd, const char *marker) {
 static pid_t flood_big_packets(void) {
         static char buf[65536], tag[1001];
         static int efd[BIG_WATCHES];
-        pid_t pid = spawn();
+        pid_t pid = fairness_spawn();
         size_t len;
         int conn;
 
@@ -214,7 +139,7 @@ static pid_t flood_big_packets(void) {
                                                 "\"params\":{\"fd\":%d,\"events\":[\"in\"],\"tag\":\"%s\"}}",
                                                 i ? "," : "", k + i, i, tag);
                 buf[len++] = ']';
-                call_batch(conn, buf, len, efd + k, (size_t)n, (unsigned)n);
+                fairness_call_batch(conn, buf, len, efd + k, (size_t)n, (unsigned)n);
         }
         fprintf(stderr, "fairness: big packets armed\n");
         for (unsigned round = 0;; round++) {
@@ -253,63 +178,6 @@ static uint64_t longest_packet_ns(void) {
         return p ? (uint64_t)(strtod(p + 9, NULL) * 1e3) : 0;
 }
 
-static int cmp_u64(const void *a, const void *b) {
-        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-        return x < y ? -1 : x > y;
-}
-
-/* The bystander, as uid 65534: a ping every millisecond for @seconds. p50/p99 in ns. */
-static void bystander(double seconds, uint64_t *ret_p50, uint64_t *ret_p99, uint64_t *ret_max, unsigned *ret_n) {
-        static uint64_t rtt[MAX_PINGS];
-        int report[2];
-        pid_t pid;
-
-        if (pipe2(report, O_CLOEXEC) < 0)
-                bench_die("pipe");
-        pid = spawn();
-        if (pid == 0) {
-                uint64_t end, res[4];
-                unsigned n = 0;
-                char in[4096], req[128];
-                int fd;
-
-                if (setgid(BYSTANDER_UID) < 0 || setuid(BYSTANDER_UID) < 0)
-                        bench_die("setuid");
-                fd = bench_connect(sock_path);
-                end = bench_now_ns() + (uint64_t)(seconds * 1e9);
-                while (bench_now_ns() < end && n < MAX_PINGS) {
-                        int len = snprintf(req, sizeof(req), "{\"jsonrpc\":\"2.0\",\"id\":%u,\"method\":\"ping\"}", n);
-                        uint64_t t0 = bench_now_ns();
-
-                        if (send(fd, req, (size_t)len, MSG_NOSIGNAL) < 0 || recv(fd, in, sizeof(in), 0) <= 0)
-                                bench_die("bystander ping");
-                        rtt[n++] = bench_now_ns() - t0;
-                        (void)poll(NULL, 0, 1);
-                }
-                qsort(rtt, n, sizeof(*rtt), cmp_u64);
-                res[0] = n ? rtt[n / 2] : 0;
-                res[1] = n ? rtt[(size_t)((double)n * 0.99)] : 0;
-                res[2] = n;
-                res[3] = n ? rtt[n - 1] : 0;
-                (void)!write(report[1], res, sizeof(res));
-                _exit(0);
-        }
-        close(report[1]);
-        {
-                uint64_t res[4] = { 0 };
-
-                if (read(report[0], res, sizeof(res)) != (ssize_t)sizeof(res))
-                        bench_die("bystander report");
-                *ret_p50 = res[0];
-                *ret_p99 = res[1];
-                *ret_n = (unsigned)res[2];
-                *ret_max = res[3];
-        }
-        close(report[0]);
-        (void)waitpid(pid, NULL, 0);
-}
-
 static uint64_t cpu_ticks(pid_t pid) {
         char path[64], buf[1024], *p;
         unsigned long utime = 0, stime = 0;
@@ -333,7 +201,7 @@ static pid_t start_daemon(const char *rate) {
         if (snprintf(sock_path, sizeof(sock_path), "%s/evd.sock", dir) >= (int)sizeof(sock_path))
                 bench_die("socket path too long");
         (void)unlink(sock_path);
-        pid = spawn();
+        pid = fairness_spawn();
         if (pid == 0) {
                 int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
 
@@ -381,6 +249,7 @@ static Row run(const char *name, const char *rate, pid_t (*flood)(void)) {
         long hz = sysconf(_SC_CLK_TCK);
         uint64_t t0, c0;
         Row row = { .name = name };
+        FairnessPings pings;
 
         if (flood) {
                 load = flood();
@@ -388,8 +257,9 @@ static Row run(const char *name, const char *rate, pid_t (*flood)(void)) {
         }
         c0 = cpu_ticks(evd);
         t0 = bench_now_ns();
-        bystander(arg_seconds, &row.p50, &row.p99, &row.max, &row.pings);
+        fairness_bystander(sock_path, arg_seconds, NULL, &pings);
         row.cpu = (double)(cpu_ticks(evd) - c0) / (double)hz / ((double)(bench_now_ns() - t0) / 1e9);
+        row.p50 = pings.p50, row.p99 = pings.p99, row.max = pings.max, row.pings = pings.n;
         row.longest_packet = longest_packet_ns();
         stop(load);
         stop(evd);

@@ -1,0 +1,201 @@
+/* fairness-load.c - the loads of fairness-load.h: every one runs in a child of its own, so
+ * the caller measures while it runs, and reports over a pipe. Children end with _exit()
+ * (bench_forked()): the caller's atexit() handlers and stdio buffers stay the caller's. */
+
+#include "fairness-load.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench-client.h"
+
+#define MAX_CONNS 4
+#define FLOOD_CONNS FAIRNESS_FLOOD_CONNS
+#define FLOOD_BATCH 500 /* requests per packet while arming */
+#define ARM_TIMEOUT_MS 60000
+
+/* Count replies ("result" or "error") in one packet; notifications carry neither. */
+static unsigned replies_in(const char *buf, ssize_t n) {
+        unsigned count = 0;
+
+        for (const char *p = buf; (p = memmem(p, (size_t)(buf + n - p), "\"id\":", 5)); p += 5)
+                count++;
+        return count;
+}
+
+void fairness_call_batch(int fd, const char *buf, size_t len, const int *fds, size_t n_fds,
+                         unsigned want) {
+        static char in[65536 + 1];
+
+        bench_send(fd, buf, len, fds, n_fds);
+        while (want > 0) {
+                ssize_t n = recv(fd, in, sizeof(in) - 1, 0);
+                unsigned got;
+
+                if (n <= 0)
+                        bench_die("recv (flood setup)");
+                in[n] = 0;
+                if (strstr(in, "\"error\""))
+                        fprintf(stderr, "%s: error reply: %.200s\n", program_invocation_short_name,
+                                in);
+                got = replies_in(in, n);
+                want -= got < want ? got : want;
+        }
+}
+
+_Noreturn void fairness_discard(const int *fds, size_t n) {
+        static char in[65536];
+        struct pollfd pfd[MAX_CONNS];
+
+        if (n > MAX_CONNS) {
+                errno = EINVAL;
+                bench_die("more than 4 connections to drain");
+        }
+        for (size_t i = 0; i < n; i++)
+                pfd[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
+        for (;;) {
+                if (poll(pfd, (nfds_t)n, -1) < 0 && errno != EINTR)
+                        bench_die("poll");
+                for (size_t i = 0; i < n; i++)
+                        if (pfd[i].revents && recv(pfd[i].fd, in, sizeof(in), MSG_DONTWAIT) == 0)
+                                _exit(0);
+        }
+}
+
+pid_t fairness_spawn(void) {
+        pid_t pid = fork();
+
+        if (pid < 0)
+                bench_die("fork");
+        if (pid == 0) {
+                bench_forked();
+                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        }
+        return pid;
+}
+
+/* Wait (bounded) for the one byte a child writes on @fd when it is ready. */
+static void wait_byte(int fd, const char *what) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t n = -1;
+        char c;
+        int r;
+
+        while ((r = poll(&p, 1, ARM_TIMEOUT_MS)) < 0 && errno == EINTR)
+                ;
+        if (r > 0 && (n = read(fd, &c, 1)) == 1)
+                return;
+        if (r == 0)
+                errno = ETIMEDOUT;
+        else if (n == 0)
+                errno = EPIPE; /* the child died first */
+        bench_die(what);
+}
+
+pid_t fairness_flood_timers(const char *socket_path) {
+        static char buf[65536];
+        int fds[FLOOD_CONNS], armed[2];
+        pid_t pid;
+
+        if (pipe2(armed, O_CLOEXEC) < 0)
+                bench_die("pipe");
+        pid = fairness_spawn();
+        if (pid) {
+                close(armed[1]);
+                wait_byte(armed[0], "timer flood: not armed");
+                close(armed[0]);
+                return pid;
+        }
+        close(armed[0]);
+        for (int c = 0; c < FLOOD_CONNS; c++) {
+                fds[c] = bench_connect(socket_path);
+                for (int k = 0; k < FAIRNESS_FLOOD_TIMERS; k += FLOOD_BATCH) {
+                        size_t len = 0;
+
+                        buf[len++] = '[';
+                        for (int i = 0; i < FLOOD_BATCH; i++)
+                                len += (size_t)snprintf(
+                                        buf + len, sizeof(buf) - len,
+                                        "%s{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"timer\","
+                                        "\"params\":{\"after\":0.001,\"interval\":0.001}}",
+                                        i ? "," : "", k + i);
+                        buf[len++] = ']';
+                        fairness_call_batch(fds[c], buf, len, NULL, 0, FLOOD_BATCH);
+                }
+        }
+        if (write(armed[1], "", 1) != 1)
+                bench_die("timer flood: report");
+        close(armed[1]);
+        fairness_discard(fds, FLOOD_CONNS);
+}
+
+static int cmp_i64(const void *a, const void *b) {
+        int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+        return x < y ? -1 : x > y;
+}
+
+static _Noreturn void bystander_run(const char *socket_path, double seconds, int64_t *rtt,
+                                    int report) {
+        uint64_t end;
+        FairnessPings res = {0};
+        unsigned n = 0;
+        char in[4096], req[128];
+        int fd;
+
+        if (setgid(FAIRNESS_BYSTANDER_UID) < 0 || setuid(FAIRNESS_BYSTANDER_UID) < 0)
+                bench_die("setuid");
+        fd = bench_connect(socket_path);
+        end = bench_now_ns() + (uint64_t)(seconds * 1e9);
+        while (bench_now_ns() < end && n < FAIRNESS_MAX_PINGS) {
+                int len = snprintf(req, sizeof(req),
+                                   "{\"jsonrpc\":\"2.0\",\"id\":%u,\"method\":\"ping\"}", n);
+                uint64_t t0 = bench_now_ns();
+
+                if (send(fd, req, (size_t)len, MSG_NOSIGNAL) < 0 ||
+                    recv(fd, in, sizeof(in), 0) <= 0)
+                        bench_die("bystander ping");
+                rtt[n++] = (int64_t)(bench_now_ns() - t0);
+                (void)poll(NULL, 0, 1);
+        }
+        qsort(rtt, n, sizeof(*rtt), cmp_i64);
+        if (n)
+                res = (FairnessPings){.p50 = (uint64_t)rtt[n / 2],
+                                      .p99 = (uint64_t)rtt[(size_t)((double)n * 0.99)],
+                                      .max = (uint64_t)rtt[n - 1],
+                                      .n = n};
+        if (write(report, &res, sizeof(res)) != (ssize_t)sizeof(res))
+                bench_die("bystander: report");
+        _exit(0);
+}
+
+void fairness_bystander(const char *socket_path, double seconds, int64_t *ret_rtt,
+                        FairnessPings *ret) {
+        static int64_t own[FAIRNESS_MAX_PINGS];
+        FairnessPings res;
+        int report[2];
+        pid_t pid;
+
+        if (pipe2(report, O_CLOEXEC) < 0)
+                bench_die("pipe");
+        pid = fairness_spawn();
+        if (pid == 0) {
+                close(report[0]);
+                bystander_run(socket_path, seconds, ret_rtt ? ret_rtt : own, report[1]);
+        }
+        close(report[1]);
+        if (read(report[0], &res, sizeof(res)) != (ssize_t)sizeof(res))
+                bench_die("bystander: no report");
+        close(report[0]);
+        (void)waitpid(pid, NULL, 0);
+        *ret = res;
+}

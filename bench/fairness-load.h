@@ -1,0 +1,41 @@
+#pragma once
+/* fairness-load.h - what bench/fairness and evd-bench's fairness scenario share: one uid's
+ * timer flood and another uid's pings, over raw connections (bench-client.h) */
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define FAIRNESS_BYSTANDER_UID 65534 /* nobody: any uid but the flood's (root) would do */
+#define FAIRNESS_FLOOD_CONNS 4
+#define FAIRNESS_FLOOD_TIMERS 25000 /* per connection, each repeating every millisecond */
+#define FAIRNESS_MAX_PINGS 100000
+
+/* A bystander's round trips, in ns (nearest rank). */
+typedef struct FairnessPings {
+        uint64_t p50, p99, max;
+        unsigned n;
+} FairnessPings;
+
+/** fairness_spawn() - fork() a child that dies with its parent; dies on failure. */
+pid_t fairness_spawn(void);
+/** fairness_call_batch() - send a packet (@n_fds fds, borrowed), read until @want replies. */
+void fairness_call_batch(int fd, const char *buf, size_t len, const int *fds, size_t n_fds,
+                         unsigned want);
+/** fairness_discard() - read and drop what arrives on @fds (at most 4) until killed. */
+_Noreturn void fairness_discard(const int *fds, size_t n);
+/**
+ * fairness_flood_timers() - a child that arms FAIRNESS_FLOOD_CONNS connections x
+ * FAIRNESS_FLOOD_TIMERS timers on @socket_path, then reads and drops every notification.
+ * Return: its pid, once every timer is armed.
+ */
+pid_t fairness_flood_timers(const char *socket_path);
+/**
+ * fairness_bystander() - a child that switches to FAIRNESS_BYSTANDER_UID and pings
+ * @socket_path once a millisecond for @seconds.
+ * @ret_rtt: NULL, or MAP_SHARED memory for FAIRNESS_MAX_PINGS round trips (ns), which
+ *           the child fills, sorted (@ret->n of them)
+ * @ret: the summary. The socket must be open to that uid.
+ */
+void fairness_bystander(const char *socket_path, double seconds, int64_t *ret_rtt,
+                        FairnessPings *ret);
