@@ -18,7 +18,6 @@
  */
 
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -127,11 +126,7 @@ static FairResult fair_run(const char *backend) {
                                .evd_cpu = (double)flood_cpu / (double)flood_wall,
                                .notif_s = (double)(c1.notifications - c0.notifications) / secs,
                                .held_s = (double)(c1.held - c0.held) / secs};
-        if (kill(flood, SIGKILL) < 0)
-                die_errno("kill (timer flood)");
-        while (waitpid(flood, NULL, 0) < 0)
-                if (errno != EINTR)
-                        die_errno("waitpid (timer flood)");
+        fairness_stop(flood, "the timer flood");
         fair_wait_idle(&d);
 
         n_base += fair_pings(&d, arg_duration / 2, rtt + n_base, &cpu, &wall);

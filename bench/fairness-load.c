@@ -44,9 +44,13 @@ void fairness_call_batch(int fd, const char *buf, size_t len, const int *fds, si
                 if (n <= 0)
                         bench_die("recv (flood setup)");
                 in[n] = 0;
-                if (strstr(in, "\"error\""))
+                /* A load the daemon refused would measure nothing. */
+                if (strstr(in, "\"error\"")) {
                         fprintf(stderr, "%s: error reply: %.200s\n", program_invocation_short_name,
                                 in);
+                        errno = EPROTO;
+                        bench_die("a request of the load was refused");
+                }
                 got = replies_in(in, n);
                 want -= got < want ? got : want;
         }
@@ -81,6 +85,28 @@ pid_t fairness_spawn(void) {
                 (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
         }
         return pid;
+}
+
+void fairness_stop(pid_t pid, const char *what) {
+        int status;
+        pid_t r;
+
+        if (pid <= 0)
+                return;
+        r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+                fprintf(stderr, "%s: %s ended before it was stopped (%s %d)\n",
+                        program_invocation_short_name, what, WIFEXITED(status) ? "exit" : "signal",
+                        WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+                exit(1);
+        }
+        if (r < 0)
+                bench_die("waitpid");
+        if (kill(pid, SIGKILL) < 0)
+                bench_die("kill");
+        while (waitpid(pid, NULL, 0) < 0)
+                if (errno != EINTR)
+                        bench_die("waitpid");
 }
 
 /* Wait (bounded) for the one byte a child writes on @fd when it is ready. */

@@ -19,9 +19,13 @@ typedef struct FairnessPings {
 
 /** fairness_spawn() - fork() a child that dies with its parent; dies on failure. */
 pid_t fairness_spawn(void);
-/** fairness_call_batch() - send a packet (@n_fds fds, borrowed), read until @want replies. */
+/** fairness_call_batch() - send a packet (@n_fds fds, borrowed), read until @want replies;
+ * dies on an error reply. */
 void fairness_call_batch(int fd, const char *buf, size_t len, const int *fds, size_t n_fds,
                          unsigned want);
+/** fairness_stop() - SIGKILL and reap the child @pid (none if <= 0); exits if it had
+ * already ended: what it was meant to load or serve was not there to measure. */
+void fairness_stop(pid_t pid, const char *what);
 /** fairness_discard() - read and drop what arrives on @fds (at most 4) until killed. */
 _Noreturn void fairness_discard(const int *fds, size_t n);
 /**

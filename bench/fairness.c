@@ -13,7 +13,7 @@
  * The flood's clients read and discard everything they get, as fast as they can. Reported:
  * bystander p50/p99/max, p50's ratio to the baseline's, the daemon's CPU share, and the
  * longest one packet held the daemon's loop (stats.packet_cost.max_us: read to replies
- * queued), which PROTOCOL.md bounds at 10 ms. The timer flood and the bystander are
+ * queued), meant to stay under 10 ms. The timer flood and the bystander are
  * fairness-load.c's, which evd-bench's scenario 9 (fairness) runs too.
  * Usage: fairness [--backend io_uring|epoll] [--seconds S] [--rate N] [--json FILE]
  * (--rate: max-timer-rate-per-uid for the paced scenarios; default the daemon's default)
@@ -136,7 +136,8 @@ static pid_t flood_big_packets(void) {
                 for (int i = 0; i < n; i++)
                         len += (size_t)snprintf(buf + len, sizeof(buf) - len,
                                                 "%s{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"watch\","
-                                                "\"params\":{\"fd\":%d,\"events\":[\"in\"],\"tag\":\"%s\"}}",
+                                                "\"params\":{\"fd\":%d,\"events\":[\"in\"],\"mode\":\"edge\","
+                                                "\"tag\":\"%s\"}}",
                                                 i ? "," : "", k + i, i, tag);
                 buf[len++] = ']';
                 fairness_call_batch(conn, buf, len, efd + k, (size_t)n, (unsigned)n);
@@ -229,13 +230,6 @@ static pid_t start_daemon(const char *rate) {
         exit(1);
 }
 
-static void stop(pid_t pid) {
-        if (pid <= 0)
-                return;
-        (void)kill(pid, SIGKILL);
-        (void)waitpid(pid, NULL, 0);
-}
-
 typedef struct Row {
         const char *name;
         uint64_t p50, p99, max;
@@ -261,8 +255,8 @@ static Row run(const char *name, const char *rate, pid_t (*flood)(void)) {
         row.cpu = (double)(cpu_ticks(evd) - c0) / (double)hz / ((double)(bench_now_ns() - t0) / 1e9);
         row.p50 = pings.p50, row.p99 = pings.p99, row.max = pings.max, row.pings = pings.n;
         row.longest_packet = longest_packet_ns();
-        stop(load);
-        stop(evd);
+        fairness_stop(load, name);
+        fairness_stop(evd, "evd");
         return row;
 }
 
