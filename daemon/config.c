@@ -50,6 +50,8 @@ static const Setting settings[] = {
         { "max-timers-per-uid", SETTING_UNSIGNED, LIMIT(timers_per_uid), 0, 100000000, "timers per user" },
         { "max-timer-rate-per-uid", SETTING_UNSIGNED, LIMIT(timer_rate_per_uid), 0, 100000000,
           "timer expirations delivered per second per user, beyond: held and coalesced (0: no limit)" },
+        { "max-turn-us", SETTING_UNSIGNED, LIMIT(turn_us), 0, 1000000,
+          "microseconds one client's requests may hold the loop before the others' turn (0: one request)" },
         { "max-queued-bytes", SETTING_SIZE, LIMIT(queued_bytes), 65536 * 2, 1ull << 32,
           "unread output per client before it is disconnected" },
         { "admin-group", SETTING_STRING, offsetof(Config, admin_group), 0, 0,
@@ -84,6 +86,9 @@ void config_init(Config *c) {
                          * at about a fifth, and other users' pings at their baseline. */
                         .timer_rate_per_uid = 50000,
                         .queued_bytes = 4u << 20,
+                        /* One client's turn: a ping of another user waits at most about this
+                         * long behind it, whatever the client sent (bench/fairness). */
+                        .turn_us = 1000,
                 },
         };
 }

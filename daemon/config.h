@@ -14,6 +14,7 @@ typedef struct Limits {
         unsigned timers_per_uid;
         unsigned timer_rate_per_uid;  /* expirations delivered per second, per user; 0: no limit */
         size_t queued_bytes;          /* output a client may leave unread before it is dropped */
+        unsigned turn_us;             /* one client's requests hold the loop this long, then others go */
 } Limits;
 
 typedef struct Config {

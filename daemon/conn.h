@@ -79,6 +79,21 @@ struct Conn {
         uint64_t requests;
         uint64_t notifications;
         uint64_t monitor_dropped;
+
+        /* A batch run over several turns (max-turn-us each): the parsed array, the next
+         * request, the packet's fds (owned until the batch ends), its budget so far, and
+         * the replies made so far that are not sent yet (held: a batch's replies still go
+         * out as one array when they fit one packet; notices wait behind them). */
+        struct {
+                json_t *requests; /* NULL: none in progress */
+                size_t next;
+                FdList fds;
+                int fds_lost;
+                size_t charged;
+                char *held; /* EVD_MAX_PACKET bytes once needed: "r1,r2,...", no brackets */
+                size_t held_len;
+                unsigned held_count;
+        } batch;
 };
 
 /* The longest `client` name hello accepts (characters). */
@@ -100,7 +115,8 @@ void conn_close(Conn *c, const char *reason, bool abnormal);
 /** conn_free() - free the connection itself. Its watches, timers and notices belong to the
  * layers above and must be gone already (daemon.c frees them first). NULL-safe. */
 Conn *conn_free(Conn *c);
-/** conn_read() - read and answer up to CONN_READ_BUDGET packets. */
+/** conn_read() - go on with a batch in progress, then read and answer up to
+ * CONN_READ_BUDGET packets, all within the client's turn (max-turn-us). */
 void conn_read(Conn *c);
 /** conn_flush() - send what is queued until done or EAGAIN. */
 void conn_flush(Conn *c);

@@ -125,7 +125,7 @@ static bool all_flushed(Daemon *d) {
         Conn *c;
 
         LIST_FOREACH(Conn, link, c, &d->conns)
-                if (!c->closing && conn_has_output(c))
+                if (!c->closing && (conn_has_output(c) || c->batch.requests))
                         return false;
         return true;
 }
@@ -165,7 +165,7 @@ static int work_cb(EngineSource *s, void *userdata) {
                  * not block meanwhile), so that the other fds are polled in between. */
                 if (c->input_pending && c->read_this_pass)
                         conn_mark_dirty(c);
-                else if (c->input_pending && c->queued_bytes < CONN_PAUSE_BYTES / 2)
+                else if (c->input_pending && (c->queued_bytes < CONN_PAUSE_BYTES / 2 || c->batch.requests))
                         conn_read(c);
                 c->read_this_pass = false;
                 conn_flush(c);
@@ -174,6 +174,8 @@ static int work_cb(EngineSource *s, void *userdata) {
                 client_free(container_of(node, Conn, doomed_link));
         if (d->shutting_down && all_flushed(d))
                 engine_exit(d->engine, 0);
+        else if (d->batches_running > 0 && (d->store_requested || d->reexec_requested))
+                ; /* a batch half run cannot be handed over: the next passes finish it */
         else if (d->store_requested)
                 hand_over_and_exit(d);
         else if (d->reexec_requested)

@@ -463,12 +463,12 @@ static json_t *process_json(Daemon *d) {
 
 /* The limits in force (configuration and defaults: README.md, Configuration). */
 static json_t *limits_json(const Limits *l) {
-        return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "max-clients", (json_int_t)l->clients,
+        return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "max-clients", (json_int_t)l->clients,
                          "max-clients-per-uid", (json_int_t)l->clients_per_uid, "max-watches-per-client",
                          (json_int_t)l->watches_per_client, "max-watches-per-uid", (json_int_t)l->watches_per_uid,
                          "max-timers-per-client", (json_int_t)l->timers_per_client, "max-timers-per-uid",
                          (json_int_t)l->timers_per_uid, "max-timer-rate-per-uid", (json_int_t)l->timer_rate_per_uid,
-                         "max-queued-bytes", (json_int_t)l->queued_bytes);
+                         "max-queued-bytes", (json_int_t)l->queued_bytes, "max-turn-us", (json_int_t)l->turn_us);
 }
 
 static int m_stats(Conn *c, json_t *params, FdList *fds, json_t **ret, MethodError *err) {

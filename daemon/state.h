@@ -50,6 +50,7 @@ typedef struct Daemon {
         bool wedge_requested; /* debug: stop the loop to test the watchdog */
         bool reexec_requested; /* SIGUSR2 or `reexec`: at the end of this work pass */
         bool store_requested;  /* SIGTERM with the fd store (daemon-fdstore.c): likewise */
+        unsigned batches_running; /* Conn.batch in progress: no hand-over until they end */
         char *exe_path;        /* the binary a re-exec runs: this one's path at start */
         char **argv;
         unsigned generation;   /* re-execs survived by this process */

@@ -6,15 +6,20 @@
  * These checks are about the mechanism, not about speed (bench/evd-bench's fairness
  * scenario measures the other users' latency): the flood's notifications stay under what
  * the rate allows whatever the machine's speed, expirations are not lost but coalesced,
- * and another uid's timers and requests are not held with them. meson runs the binary once
- * per backend.
+ * and another uid's timers and requests are not held with them. And a client's turn
+ * (max-turn-us): a batch runs a part at a time, others' requests in between, its replies
+ * still one array and no notice ahead of them. meson runs the binary once per backend.
  */
 
 #include <check.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util-check.h"
 #include "util-daemon.h"
@@ -145,6 +150,140 @@ START_TEST(test_timer_rate_zero_is_unlimited) {
 }
 END_TEST
 
+/* SIGSTOP @d and wait until it took effect (kill() returns before): what is sent meanwhile
+ * is all there when it wakes. */
+static void pause_daemon(const TestDaemon *d) {
+        char path[64], buf[512], *state;
+        long long end = now_ms() + TIMEOUT;
+
+        ck_assert_int_eq(kill(d->pid, SIGSTOP), 0);
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)d->pid);
+        for (;;) {
+                FILE *f = fopen(path, "re");
+                size_t n;
+
+                ck_assert_ptr_nonnull(f);
+                n = fread(buf, 1, sizeof(buf) - 1, f);
+                fclose(f);
+                buf[n] = 0;
+                state = strrchr(buf, ')');
+                ck_assert_ptr_nonnull(state);
+                if (state[2] == 'T' || state[2] == 't')
+                        return;
+                ck_assert_msg(now_ms() < end, "evd did not stop");
+                (void)poll(NULL, 0, 1);
+        }
+}
+
+#define TURN_BATCH 200
+
+/* A batch of pings, ids 0..@n-1, as one packet. */
+static void send_ping_batch(TestClient *c, unsigned n) {
+        json_t *batch = json_array();
+
+        for (unsigned i = 0; i < n; i++)
+                json_array_append_new(batch, json_pack("{s:s,s:I,s:s}", "jsonrpc", "2.0", "id", (json_int_t)i, "method", "ping"));
+        test_client_send(c, batch, NULL, 0);
+}
+
+/* The next packet is @n replies in one array, ids @first.., each a result. */
+static void expect_reply_array(TestClient *c, unsigned first, unsigned n) {
+        json_t *r = test_client_recv(c, TIMEOUT), *item;
+        size_t i;
+
+        ck_assert_msg(json_is_array(r) && json_array_size(r) == n, "not one array of %u replies", n);
+        json_array_foreach(r, i, item) {
+                ck_assert_int_eq(json_integer_value(json_object_get(item, "id")), (json_int_t)(first + i));
+                ck_assert_ptr_nonnull(json_object_get(item, "result"));
+        }
+        json_decref(r);
+}
+
+/* One client's batch waits on the daemon with another client's request: the other is
+ * answered before the batch is through (a turn of 0 us is one request). It used to wait
+ * for all of it: a batch of 1,024 listings held everyone 4-16 ms. */
+START_TEST(test_turn_lets_others_in) {
+        static const char *const args[] = { "--max-turn-us=0", NULL };
+        TestDaemon d;
+        TestClient a, b;
+        json_int_t before, during;
+        json_t *r;
+
+        test_daemon_start(&d, args);
+        ck_assert_int_eq(test_client_connect(&a, d.socket), 0);
+        ck_assert_int_eq(test_client_connect(&b, d.socket), 0);
+        before = stat_member(&b, "daemon", "requests");
+        pause_daemon(&d);
+        send_ping_batch(&a, TURN_BATCH); /* first: its socket wakes the daemon first */
+        test_client_send(&b, json_pack("{s:s,s:s,s:s}", "jsonrpc", "2.0", "id", "b", "method", "stats"), NULL, 0);
+        ck_assert_int_eq(kill(d.pid, SIGCONT), 0);
+        r = test_client_reply(&b, TIMEOUT);
+        ck_assert_ptr_nonnull(r);
+        during = json_integer_value(json_object_get(json_object_get(json_object_get(r, "result"), "daemon"), "requests"));
+        json_decref(r);
+        ck_assert_msg(during - before < TURN_BATCH, "the other client was answered only after %lld requests of the batch",
+                      (long long)(during - before - 1));
+        expect_reply_array(&a, 0, TURN_BATCH);
+        test_client_close(&a);
+        test_client_close(&b);
+        ck_assert_int_eq(test_daemon_stop(&d), 0);
+}
+END_TEST
+
+/* A batch run over many turns still answers with one array, and a notice its first request
+ * caused (a watch on a readable pipe) comes after that array, not between its parts. */
+START_TEST(test_turns_keep_replies_whole_and_first) {
+        static const char *const args[] = { "--max-turn-us=0", NULL };
+        TestDaemon d;
+        TestClient a;
+        json_t *batch = json_array(), *m;
+        int p[2];
+
+        test_daemon_start(&d, args);
+        ck_assert_int_eq(test_client_connect(&a, d.socket), 0);
+        ck_assert_int_eq(pipe(p), 0);
+        ck_assert_int_eq(write(p[1], "x", 1), 1);
+        json_array_append_new(batch, json_pack("{s:s,s:i,s:s,s:{s:i,s:[s],s:s}}", "jsonrpc", "2.0", "id", 0, "method",
+                                               "watch", "params", "fd", 0, "events", "in", "mode", "edge"));
+        for (int i = 1; i < 64; i++)
+                json_array_append_new(batch, json_pack("{s:s,s:i,s:s}", "jsonrpc", "2.0", "id", i, "method", "ping"));
+        test_client_send(&a, batch, p, 1);
+        expect_reply_array(&a, 0, 64);
+        m = test_client_recv(&a, TIMEOUT);
+        ck_assert_msg(json_is_object(m) && strcmp(json_string_value(json_object_get(m, "method")), "ready") == 0,
+                      "the ready did not follow the replies");
+        json_decref(m);
+        close(p[0]);
+        close(p[1]);
+        test_client_close(&a);
+        ck_assert_int_eq(test_daemon_stop(&d), 0);
+}
+END_TEST
+
+/* Notices held behind a batch's replies count as output; enough of them once paused the
+ * batch itself, which they waited for: neither moved again. The batch must go on. */
+START_TEST(test_turns_do_not_stall_on_held_notices) {
+        static const char *const args[] = { "--max-turn-us=0", "--max-timer-rate-per-uid=0", NULL };
+        /* Past the pause threshold (CONN_PAUSE_BYTES / 2) at CONN_NOTICE_COST each. */
+        const unsigned timers = 1500;
+        TestDaemon d;
+        TestClient a;
+        json_t *r;
+
+        test_daemon_start(&d, args);
+        ck_assert_int_eq(test_client_connect(&a, d.socket), 0);
+        for (unsigned i = 0; i < timers; i++)
+                json_decref(test_client_result(&a, "timer", json_pack("{s:f,s:f}", "after", 0.001, "interval", 0.001),
+                                               NULL, 0));
+        send_ping_batch(&a, 1000);
+        r = test_client_reply(&a, TIMEOUT);
+        ck_assert_msg(json_is_array(r) && json_array_size(r) == 1000, "the batch was not answered");
+        json_decref(r);
+        test_client_close(&a);
+        ck_assert_int_eq(test_daemon_stop(&d), 0);
+}
+END_TEST
+
 static Suite *fairness_suite(void) {
         Suite *s = suite_create("fairness");
         TCase *tc = test_tcase(s, "timer-rate", 60);
@@ -152,6 +291,10 @@ static Suite *fairness_suite(void) {
         tcase_add_test(tc, test_timer_rate_holds_and_coalesces);
         tcase_add_test(tc, test_timer_rate_is_per_uid);
         tcase_add_test(tc, test_timer_rate_zero_is_unlimited);
+        tc = test_tcase(s, "turns", 60);
+        tcase_add_test(tc, test_turn_lets_others_in);
+        tcase_add_test(tc, test_turns_keep_replies_whole_and_first);
+        tcase_add_test(tc, test_turns_do_not_stall_on_held_notices);
         return s;
 }
 
