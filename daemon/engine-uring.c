@@ -63,6 +63,7 @@
 #define CQ_ENTRIES_DEFAULT 1024
 #define CQ_ENTRIES_MAX 65536
 #define REAP_BATCH 256
+#define QUEUE_KEEP 1024
 
 /* The request kinds in user_data's bits 4-5. */
 enum {
@@ -129,12 +130,20 @@ static int queue_push(SourceQueue *q, EngineSource *s) {
         return 0;
 }
 
-/* Drop the first @n entries (their references were dropped by whoever took them). */
+/* Drop the first @n entries (their references were dropped by whoever took them). An
+ * emptied queue keeps at most QUEUE_KEEP slots: a ring resize queues every live source
+ * once, and 20,000 watches would otherwise keep 7 bytes each of a queue that is empty
+ * from the next iteration on. */
 static void queue_consume(SourceQueue *q, size_t n) {
         if (n == 0)
                 return; /* items may be NULL: no memmove(NULL, ...) even for 0 bytes */
         memmove(q->items, q->items + n, (q->n - n) * sizeof(*q->items));
         q->n -= n;
+        if (q->n == 0 && q->capacity > QUEUE_KEEP) {
+                free(q->items);
+                q->items = NULL;
+                q->capacity = 0;
+        }
 }
 
 /* Submit what is queued now (the SQ filled up, or before a ring switch). */

@@ -1,29 +1,28 @@
 #pragma once
-/* idmap.h - uint64 key -> pointer hash map (open addressing, linear probing) */
+/* idmap.h - uint64 key -> object hash map (open addressing, linear probing) */
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* Key 0 is reserved (empty slot): evd ids start at 1, uids are stored as uid + 1. */
-typedef struct IdMapSlot {
-        uint64_t key;
-        void *value;
-} IdMapSlot;
-
+/* The map holds only pointers: each object begins with its uint64_t key (a Watch's or a
+ * ClientTimer's id, a UidUsage's uid), which the map reads there. A slot is then 8 bytes,
+ * not 16: at a million timers that is 17 MB less. NULL marks an empty slot, so any key,
+ * 0 included, is allowed; NULL is not a value. */
 typedef struct IdMap {
-        IdMapSlot *slots;
+        void **slots;
         size_t capacity; /* a power of two, or 0 */
         size_t n;
 } IdMap;
 #define IDMAP_NULL ((IdMap){ 0 })
 
+/* For the objects a map holds: `_Static_assert(IDMAP_KEYED(Watch, id), ...)`. */
+#define IDMAP_KEYED(type, member) \
+        (offsetof(type, member) == 0 && sizeof(((type *)0)->member) == sizeof(uint64_t))
+
 void idmap_deinit(IdMap *m);
-/** idmap_put() - insert or replace. Return: 0 or -ENOMEM. */
-int idmap_put(IdMap *m, uint64_t key, void *value);
+/** idmap_put() - insert @value under the key it holds, replacing the object with that key.
+ * Return: 0, -EINVAL (NULL), -ENOMEM. */
+int idmap_put(IdMap *m, void *value);
 void *idmap_get(const IdMap *m, uint64_t key);
 /** idmap_remove() - Return: the removed value, or NULL. */
 void *idmap_remove(IdMap *m, uint64_t key);
-/** idmap_next() - iterate: start with *@pos = 0; returns NULL at the end. Removal of the
- * entry just returned is allowed (backward-shift deletion may move a later entry before
- * *pos, so callers that remove while iterating must restart or tolerate a miss). */
-void *idmap_next(const IdMap *m, size_t *pos, uint64_t *ret_key);

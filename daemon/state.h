@@ -33,8 +33,8 @@ typedef struct Daemon {
         List dirty;    /* Conn.dirty_link: output to send or input left to read */
         List monitors; /* Conn.monitor_link */
         List doomed;   /* Conn.doomed_link: closing, freed at the end of the work pass */
-        IdMap uids;    /* uid + 1 -> UidUsage (usage.h) */
-        IdMap passrights_off; /* socket inode -> watches holding SO_PASSRIGHTS off (count) */
+        IdMap uids;    /* uid -> UidUsage (usage.h) */
+        IdMap passrights_off; /* socket inode -> PassrightsHold (watch.c) */
         uint64_t next_client_id, next_watch_id, next_timer_id;
         unsigned n_watches, n_timers;
 

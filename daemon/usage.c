@@ -2,10 +2,10 @@
  *
  * A UidUsage counts what one uid holds over all its connections (clients, watches, timers)
  * and paces its timers; the per-uid limits of the configuration are checked against it by
- * whoever creates the object. Records are kept in an IdMap keyed by uid + 1 (0 is not a
- * key) and exist only while the uid holds something: many short-lived users leave nothing
- * behind. Admin rights are a pure function of the peer's credentials and the configuration,
- * so a reload can recompute them.
+ * whoever creates the object. Records are kept in an IdMap keyed by uid and exist only
+ * while the uid holds something: many short-lived users leave nothing behind. Admin rights
+ * are a pure function of the peer's credentials and the configuration, so a reload can
+ * recompute them.
  */
 
 #include "usage.h"
@@ -15,8 +15,10 @@
 
 #include "config.h"
 
+_Static_assert(IDMAP_KEYED(UidUsage, uid), "the uid map reads the key there");
+
 UidUsage *usage_get(IdMap *uids, uid_t uid) {
-        UidUsage *u = idmap_get(uids, (uint64_t)uid + 1);
+        UidUsage *u = idmap_get(uids, uid);
 
         if (u)
                 return u;
@@ -24,7 +26,7 @@ UidUsage *usage_get(IdMap *uids, uid_t uid) {
         if (!u)
                 return NULL;
         u->uid = uid;
-        if (idmap_put(uids, (uint64_t)uid + 1, u) < 0) {
+        if (idmap_put(uids, u) < 0) {
                 free(u);
                 return NULL;
         }
@@ -35,7 +37,7 @@ UidUsage *usage_get(IdMap *uids, uid_t uid) {
  * leave records behind. */
 void usage_put(IdMap *uids, UidUsage *u) {
         if (u->clients == 0 && u->watches == 0 && u->timers == 0) {
-                (void)idmap_remove(uids, (uint64_t)u->uid + 1);
+                (void)idmap_remove(uids, u->uid);
                 free(u);
         }
 }

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "idmap.h"
@@ -12,14 +13,14 @@ typedef struct Config Config;
 
 /* What one uid holds across all its connections: per-user limits are checked here. */
 typedef struct UidUsage {
-        uid_t uid;
+        uint64_t uid; /* a uid_t; first, 64 bits: the map's key (idmap.h) */
         unsigned clients;
         unsigned watches;
         unsigned timers;
         Pace timer_pace; /* max-timer-rate-per-uid over all its timers */
 } UidUsage;
 
-/** usage_get() - the uid's record in @uids (uid + 1 -> UidUsage), created on first use.
+/** usage_get() - the uid's record in @uids (uid -> UidUsage), created on first use.
  * Return: NULL on OOM. */
 UidUsage *usage_get(IdMap *uids, uid_t uid);
 /** usage_put() - forget @u once it holds nothing (no clients, watches or timers). */

@@ -29,6 +29,9 @@
 #include "state.h"
 #include "usage.h"
 
+_Static_assert(IDMAP_KEYED(Watch, id), "watch_map reads the key there");
+_Static_assert(IDMAP_KEYED(ClientTimer, id), "timer_map reads the key there");
+
 static int watch_io_cb(EngineSource *s, int fd, uint32_t revents, void *userdata) {
         Watch *w = userdata;
 
@@ -150,7 +153,7 @@ static int watch_create(Conn *conn, uint64_t id, int fd, uint32_t events, Engine
         r = tag_store(&w->tag, &w->tag_len, tag);
         if (r < 0)
                 goto fail;
-        r = idmap_put(&conn->watch_map, w->id, w);
+        r = idmap_put(&conn->watch_map, w);
         if (r < 0)
                 goto fail;
         r = (adopted ? engine_adopt_io : engine_add_io)(d->engine, &w->source, fd, events, mode, watch_io_cb, w);
@@ -185,10 +188,53 @@ int watch_new(Conn *conn, int fd, uint32_t events, EngineMode mode, json_t *tag,
         return r;
 }
 
+/* How many watches hold SO_PASSRIGHTS off on one socket (watch_passrights_hold()). */
+typedef struct PassrightsHold {
+        uint64_t ino; /* first: the key d->passrights_off reads (idmap.h) */
+        unsigned count;
+} PassrightsHold;
+_Static_assert(IDMAP_KEYED(PassrightsHold, ino), "passrights_off reads the key there");
+
+static unsigned passrights_count(Daemon *d, uint64_t ino) {
+        PassrightsHold *h = idmap_get(&d->passrights_off, ino);
+
+        return h ? h->count : 0;
+}
+
+/* One more watch holds socket @ino's SO_PASSRIGHTS off. Return: 0 or -ENOMEM. */
+static int passrights_add(Daemon *d, uint64_t ino) {
+        PassrightsHold *h = idmap_get(&d->passrights_off, ino);
+        int r;
+
+        if (h) {
+                h->count++;
+                return 0;
+        }
+        h = malloc(sizeof(*h));
+        if (!h)
+                return -ENOMEM;
+        *h = (PassrightsHold){ .ino = ino, .count = 1 };
+        r = idmap_put(&d->passrights_off, h);
+        if (r < 0)
+                free(h);
+        return r;
+}
+
+/* One watch fewer holds it. Return: how many held it before. */
+static unsigned passrights_drop(Daemon *d, uint64_t ino) {
+        PassrightsHold *h = idmap_get(&d->passrights_off, ino);
+
+        if (!h)
+                return 0;
+        if (h->count-- > 1)
+                return h->count + 1;
+        free(idmap_remove(&d->passrights_off, ino));
+        return 1;
+}
+
 int watch_restore(Conn *conn, const WatchRecord *rec, Watch **ret) {
         Daemon *d = conn->daemon;
         struct stat st;
-        uintptr_t count;
         Watch *w;
         int r;
 
@@ -202,11 +248,8 @@ int watch_restore(Conn *conn, const WatchRecord *rec, Watch **ret) {
                 (void)source_set_enabled(w->source, false);
         /* SO_PASSRIGHTS is still off on the socket (it is the same one): only the count
          * of watches holding it is rebuilt. */
-        if (rec->holds_passrights && fstat(rec->fd, &st) == 0) {
-                count = (uintptr_t)idmap_get(&d->passrights_off, (uint64_t)st.st_ino);
-                if (idmap_put(&d->passrights_off, (uint64_t)st.st_ino, (void *)(count + 1)) >= 0)
-                        w->holds_passrights = true;
-        }
+        if (rec->holds_passrights && fstat(rec->fd, &st) == 0 && passrights_add(d, st.st_ino) >= 0)
+                w->holds_passrights = true;
         d->next_watch_id = MAX(d->next_watch_id, rec->id);
         *ret = w;
         return 0;
@@ -299,16 +342,14 @@ bool watch_fd_is_signalfd(int fd) {
 int watch_passrights_hold(Conn *c, int fd, bool *ret_held) {
         Daemon *d = c->daemon;
         struct stat st;
-        uintptr_t count;
         int on = 0, off = 0, r;
         socklen_t len = sizeof(on);
 
         *ret_held = false;
         if (fstat(fd, &st) < 0)
                 return -errno;
-        count = (uintptr_t)idmap_get(&d->passrights_off, (uint64_t)st.st_ino);
-        if (count > 0) {
-                r = idmap_put(&d->passrights_off, (uint64_t)st.st_ino, (void *)(count + 1));
+        if (passrights_count(d, st.st_ino) > 0) {
+                r = passrights_add(d, st.st_ino);
                 if (r < 0)
                         return r;
                 *ret_held = true;
@@ -319,12 +360,12 @@ int watch_passrights_hold(Conn *c, int fd, bool *ret_held) {
                 return errno == ENOPROTOOPT || errno == EINVAL ? 0 : -errno;
         if (!on)
                 return 0; /* the client's choice: nothing to restore */
-        r = idmap_put(&d->passrights_off, (uint64_t)st.st_ino, (void *)(uintptr_t)1);
+        r = passrights_add(d, st.st_ino);
         if (r < 0)
                 return r;
         if (setsockopt(fd, SOL_SOCKET, SO_PASSRIGHTS, &off, sizeof(off)) < 0) {
                 r = -errno;
-                (void)idmap_remove(&d->passrights_off, (uint64_t)st.st_ino);
+                (void)passrights_drop(d, st.st_ino);
                 return r;
         }
         *ret_held = true;
@@ -334,19 +375,11 @@ int watch_passrights_hold(Conn *c, int fd, bool *ret_held) {
 void watch_passrights_release(Conn *c, int fd) {
         Daemon *d = c->daemon;
         struct stat st;
-        uintptr_t count;
         int on = 1;
 
         if (fstat(fd, &st) < 0)
                 return;
-        count = (uintptr_t)idmap_get(&d->passrights_off, (uint64_t)st.st_ino);
-        if (count > 1) {
-                /* Replacing a key's value does not allocate. */
-                (void)idmap_put(&d->passrights_off, (uint64_t)st.st_ino, (void *)(count - 1));
-                return;
-        }
-        (void)idmap_remove(&d->passrights_off, (uint64_t)st.st_ino);
-        if (count == 1 && setsockopt(fd, SOL_SOCKET, SO_PASSRIGHTS, &on, sizeof(on)) < 0)
+        if (passrights_drop(d, st.st_ino) == 1 && setsockopt(fd, SOL_SOCKET, SO_PASSRIGHTS, &on, sizeof(on)) < 0)
                 log_full(LOG_DEBUG, errno, NULL, "Cannot turn SO_PASSRIGHTS on again on fd %d", fd);
 }
 
@@ -435,7 +468,7 @@ static int client_timer_create(Conn *conn, uint64_t id, EngineClock clock, uint6
         r = tag_store(&t->tag, &t->tag_len, tag);
         if (r < 0)
                 goto fail;
-        r = idmap_put(&conn->timer_map, t->id, t);
+        r = idmap_put(&conn->timer_map, t);
         if (r < 0)
                 goto fail;
         r = engine_add_timer(d->engine, &t->source, clock, at_ns, interval_ns, client_timer_cb, t);

@@ -18,9 +18,9 @@ typedef struct NoticeSubject NoticeSubject;
  * source's (source_get_fd()): the daemon's copy, owned, closed by watch_free(). */
 
 typedef struct Watch {
+        uint64_t id; /* first: the key conn->watch_map reads (idmap.h) */
         Conn *conn;
         ListNode link; /* conn->watches */
-        uint64_t id;
         EngineSource *source;
         Notice *pending; /* queued `ready` that new edge events merge into */
         uint64_t wakeups;
@@ -33,9 +33,9 @@ typedef struct Watch {
 } Watch;
 
 typedef struct ClientTimer {
+        uint64_t id; /* first: the key conn->timer_map reads (idmap.h) */
         Conn *conn;
         ListNode link; /* conn->timers */
-        uint64_t id;
         EngineSource *source;
         EngineClock clock;
         uint16_t tag_len; /* 0: no tag */
