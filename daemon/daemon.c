@@ -293,6 +293,7 @@ int daemon_new(Daemon **ret, const DaemonOptions *opts) {
         list_init(&d->dirty);
         list_init(&d->monitors);
         list_init(&d->doomed);
+        pool_init(&d->timer_pool, sizeof(ClientTimer));
         config_init(&d->config);
         if (opts->config_path && !(d->config_path = strdup(opts->config_path))) {
                 r = -ENOMEM;
@@ -366,6 +367,7 @@ Daemon *daemon_free(Daemon *d) {
         d->engine = engine_free(d->engine);
         idmap_deinit(&d->uids);
         idmap_deinit(&d->passrights_off);
+        pool_deinit(&d->timer_pool);
         config_deinit(&d->config);
         free(d->config_path);
         free(d->exe_path);

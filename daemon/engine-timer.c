@@ -166,6 +166,10 @@ uint64_t source_timer_get_interval(EngineSource *s) {
         return s && s->type == SOURCE_TIMER ? s->timer.interval : 0;
 }
 
+EngineClock source_timer_get_clock(EngineSource *s) {
+        return s && s->type == SOURCE_TIMER ? (EngineClock)s->timer.clock : ENGINE_CLOCK_MONOTONIC;
+}
+
 static uint64_t saturating_add(uint64_t a, uint64_t b) {
         return b > UINT64_MAX - a ? UINT64_MAX : a + b;
 }

@@ -189,6 +189,8 @@ int source_timer_set(EngineSource *s, uint64_t at_ns, uint64_t interval_ns);
 /** source_timer_get_at() - the deadline; inside the callback, the one being fired. */
 uint64_t source_timer_get_at(EngineSource *s);
 uint64_t source_timer_get_interval(EngineSource *s);
+/** source_timer_get_clock() - the clock the timer's deadlines are on. */
+EngineClock source_timer_get_clock(EngineSource *s);
 
 /** engine_add_signal() - deliver @signo through a signalfd; blocks it with sigprocmask()
  * while the source exists (the engine's thread must be the only one, or all threads must

@@ -215,7 +215,7 @@ int methods_list_timers(Conn *c, json_t *params, json_t *id, Page *p, MethodErro
                         continue;
                 }
                 /* A held timer is due since its first unreported deadline (overdue). */
-                at = t->held ? t->held_due : source_timer_get_at(t->source);
+                at = client_timer_is_held(t) ? t->held_due : source_timer_get_at(t->source);
                 interval = source_timer_get_interval(t->source);
                 tag = client_timer_tag_text(t, &tag_len);
                 q = page_item_start(p);
@@ -223,10 +223,10 @@ int methods_list_timers(Conn *c, json_t *params, json_t *id, Page *p, MethodErro
                 q = text_put_u64(q, p->hard, t->id);
                 q = text_put_lit(q, p->hard, ",\"client\":");
                 q = text_put_u64(q, p->hard, owner->id);
-                q = t->clock == ENGINE_CLOCK_REALTIME ? text_put_lit(q, p->hard, ",\"clock\":\"realtime\"")
+                q = client_timer_clock(t) == ENGINE_CLOCK_REALTIME ? text_put_lit(q, p->hard, ",\"clock\":\"realtime\"")
                                                       : text_put_lit(q, p->hard, ",\"clock\":\"monotonic\"");
                 q = text_put_lit(q, p->hard, ",\"next\":");
-                q = text_put_real(q, p->hard, ((double)at - (double)now[t->clock]) / 1e9);
+                q = text_put_real(q, p->hard, ((double)at - (double)now[client_timer_clock(t)]) / 1e9);
                 q = text_put_lit(q, p->hard, ",\"interval\":");
                 q = interval ? text_put_real(q, p->hard, (double)interval / 1e9) : text_put_lit(q, p->hard, "null");
                 if (tag) {

@@ -158,14 +158,14 @@ static void out_timer(Out *o, const ClientTimer *t) {
 
         p = text_put_lit(p, end, "[");
         p = text_put_u64(p, end, t->id);
-        p = t->clock == ENGINE_CLOCK_REALTIME ? text_put_lit(p, end, ",\"realtime\",")
+        p = client_timer_clock(t) == ENGINE_CLOCK_REALTIME ? text_put_lit(p, end, ",\"realtime\",")
                                               : text_put_lit(p, end, ",\"monotonic\",");
         p = text_put_u64(p, end, MIN(source_timer_get_at(t->source), (uint64_t)INT64_MAX));
         p = text_put_lit(p, end, ",");
         p = text_put_u64(p, end, MIN(source_timer_get_interval(t->source), (uint64_t)INT64_MAX));
         p = text_put_lit(p, end, ",");
         p = text_put_u64(p, end, MIN(t->expirations, (uint64_t)INT64_MAX));
-        if (t->held) {
+        if (client_timer_is_held(t)) {
                 p = text_put_lit(p, end, ",");
                 p = text_put_u64(p, end, MIN(t->held_due, (uint64_t)INT64_MAX));
         } else

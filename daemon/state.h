@@ -17,6 +17,7 @@
 #include "fdset.h"
 #include "idmap.h"
 #include "list.h"
+#include "pool.h"
 #include "protocol.h"
 #include "server.h"
 #include "stats.h"
@@ -37,6 +38,7 @@ typedef struct Daemon {
         IdMap passrights_off; /* socket inode -> PassrightsHold (watch.c) */
         uint64_t next_client_id, next_watch_id, next_timer_id;
         unsigned n_watches, n_timers;
+        Pool timer_pool; /* ClientTimer (watch.c): by the million */
 
         EngineSource *work; /* defer: reads left-over input, flushes output, frees closed clients */
         EngineSource *sig_term, *sig_int, *sig_hup, *sig_usr2;

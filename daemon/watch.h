@@ -36,17 +36,26 @@ typedef struct ClientTimer {
         uint64_t id; /* first: the key conn->timer_map reads (idmap.h) */
         Conn *conn;
         ListNode link; /* conn->timers */
-        EngineSource *source;
-        EngineClock clock;
-        uint16_t tag_len; /* 0: no tag */
+        EngineSource *source; /* its clock is the timer's: source_timer_get_clock() */
         TagText tag;
         Notice *pending;
         uint64_t expirations;
-        /* Over its user's timer rate: waiting for the slot pace_admit() reserved, with the
-         * first deadline not yet reported (in its clock). */
-        bool held;
+        /* Over its user's timer rate: waiting for the slot pace_admit() reserved, with this
+         * first deadline not yet reported (in its clock); CLIENT_TIMER_NOT_HELD if not. */
         uint64_t held_due;
+        uint16_t tag_len; /* 0: no tag */
 } ClientTimer;
+
+/* No deadline is this late (they are at most MAX_AT_SECONDS, or now + MAX_SECONDS). */
+#define CLIENT_TIMER_NOT_HELD UINT64_MAX
+
+static inline bool client_timer_is_held(const ClientTimer *t) {
+        return t->held_due != CLIENT_TIMER_NOT_HELD;
+}
+
+static inline EngineClock client_timer_clock(const ClientTimer *t) {
+        return source_timer_get_clock(t->source);
+}
 
 /* A watch or a timer as a snapshot keeps it (snapshot.h): what the client set, and the
  * state that must survive a re-exec. Borrowed fields. */

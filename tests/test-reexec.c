@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "macro.h"
@@ -548,6 +549,65 @@ START_TEST(test_reads_older_versions) {
 }
 END_TEST
 
+/* A timer held over its user's rate keeps both of its times across a re-exec: the slot it
+ * waits for (the engine's deadline) and the deadline it was held for, which `next` reports
+ * (overdue). Read back as not held, `next` would be the slot, 30 s ahead. */
+START_TEST(test_held_timer_survives) {
+        char path[512];
+        char *fixture, *state;
+        struct timespec ts;
+        uint64_t now;
+        TestDaemon d;
+        TestClient c = { .next_id = 1 };
+        json_t *root, *timers, *item;
+        double next;
+        int p[2];
+
+        snprintf(path, sizeof(path), "%s/reexec-state-v2.json", getenv("EVD_TEST_FIXTURES"));
+        fixture = read_file(path);
+        root = json_loads(fixture, 0, NULL);
+        free(fixture);
+        ck_assert_ptr_nonnull(root);
+        ck_assert_int_eq(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
+        now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        timers = json_object_get(json_array_get(json_object_get(root, "clients"), 0), "timers");
+        ck_assert_int_eq(json_array_clear(timers), 0);
+        ck_assert_int_eq(json_array_append_new(timers, json_pack("[i,s,I,i,i,I,s]", 9, "monotonic",
+                                                                 (json_int_t)(now + 30000000000u), 0, 0,
+                                                                 (json_int_t)(now - 5000000000u), "held")),
+                         0);
+        state = json_dumps(root, JSON_COMPACT);
+        json_decref(root);
+        ck_assert_ptr_nonnull(state);
+        make_pipe(p);
+        start_inheriting(&d, state, p[0], &c.fd);
+        free(state);
+        close(p[0]);
+        c.backlog = json_array();
+
+        json_decref(test_client_reply(&c, TIMEOUT)); /* the reply queued in the state */
+        c.next_id = 2000;
+        item = listed(&c, "timers", "timer", 9);
+        ck_assert_ptr_nonnull(item);
+        assert_tag(item, "\"held\"");
+        next = json_real_value(json_object_get(item, "next"));
+        ck_assert_msg(next < -4.0 && next > -60.0, "next %.3f s: the held deadline was 5 s ago", next);
+        json_decref(item);
+        /* And it is written out held again: a second re-exec still reports the old deadline. */
+        json_decref(test_client_result(&c, "reexec", NULL, NULL, 0));
+        wait_generation(&c, 5);
+        item = listed(&c, "timers", "timer", 9);
+        ck_assert_ptr_nonnull(item);
+        next = json_real_value(json_object_get(item, "next"));
+        ck_assert_msg(next < -4.0 && next > -60.0, "next %.3f s after a second re-exec", next);
+        json_decref(item);
+
+        test_client_close(&c);
+        ck_assert_int_eq(test_daemon_stop(&d), 0);
+        close(p[1]);
+}
+END_TEST
+
 static Suite *suite(void) {
         Suite *s = suite_create("reexec");
         TCase *tc = tcase_create("reexec");
@@ -560,6 +620,7 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_exec_fails);
         tcase_add_loop_test(tc, test_refused_state_is_fresh_start, 0, (int)ELEMENTSOF(refused_states));
         tcase_add_loop_test(tc, test_reads_older_versions, 0, 2);
+        tcase_add_test(tc, test_held_timer_survives);
         suite_add_tcase(s, tc);
         return s;
 }
