@@ -3,10 +3,10 @@
  * No tombstones: removal shifts the following cluster back, so lookups stay short after
  * heavy churn (clients watch and unwatch all day). Load factor is kept at or below 3/4:
  * the map is part of what every watch and timer costs, and linear probing stays short
- * there. Slots hold only the object (its key is its first member, idmap.h), so a probe reads
- * the object: the one a lookup finds is the one its caller reads next anyway, and with
- * sequential ids hashed apart most lookups probe once. Growing reads every key from its
- * object, once per doubling.
+ * there. Slots hold only the object (its key is its first member, idmap.h), so a lookup's
+ * probe reads the object: the one it finds is the one its caller reads next anyway, and
+ * with sequential ids hashed apart most lookups probe once. Inserting reads none (the key
+ * is new); growing and the backward shift of a removal read the keys they move.
  */
 
 #include "idmap.h"
@@ -63,11 +63,10 @@ int idmap_put(IdMap *m, void *value) {
                 if (r < 0)
                         return r;
         }
+        /* The key is not in the map (idmap.h): the first empty slot of its probe sequence
+         * is where it goes, and no object on the way needs reading. */
         for (i = slot_of(m->capacity, key); m->slots[i]; i = (i + 1) & (m->capacity - 1))
-                if (key_of(m->slots[i]) == key) {
-                        m->slots[i] = value;
-                        return 0;
-                }
+                ;
         m->slots[i] = value;
         m->n++;
         return 0;

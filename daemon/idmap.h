@@ -20,8 +20,9 @@ typedef struct IdMap {
         (offsetof(type, member) == 0 && sizeof(((type *)0)->member) == sizeof(uint64_t))
 
 void idmap_deinit(IdMap *m);
-/** idmap_put() - insert @value under the key it holds, replacing the object with that key.
- * Return: 0, -EINVAL (NULL), -ENOMEM. */
+/** idmap_put() - insert @value under the key it holds, which must not be in the map yet
+ * (a fresh id, or one idmap_get() did not find): a second object with the same key would
+ * shadow or be shadowed. Return: 0, -EINVAL (NULL), -ENOMEM. */
 int idmap_put(IdMap *m, void *value);
 void *idmap_get(const IdMap *m, uint64_t key);
 /** idmap_remove() - Return: the removed value, or NULL. */
