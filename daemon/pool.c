@@ -1,9 +1,12 @@
-/* pool.c - objects in chunks, handed out in order, freed ones reused first
+/* pool.c - a slab allocator: objects in size-aligned chunks, each with its own free list
  *
- * A chunk's objects are handed out one after the other (`used`), so that memory becomes
- * resident as objects are made, not when the chunk is: a 4,096-object chunk of a daemon
- * holding ten watches costs ten objects' pages. Freed objects go on a free list through
- * their first word and are taken before any new one.
+ * A chunk hands out its never-used objects in order (`used`), so memory becomes resident
+ * as objects are made, not when the chunk is mapped; freed objects go on the chunk's own
+ * free list (linked through their first word) and are taken first. Chunks with room are
+ * on the pool's `partial` list; a full one is off it until an object of it is freed. When
+ * a chunk's last object is freed it is unmapped, unless the pool has no spare yet: one
+ * empty chunk is kept so that a count going back and forth across a chunk boundary does
+ * not map and unmap each time.
  */
 
 #include "pool.h"
@@ -12,13 +15,16 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
+#include "macro.h"
 
 struct PoolChunk {
-        PoolChunk *next;
-        /* 8 bytes, so that the objects after it are 8-aligned like malloc's would be for
-         * their members (uint64_t and pointers). */
-        uint64_t objects[];
+        ListNode link;          /* pool->partial, while it has room */
+        void *free;             /* its freed objects */
+        size_t used;            /* objects handed out of it in order (never-used ones follow) */
+        size_t live;
+        uint64_t objects[];     /* 8-aligned, as malloc would give their members */
 };
 
 /* ASan and valgrind catch use-after-free only in memory that really is freed. */
@@ -30,25 +36,55 @@ struct PoolChunk {
 
 void pool_init(Pool *p, size_t size) {
         assert(size >= sizeof(void *));
+        size = (size + 7) & ~(size_t)7;
         *p = (Pool){
-                .size = (size + 7) & ~(size_t)7,
-                .used = POOL_CHUNK_OBJECTS, /* no chunk yet: the first alloc makes one */
+                .size = size,
+                .per_chunk = (POOL_CHUNK_BYTES - offsetof(PoolChunk, objects)) / size,
                 .malloc_only = !POOL_ENABLED || getenv("EVD_UNDER_VALGRIND"),
         };
+        list_init(&p->partial);
+}
+
+static PoolChunk *chunk_of(void *obj) {
+        return (PoolChunk *)((uintptr_t)obj & ~(uintptr_t)(POOL_CHUNK_BYTES - 1));
+}
+
+/* Twice the size mapped, the unaligned head and tail unmapped again. */
+static PoolChunk *chunk_map(Pool *p) {
+        uintptr_t base, start;
+        void *m = mmap(NULL, 2 * POOL_CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+        if (m == MAP_FAILED)
+                return NULL;
+        base = (uintptr_t)m;
+        start = (base + POOL_CHUNK_BYTES - 1) & ~(uintptr_t)(POOL_CHUNK_BYTES - 1);
+        if (start > base)
+                (void)munmap(m, start - base);
+        if (start + POOL_CHUNK_BYTES < base + 2 * POOL_CHUNK_BYTES)
+                (void)munmap((void *)(start + POOL_CHUNK_BYTES), base + POOL_CHUNK_BYTES - start);
+        p->chunks++;
+        return (PoolChunk *)start; /* zero-filled: no list links, nothing used */
+}
+
+static void chunk_unmap(Pool *p, PoolChunk *c) {
+        (void)munmap(c, POOL_CHUNK_BYTES);
+        p->chunks--;
+}
+
+static bool chunk_full(const Pool *p, const PoolChunk *c) {
+        return !c->free && c->used == p->per_chunk;
 }
 
 void pool_deinit(Pool *p) {
         assert(p->live == 0);
-        while (p->chunks) {
-                PoolChunk *c = p->chunks;
-                p->chunks = c->next;
-                free(c);
-        }
-        p->free = NULL;
-        p->used = POOL_CHUNK_OBJECTS;
+        if (p->spare)
+                chunk_unmap(p, p->spare);
+        p->spare = NULL;
+        list_init(&p->partial);
 }
 
 void *pool_alloc(Pool *p) {
+        PoolChunk *c;
         void *obj;
 
         if (p->malloc_only) {
@@ -57,29 +93,32 @@ void *pool_alloc(Pool *p) {
                         p->live++;
                 return obj;
         }
-        if (p->free) {
-                obj = p->free;
-                memcpy(&p->free, obj, sizeof(p->free));
-        } else {
-                if (p->used == POOL_CHUNK_OBJECTS) {
-                        /* malloc, not calloc: objects are zeroed as they are handed out,
-                         * and large chunks come as untouched (not yet resident) pages. */
-                        PoolChunk *c = malloc(sizeof(*c) + POOL_CHUNK_OBJECTS * p->size);
-
-                        if (!c)
-                                return NULL;
-                        c->next = p->chunks;
-                        p->chunks = c;
-                        p->used = 0;
-                }
-                obj = (char *)p->chunks->objects + p->used++ * p->size;
+        if (list_first(&p->partial))
+                c = container_of(list_first(&p->partial), PoolChunk, link);
+        else {
+                c = p->spare ? p->spare : chunk_map(p);
+                if (!c)
+                        return NULL;
+                p->spare = NULL;
+                list_prepend(&p->partial, &c->link);
         }
-        memset(obj, 0, p->size);
+        if (c->free) {
+                obj = c->free;
+                memcpy(&c->free, obj, sizeof(c->free));
+        } else
+                obj = (char *)c->objects + c->used++ * p->size;
+        c->live++;
         p->live++;
+        if (chunk_full(p, c))
+                list_remove(&p->partial, &c->link);
+        memset(obj, 0, p->size);
         return obj;
 }
 
 void pool_put(Pool *p, void *obj) {
+        PoolChunk *c;
+        bool was_full;
+
         if (!obj)
                 return;
         assert(p->live > 0);
@@ -88,6 +127,23 @@ void pool_put(Pool *p, void *obj) {
                 free(obj);
                 return;
         }
-        memcpy(obj, &p->free, sizeof(p->free));
-        p->free = obj;
+        c = chunk_of(obj);
+        assert(c->live > 0);
+        was_full = chunk_full(p, c);
+        memcpy(obj, &c->free, sizeof(c->free));
+        c->free = obj;
+        c->live--;
+        if (was_full)
+                list_prepend(&p->partial, &c->link);
+        if (c->live > 0)
+                return;
+        list_remove(&p->partial, &c->link);
+        if (p->spare) {
+                chunk_unmap(p, c);
+                return;
+        }
+        /* Every object is free: start it over, in order, as a fresh chunk would. */
+        c->free = NULL;
+        c->used = 0;
+        p->spare = c;
 }

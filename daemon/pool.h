@@ -4,27 +4,33 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "list.h"
+
 typedef struct PoolChunk PoolChunk;
 
-/* glibc rounds an 88-byte request up to a 96-byte chunk, a 72-byte one to 80: a pool hands
- * out objects of their own size (a multiple of 8), from chunks of POOL_CHUNK_OBJECTS.
- * Freed objects are kept for the next allocation, never given back: what a million timers
- * took stays the daemon's (the engine keeps its sources so too). Under sanitizers and
- * valgrind every object is calloc()ed and free()d, where use-after-free can be seen. */
+/* glibc rounds a 74-byte request up to a 96-byte chunk: a pool hands out objects of their
+ * own size (rounded to 8), from POOL_CHUNK_BYTES chunks aligned to their size, so that an
+ * object's chunk is its address rounded down. A chunk whose objects are all freed is
+ * unmapped (one is kept as a spare), so that the memory of a million timers, once they are
+ * gone, goes back to the system as it did with malloc. Under sanitizers and valgrind every
+ * object is calloc()ed and free()d, where use-after-free can be seen. */
 typedef struct Pool {
-        size_t size;       /* of one object */
-        void *free;        /* freed objects, linked through their first word */
-        PoolChunk *chunks; /* newest first */
-        size_t used;       /* objects handed out of the newest chunk */
-        size_t live;       /* objects handed out and not put back */
+        size_t size;        /* of one object */
+        size_t per_chunk;   /* objects in one chunk */
+        List partial;       /* PoolChunk.link: chunks with room (freed or never used objects) */
+        PoolChunk *spare;   /* an empty chunk kept for the next allocation, or NULL */
+        size_t live;        /* objects handed out and not put back */
+        size_t chunks;      /* mapped, the spare included */
         bool malloc_only;
 } Pool;
 
-#define POOL_CHUNK_OBJECTS 4096
+#define POOL_CHUNK_BYTES ((size_t)256 * 1024)
 
-/** pool_init() - an empty pool of objects of @size bytes (at least a pointer's). */
+/** pool_init() - an empty pool of objects of @size bytes (at least a pointer's). The pool
+ * must not move afterwards (its list head points at itself). */
 void pool_init(Pool *p, size_t size);
-/** pool_deinit() - release the chunks; every object must have been put back. Safe twice. */
+/** pool_deinit() - release the spare chunk; every object must have been put back (which
+ * released the other chunks). Safe twice. */
 void pool_deinit(Pool *p);
 /** pool_alloc() - a zeroed object, aligned to 8. Return: NULL when out of memory. */
 void *pool_alloc(Pool *p);

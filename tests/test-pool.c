@@ -18,13 +18,15 @@
 #define OBJ_SIZE 74
 
 START_TEST(test_objects) {
-        const size_t n = 3 * POOL_CHUNK_OBJECTS + 5;
-        unsigned char **objs = calloc(n, sizeof(*objs));
         unsigned char zero[128] = { 0 }, want[128];
+        unsigned char **objs;
+        size_t n;
         Pool p;
 
-        ck_assert_ptr_nonnull(objs);
         pool_init(&p, OBJ_SIZE);
+        n = 3 * p.per_chunk + 5;
+        objs = calloc(n, sizeof(*objs));
+        ck_assert_ptr_nonnull(objs);
         ck_assert_uint_eq(p.size, 80);
         ck_assert_uint_le(p.size, sizeof(zero));
         for (size_t i = 0; i < n; i++) {
@@ -76,12 +78,59 @@ START_TEST(test_reuse) {
 }
 END_TEST
 
+/* Chunks go back to the system as they empty, but for one spare: a million timers gone
+ * leave no 80 MB behind. */
+START_TEST(test_chunks_released) {
+        unsigned char **objs;
+        size_t n;
+        Pool p;
+
+        pool_init(&p, OBJ_SIZE);
+        if (p.malloc_only) {
+                pool_deinit(&p);
+                return;
+        }
+        n = 4 * p.per_chunk;
+        objs = calloc(n, sizeof(*objs));
+        ck_assert_ptr_nonnull(objs);
+        for (size_t i = 0; i < n; i++)
+                ck_assert_ptr_nonnull(objs[i] = pool_alloc(&p));
+        ck_assert_uint_eq(p.chunks, 4);
+        /* A full chunk with one object freed is used again, for that object. */
+        pool_put(&p, objs[7]);
+        ck_assert_ptr_eq(pool_alloc(&p), objs[7]);
+        /* The second chunk emptied: kept as the spare. */
+        for (size_t i = p.per_chunk; i < 2 * p.per_chunk; i++)
+                pool_put(&p, objs[i]);
+        ck_assert_uint_eq(p.chunks, 4);
+        ck_assert_ptr_nonnull(p.spare);
+        /* The fourth: unmapped, the pool has a spare. */
+        for (size_t i = 3 * p.per_chunk; i < n; i++)
+                pool_put(&p, objs[i]);
+        ck_assert_uint_eq(p.chunks, 3);
+        /* No chunk has room: new objects take the spare before anything is mapped. */
+        for (size_t i = 3 * p.per_chunk; i < n; i++)
+                ck_assert_ptr_nonnull(objs[i] = pool_alloc(&p));
+        ck_assert_uint_eq(p.chunks, 3);
+        ck_assert_ptr_null(p.spare);
+        for (size_t i = 0; i < n; i++)
+                if (i < p.per_chunk || i >= 2 * p.per_chunk)
+                        pool_put(&p, objs[i]);
+        ck_assert_uint_eq(p.live, 0);
+        ck_assert_uint_eq(p.chunks, 1);
+        pool_deinit(&p);
+        ck_assert_uint_eq(p.chunks, 0);
+        free(objs);
+}
+END_TEST
+
 static Suite *pool_suite(void) {
         Suite *s = suite_create("pool");
         TCase *tc = test_tcase(s, "pool", 60); /* 12,000 callocs are slow under ASan */
 
         tcase_add_test(tc, test_objects);
         tcase_add_test(tc, test_reuse);
+        tcase_add_test(tc, test_chunks_released);
         return s;
 }
 
