@@ -611,18 +611,29 @@ END_TEST
 static bool read_until(int fd, const char *needle, char *buf, size_t size);
 
 /* A child that blocks until killed: a process to wait for. Not the test's SIGTERM
- * handler (it kills the test's process group), not beyond the test. */
+ * handler (it kills the test's process group), not beyond the test. The signals are
+ * blocked over the fork: a kill that comes before the child has reset its handlers (a
+ * busy machine) waits for SIG_DFL, where it ran the inherited handler and took the test
+ * down ("Received signal 15"). */
 static pid_t sleeper(void) {
-        pid_t parent = getpid(), pid = fork();
+        pid_t parent = getpid(), pid;
+        sigset_t term, old;
 
-        ck_assert_int_ge(pid, 0);
+        sigemptyset(&term);
+        sigaddset(&term, SIGTERM);
+        sigaddset(&term, SIGINT);
+        ck_assert_int_eq(sigprocmask(SIG_BLOCK, &term, &old), 0);
+        pid = fork();
         if (pid == 0) {
                 (void)signal(SIGTERM, SIG_DFL);
                 (void)signal(SIGINT, SIG_DFL);
+                (void)sigprocmask(SIG_SETMASK, &old, NULL);
                 test_die_with_parent(parent);
                 for (;;)
                         pause();
         }
+        ck_assert_int_eq(sigprocmask(SIG_SETMASK, &old, NULL), 0);
+        ck_assert_int_ge(pid, 0);
         return pid;
 }
 
