@@ -1122,6 +1122,364 @@ START_TEST(test_reexec) {
 }
 END_TEST
 
+/* ---- issue 12 audit: monitor filters and connection lines, a user's own uid, wait's
+ * --any/--all, the call completion, the watch columns, the stats means ---------------- */
+
+/* @tc's hello as @name; its client id. */
+static json_int_t hello_as(TestClient *tc, const char *name) {
+        json_t *r = test_client_result(
+                tc, "hello", json_pack("{s:i,s:s}", "protocol", 1, "client", name), NULL, 0);
+        json_int_t id = json_integer_value(json_object_get(r, "client_id"));
+
+        json_decref(r);
+        ck_assert_int_gt(id, 0);
+        return id;
+}
+
+/* Whether @tc's `clients` lists client @id (as @tc may see them). */
+static bool client_listed(TestClient *tc, json_int_t id) {
+        json_t *c = test_client_result(tc, "clients", NULL, NULL, 0), *it;
+        bool found = false;
+        size_t i;
+
+        json_array_foreach(json_object_get(c, "clients"), i, it) found |=
+                json_integer_value(json_object_get(it, "client")) == id;
+        json_decref(c);
+        return found;
+}
+
+/* Wait until the daemon has dropped client @id: its disconnect went out to the monitors. */
+static void wait_client_gone(TestClient *tc, json_int_t id) {
+        for (int i = 0; client_listed(tc, id); i++) {
+                ck_assert_int_lt(i, 250 * arg_slow);
+                usleep(20000);
+        }
+}
+
+/* Wait until some connection is a monitor (evctl's "monitor" call is in). */
+static void wait_monitoring(TestClient *tc) {
+        for (int i = 0;; i++) {
+                json_t *c = test_client_result(tc, "clients", NULL, NULL, 0), *it;
+                bool on = false;
+                size_t j;
+
+                json_array_foreach(json_object_get(c, "clients"), j, it) on |=
+                        json_is_true(json_object_get(it, "monitor"));
+                json_decref(c);
+                if (on)
+                        return;
+                ck_assert_int_lt(i, 250 * arg_slow);
+                usleep(20000);
+        }
+}
+
+/* A timer that fires at once, tagged @tag; returns once @tc has its notification, so the
+ * monitors' copy went out before anything the test does next. */
+static void fire_timer(TestClient *tc, const char *tag) {
+        json_decref(test_client_result(tc, "timer", json_pack("{s:i,s:s}", "after", 0, "tag", tag),
+                                       NULL, 0));
+        json_decref(test_client_notification(tc, "timer", WAIT_MS));
+}
+
+/* A connection that says hello and leaves; returns once the daemon has dropped it (seen
+ * by @tc, an admin): both its lines went out to the monitors. */
+static void come_and_go(TestClient *tc) {
+        TestClient late;
+        json_int_t id;
+
+        ck_assert_int_eq(test_client_connect(&late, daemon_.socket), 0);
+        id = hello_as(&late, "come-and-go");
+        test_client_close(&late);
+        wait_client_gone(tc, id);
+}
+
+/* read_until() appending at *@len in @buf (what came before stays). */
+static void read_more(int fd, const char *needle, char *buf, size_t size, size_t *len) {
+        ck_assert_msg(read_until(fd, needle, buf + *len, size - *len), "no \"%s\" after: %s",
+                      needle, buf);
+        *len += strlen(buf + *len);
+}
+
+/* Close @leaver, read @run's lines up to its disconnect, stop @run (Ctrl-C: exit 0) and
+ * append the rest it printed to @buf. */
+static void monitor_finish(Run *run, TestClient *leaver, char *buf, size_t size, size_t *len) {
+        char *out = NULL;
+
+        test_client_close(leaver);
+        read_more(run->out, "disconnected", buf, size, len);
+        ck_assert_int_eq(kill(run->pid, SIGINT), 0);
+        ck_assert_int_eq(evctl_finish(run, &out, NULL), 0);
+        ck_assert_uint_lt(*len + strlen(out), size);
+        strcat(buf, out);
+        free(out);
+}
+
+/* `monitor --client ID`: that client's lines, its notifications and its disconnect, and
+ * no other's (a notification, a connect, a disconnect) though they came first. */
+START_TEST(test_monitor_client_filter) {
+        static char buf[65536];
+        TestClient a, b;
+        json_int_t ida;
+        char id[32], *line, *save = NULL;
+        size_t len = 0;
+        int matched = 0;
+        Run run;
+
+        ck_assert_int_eq(test_client_connect(&a, daemon_.socket), 0);
+        ck_assert_int_eq(test_client_connect(&b, daemon_.socket), 0);
+        ida = hello_as(&a, "filter-a");
+        (void)hello_as(&b, "filter-b");
+        snprintf(id, sizeof(id), "%lld", (long long)ida);
+        evctl_start(&run, NULL, (const char *const[]){"monitor", "--client", id, NULL});
+        read_more(run.out, "Ctrl-C", buf, sizeof(buf), &len);
+        fire_timer(&b, "from-b");
+        come_and_go(&b);
+        fire_timer(&a, "from-a");
+        read_more(run.out, "\"from-a\"", buf, sizeof(buf), &len);
+        monitor_finish(&run, &a, buf, sizeof(buf), &len);
+        /* Every line after the "Monitoring" one is client a's. */
+        for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                long long who = -1;
+
+                if (strncmp(line, "Monitoring", 10) == 0)
+                        continue;
+                ck_assert_msg(sscanf(line, "%*s client %lld", &who) == 1 && who == ida,
+                              "not client %s's: %s", id, line);
+                ck_assert_msg(strstr(line, "filter-a["), "no name: %s", line);
+                matched++;
+        }
+        ck_assert_int_eq(matched, 2); /* its timer, its disconnect */
+        test_client_close(&b);
+}
+END_TEST
+
+/* `monitor --uid UID` (--json): that uid's clients' lines only, the matching ones all. */
+START_TEST(test_monitor_uid_filter) {
+        static char buf[65536];
+        const uid_t nobody = 65534;
+        TestClient root, nb;
+        json_int_t idn;
+        char *line, *save = NULL;
+        size_t len = 0;
+        int timers = 0, disconnects = 0;
+        Run run;
+
+        if (geteuid() != 0)
+                return;                                /* needs root to connect as "nobody" */
+        ck_assert_int_eq(chmod(daemon_.dir, 0755), 0); /* let uid 65534 reach the socket */
+        ck_assert_int_eq(test_client_connect(&root, daemon_.socket), 0);
+        ck_assert_int_eq(test_client_connect_as(&nb, daemon_.socket, nobody, nobody), 0);
+        (void)hello_as(&root, "uid-root");
+        idn = hello_as(&nb, "uid-nobody");
+        evctl_start(&run, NULL, (const char *const[]){"--json", "monitor", "--uid", "65534", NULL});
+        wait_monitoring(&root);
+        /* Root's first (a notification, a connect, a disconnect), then nobody's. */
+        fire_timer(&root, "from-root");
+        come_and_go(&root);
+        fire_timer(&nb, "from-nobody");
+        read_more(run.out, "\"from-nobody\"", buf, sizeof(buf), &len);
+        monitor_finish(&run, &nb, buf, sizeof(buf), &len);
+        for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                json_t *v = json_loads(line, 0, NULL), *msg;
+
+                ck_assert_msg(v, "not JSON: %s", line);
+                ck_assert_msg(json_integer_value(json_object_get(v, "uid")) == nobody,
+                              "another uid's: %s", line);
+                ck_assert_int_eq(json_integer_value(json_object_get(v, "client")), idn);
+                msg = json_object_get(v, "message");
+                if (msg) {
+                        ck_assert_str_eq(json_string_value(json_object_get(msg, "method")),
+                                         "timer");
+                        ck_assert_str_eq(json_string_value(json_object_get(
+                                                 json_object_get(msg, "params"), "tag")),
+                                         "from-nobody");
+                        timers++;
+                } else {
+                        ck_assert_str_eq(json_string_value(json_object_get(v, "event")),
+                                         "disconnected");
+                        disconnects++;
+                }
+                json_decref(v);
+        }
+        ck_assert_int_eq(timers, 1);
+        ck_assert_int_eq(disconnects, 1);
+        test_client_close(&root);
+}
+END_TEST
+
+/* A connection's line as `monitor` prints it, text and --json: who (id, name, pid) on
+ * each; before its hello a client has no name ("?", no "name"). */
+START_TEST(test_monitor_connection_lines) {
+        static char buf[65536];
+        TestClient tc, c;
+        json_int_t id;
+        char *out = NULL, *err = NULL, *nl, want[64];
+        json_t *v;
+        long long who = -1;
+        Run run;
+
+        ck_assert_int_eq(test_client_connect(&tc, daemon_.socket), 0);
+
+        /* --json: {"client", "pid", "uid", ["name"], "event", ["reason"], "time"}. */
+        evctl_start(&run, NULL, (const char *const[]){"--json", "monitor", NULL});
+        wait_monitoring(&tc);
+        ck_assert_int_eq(test_client_connect(&c, daemon_.socket), 0);
+        ck_assert(read_until(run.out, "\n", buf, sizeof(buf)));
+        id = hello_as(&c, "shape");
+        nl = strchr(buf, '\n');
+        *nl = 0;
+        v = json_loads(buf, 0, NULL);
+        ck_assert_msg(v, "%s", buf);
+        ck_assert_str_eq(json_string_value(json_object_get(v, "event")), "connected");
+        ck_assert_int_eq(json_integer_value(json_object_get(v, "client")), id);
+        ck_assert_int_eq(json_integer_value(json_object_get(v, "pid")), getpid());
+        ck_assert_int_eq(json_integer_value(json_object_get(v, "uid")), getuid());
+        ck_assert_msg(!json_object_get(v, "name") && !json_object_get(v, "reason") &&
+                              json_is_real(json_object_get(v, "time")),
+                      "%s", buf);
+        json_decref(v);
+        test_client_close(&c);
+        ck_assert(read_until(run.out, "\n", buf, sizeof(buf)));
+        nl = strchr(buf, '\n');
+        *nl = 0;
+        v = json_loads(buf, 0, NULL);
+        ck_assert_msg(v, "%s", buf);
+        ck_assert_str_eq(json_string_value(json_object_get(v, "event")), "disconnected");
+        ck_assert_int_eq(json_integer_value(json_object_get(v, "client")), id);
+        ck_assert_int_eq(json_integer_value(json_object_get(v, "pid")), getpid());
+        ck_assert_int_eq(json_integer_value(json_object_get(v, "uid")), getuid());
+        ck_assert_str_eq(json_string_value(json_object_get(v, "name")), "shape");
+        ck_assert_str_eq(json_string_value(json_object_get(v, "reason")), "disconnected");
+        ck_assert(json_is_real(json_object_get(v, "time")));
+        json_decref(v);
+        ck_assert_int_eq(kill(run.pid, SIGINT), 0);
+        ck_assert_int_eq(evctl_finish(&run, &out, &err), 0);
+        free(out);
+        free(err);
+        /* Text: "HH:MM:SS.mmm  client ID  NAME[PID]  connected uid UID". Second: it waits
+         * for its own "Monitoring" line, where the clients list may still show the first. */
+        evctl_start(&run, NULL, (const char *const[]){"monitor", NULL});
+        ck_assert(read_until(run.out, "Ctrl-C", buf, sizeof(buf)));
+        ck_assert_int_eq(test_client_connect(&c, daemon_.socket), 0);
+        ck_assert(read_until(run.out, "\n", buf, sizeof(buf)));
+        id = hello_as(&c, "shape");
+        snprintf(want, sizeof(want), "?[%d]  connected uid %d\n", (int)getpid(), (int)getuid());
+        ck_assert_msg(sscanf(buf, "%*s client %lld", &who) == 1 && who == id && strstr(buf, want),
+                      "%s", buf);
+        test_client_close(&c);
+        ck_assert(read_until(run.out, "\n", buf, sizeof(buf)));
+        snprintf(want, sizeof(want), "shape[%d]  disconnected\n", (int)getpid());
+        ck_assert_msg(sscanf(buf, "%*s client %lld", &who) == 1 && who == id && strstr(buf, want),
+                      "%s", buf);
+        ck_assert_int_eq(kill(run.pid, SIGINT), 0);
+        ck_assert_int_eq(evctl_finish(&run, &out, &err), 0);
+        free(out);
+        free(err);
+
+        test_client_close(&tc);
+}
+END_TEST
+
+/* The one item of @list's @key array, or fail. */
+static json_t *only_item(json_t *list, const char *key) {
+        json_t *items = json_object_get(list, key);
+
+        ck_assert_msg(json_array_size(items) == 1, "%s: %zu, not 1", key, json_array_size(items));
+        return json_array_get(items, 0);
+}
+
+/* A non-admin evctl lists another connection of its own uid (clients, watches, timers),
+ * read-only, and nothing of root's. */
+START_TEST(test_not_admin_own_uid) {
+        Options o = {.fd3 = -1, .uid = 65534};
+        TestClient root, peer;
+        json_int_t idp;
+        json_t *v, *it;
+        char *out = NULL, *err = NULL, id[32], unwatch[64];
+        long long wp;
+        size_t i;
+        int p[2];
+        bool seen = false;
+
+        if (geteuid() != 0)
+                return;                                /* needs root to become "nobody" */
+        ck_assert_int_eq(chmod(daemon_.dir, 0755), 0); /* let uid 65534 reach the socket */
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        ck_assert_int_eq(test_client_connect(&root, daemon_.socket), 0);
+        (void)hello_as(&root, "root-secret");
+        json_decref(test_client_result(&root, "watch",
+                                       json_pack("{s:i,s:[s],s:s,s:s}", "fd", 0, "events", "in",
+                                                 "mode", "edge", "tag", "root-secret"),
+                                       &p[0], 1));
+        json_decref(test_client_result(&root, "timer",
+                                       json_pack("{s:i,s:s}", "after", 60, "tag", "root-secret"),
+                                       NULL, 0));
+        ck_assert_int_eq(test_client_connect_as(&peer, daemon_.socket, 65534, 65534), 0);
+        idp = hello_as(&peer, "nobody-peer");
+        v = test_client_result(&peer, "watch",
+                               json_pack("{s:i,s:[s],s:s,s:s}", "fd", 0, "events", "in", "mode",
+                                         "edge", "tag", "peer-pipe"),
+                               &p[0], 1);
+        wp = json_integer_value(json_object_get(v, "watch"));
+        json_decref(v);
+        json_decref(test_client_result(
+                &peer, "timer", json_pack("{s:i,s:s}", "after", 60, "tag", "peer-tick"), NULL, 0));
+        snprintf(id, sizeof(id), "%lld", (long long)idp);
+
+        /* clients: the peer (and evctl itself), never root's. */
+        ck_assert_int_eq(EVCTL_O(&o, &out, &err, "--json", "clients"), 0);
+        v = json_loads(out, 0, NULL);
+        ck_assert_msg(v, "%s / %s", out, err);
+        json_array_foreach(json_object_get(v, "clients"), i, it) {
+                ck_assert_int_eq(json_integer_value(json_object_get(it, "uid")), 65534);
+                seen |= json_integer_value(json_object_get(it, "client")) == idp &&
+                        strcmp(json_string_value(json_object_get(it, "name")), "nobody-peer") == 0;
+        }
+        ck_assert_msg(seen, "the peer is not listed: %s", out);
+        json_decref(v);
+        free(out);
+        free(err);
+        /* watches and timers: every one it may see, and the peer's by its id. */
+        for (const char *const *what = (const char *const[]){"watches", "timers", NULL}; *what;
+             what++) {
+                const char *tag = strcmp(*what, "watches") == 0 ? "peer-pipe" : "peer-tick";
+
+                ck_assert_int_eq(EVCTL_O(&o, &out, &err, "--json", *what), 0);
+                v = json_loads(out, 0, NULL);
+                ck_assert_msg(v, "%s / %s", out, err);
+                it = only_item(v, *what);
+                ck_assert_str_eq(json_string_value(json_object_get(it, "tag")), tag);
+                ck_assert_int_eq(json_integer_value(json_object_get(it, "client")), idp);
+                json_decref(v);
+                free(out);
+                free(err);
+                ck_assert_int_eq(EVCTL_O(&o, &out, &err, "--json", *what, "--client", id), 0);
+                v = json_loads(out, 0, NULL);
+                ck_assert_msg(v, "%s / %s", out, err);
+                ck_assert_str_eq(json_string_value(json_object_get(only_item(v, *what), "tag")),
+                                 tag);
+                json_decref(v);
+                free(out);
+                free(err);
+                ck_assert_int_eq(EVCTL_O(&o, &out, &err, *what), 0);
+                ck_assert_msg(strstr(out, tag) && !strstr(out, "root-secret"), "%s", out);
+                free(out);
+                free(err);
+        }
+        /* Read-only: the peer's watch is not evctl's to remove, and stays. */
+        snprintf(unwatch, sizeof(unwatch), "{\"watch\": %lld}", wp);
+        ck_assert_int_eq(EVCTL_O(&o, NULL, &err, "call", "unwatch", unwatch), 1);
+        free(err);
+        ck_assert_int_eq(EVCTL_O(&o, &out, NULL, "watches", "--client", id), 0);
+        ck_assert_msg(strstr(out, "peer-pipe"), "%s", out);
+        free(out);
+        test_client_close(&peer);
+        test_client_close(&root);
+        close(p[0]);
+        close(p[1]);
+}
+END_TEST
+
 static Suite *evctl_suite(void) {
         Suite *s = suite_create("evctl");
         TCase *tc = test_tcase(s, "commands", 60 * arg_slow);
@@ -1143,6 +1501,10 @@ static Suite *evctl_suite(void) {
         tcase_add_test(tc, test_usage);
         tcase_add_test(tc, test_not_admin);
         tcase_add_test(tc, test_reexec);
+        tcase_add_test(tc, test_monitor_client_filter);
+        tcase_add_test(tc, test_monitor_uid_filter);
+        tcase_add_test(tc, test_monitor_connection_lines);
+        tcase_add_test(tc, test_not_admin_own_uid);
         return s;
 }
 
