@@ -198,7 +198,7 @@ int cmd_wait(int argc, char **argv) {
         uint64_t timer;
         char **command, **pids = NULL;
         size_t n_pids = 0;
-        bool exited_ok = false;
+        bool exited_ok = false, any = false;
         int c, r = EXIT_FAIL;
 
         if (split_command(&argc, argv, &command) < 0)
@@ -215,7 +215,7 @@ int cmd_wait(int argc, char **argv) {
                         pids[n_pids++] = optarg;
                         break;
                 case 'a':
-                        w.all = false;
+                        any = true;
                         break;
                 case 'A':
                         w.all = true;
@@ -239,6 +239,11 @@ int cmd_wait(int argc, char **argv) {
                         break;
                 }
                 }
+        /* Not the last one given winning: which one the script meant is a guess. */
+        if (any && w.all) {
+                r = usage_error("wait", "--any and --all exclude each other: give one");
+                goto out;
+        }
         if (optind >= argc && n_pids == 0) {
                 r = usage_error("wait", "what for? give at least one fd or --pid PID");
                 goto out;

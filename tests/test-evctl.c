@@ -1480,6 +1480,32 @@ START_TEST(test_not_admin_own_uid) {
 }
 END_TEST
 
+/* --any and --all ask for opposite things: a usage error, not the last one winning. */
+START_TEST(test_wait_any_all) {
+        Options o = {.fd3 = -1};
+        char *out = NULL, *err = NULL;
+        int p[2];
+
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        o.fd3 = p[1]; /* writable at once: either would return 0 */
+        for (const char *const *order = (const char *const[]){"--any", "--all", "--any", NULL};
+             order[1]; order++) {
+                ck_assert_int_eq(EVCTL_O(&o, &out, &err, "wait", "--out", order[0], order[1], "3"),
+                                 2);
+                ck_assert_str_eq(out, "");
+                ck_assert_msg(one_line(err) && strstr(err, "--any") && strstr(err, "--all"), "%s",
+                              err);
+                free(out);
+                free(err);
+        }
+        ck_assert_int_eq(EVCTL_O(&o, &out, NULL, "wait", "--out", "--all", "--all", "3"), 0);
+        ck_assert_str_eq(out, "3 out\n");
+        free(out);
+        close(p[0]);
+        close(p[1]);
+}
+END_TEST
+
 static Suite *evctl_suite(void) {
         Suite *s = suite_create("evctl");
         TCase *tc = test_tcase(s, "commands", 60 * arg_slow);
@@ -1505,6 +1531,7 @@ static Suite *evctl_suite(void) {
         tcase_add_test(tc, test_monitor_uid_filter);
         tcase_add_test(tc, test_monitor_connection_lines);
         tcase_add_test(tc, test_not_admin_own_uid);
+        tcase_add_test(tc, test_wait_any_all);
         return s;
 }
 
