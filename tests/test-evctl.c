@@ -1,7 +1,8 @@
 /*
  * test-evctl.c - evctl against the real daemon: every command's --json output parsed, exit
  * codes checked, human output spot-checked; `evctl wait` on a pipe the test writes, its
- * timeout, a missing daemon, a non-admin user, and the daemon going away under `monitor`.
+ * timeout, a missing daemon, a non-admin user, and the daemon going away under `monitor`;
+ * the bash completion ($EVCTL_COMPLETION) where what it offers depends on the words before.
  *
  * evctl comes from $EVCTL; under the valgrind setup it runs under valgrind too (a leak or
  * memory error makes it exit 99). The daemon's side of things (watches, timers to list,
@@ -1506,6 +1507,77 @@ START_TEST(test_wait_any_all) {
 }
 END_TEST
 
+/* What the bash completion offers for the words @argv (the last: the one being completed),
+ * one per line. $EVCTL_COMPLETION is the script; bash without bash-completion uses its
+ * fallback. */
+static char *complete(const char *const *argv) {
+        const char *script = getenv("EVCTL_COMPLETION");
+        const char *args[32] = {"bash", "--norc", "--noprofile", "-c",
+                                "source \"$0\" || exit 1; COMP_WORDS=(\"$@\"); "
+                                "COMP_CWORD=$(($# - 1)); _evctl; "
+                                "printf '%s\\n' \"${COMPREPLY[@]}\"",
+                                script, "evctl"};
+        size_t n = 7;
+        int out[2], status;
+        char *text;
+        pid_t pid;
+
+        ck_assert_msg(script && *script, "EVCTL_COMPLETION is not set");
+        for (; *argv && n < 31; argv++)
+                args[n++] = *argv;
+        args[n] = NULL;
+        ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                (void)dup2(out[1], STDOUT_FILENO);
+                execvp(args[0], (char *const *)args);
+                _exit(127);
+        }
+        close(out[1]);
+        text = slurp(out[0], now_ms() + WAIT_MS);
+        close(out[0]);
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "bash: status %d, %s", status,
+                      text);
+        return text;
+}
+
+#define COMPLETE(...) complete((const char *const[]){__VA_ARGS__, NULL})
+
+/* `evctl call METHOD [PARAMS]`: method names for METHOD, nothing where PARAMS go. */
+START_TEST(test_completion_call) {
+        char *c;
+
+        c = COMPLETE("call", "");
+        ck_assert_msg(strstr(c, "status\n") && strstr(c, "ping\n"), "%s", c);
+        free(c);
+        c = COMPLETE("call", "sta");
+        ck_assert_str_eq(c, "status\nstats\n");
+        free(c);
+        c = COMPLETE("--socket", "/tmp/x", "call", "");
+        ck_assert_msg(strstr(c, "status\n"), "%s", c);
+        free(c);
+        for (const char *const *const *w =
+                     (const char *const *const[]){
+                             (const char *const[]){"call", "status", "", NULL},
+                             (const char *const[]){"call", "status", "s", NULL},
+                             (const char *const[]){"--json", "call", "timers", "", NULL},
+                             (const char *const[]){"call", "-s", "/tmp/x", "timers", "{}", "",
+                                                   NULL},
+                             NULL};
+             *w; w++) {
+                c = complete(*w);
+                ck_assert_msg(strcmp(c, "\n") == 0 || strcmp(c, "") == 0,
+                              "after the method (%s ...): %s", (*w)[1], c);
+                free(c);
+        }
+        c = COMPLETE("call", "status", "--js");
+        ck_assert_str_eq(c, "--json\n");
+        free(c);
+}
+END_TEST
+
 static Suite *evctl_suite(void) {
         Suite *s = suite_create("evctl");
         TCase *tc = test_tcase(s, "commands", 60 * arg_slow);
@@ -1532,6 +1604,7 @@ static Suite *evctl_suite(void) {
         tcase_add_test(tc, test_monitor_connection_lines);
         tcase_add_test(tc, test_not_admin_own_uid);
         tcase_add_test(tc, test_wait_any_all);
+        tcase_add_test(tc, test_completion_call);
         return s;
 }
 
