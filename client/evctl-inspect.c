@@ -166,8 +166,9 @@ static int fetch_per_client(const char *method, json_int_t client_id, json_t **r
 }
 
 int cmd_watches(int argc, char **argv) {
-        /* No age column: the daemon does not keep when a watch was made. */
-        static const char *const headers[] = {">WATCH", ">CLIENT", "FD TYPE", "EVENTS",
+        /* No age column: the daemon does not keep when a watch was made. One word per
+         * header: "FD TYPE" read as two columns. */
+        static const char *const headers[] = {">WATCH", ">CLIENT", "FDTYPE", "EVENTS",
                                               "MODE",   "ARMED",   ">WAKEUPS", "TAG"};
         _cleanup_json_ json_t *all = NULL;
         _cleanup_table_ Table *t = NULL;

@@ -1578,6 +1578,36 @@ START_TEST(test_completion_call) {
 }
 END_TEST
 
+/* The watch listing: one word per column header, as many as a row has cells. */
+START_TEST(test_watch_columns) {
+        TestClient tc;
+        char *out = NULL, *nl, *save = NULL;
+        int p[2], headers = 0, cells = 0;
+
+        ck_assert_int_eq(test_client_connect(&tc, daemon_.socket), 0);
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        json_decref(test_client_result(&tc, "watch",
+                                       json_pack("{s:i,s:[s],s:s,s:s}", "fd", 0, "events", "in",
+                                                 "mode", "edge", "tag", "one-word"),
+                                       &p[0], 1));
+        ck_assert_int_eq(EVCTL(&out, NULL, "watches"), 0);
+        nl = strchr(out, '\n');
+        ck_assert_ptr_nonnull(nl);
+        *nl = 0;
+        ck_assert_msg(strstr(out, "FDTYPE"), "%s", out);
+        for (char *w = strtok_r(out, " ", &save); w; w = strtok_r(NULL, " ", &save))
+                headers++;
+        for (char *w = strtok_r(nl + 1, " \n", &save); w; w = strtok_r(NULL, " \n", &save))
+                cells++;
+        ck_assert_int_eq(headers, 8);
+        ck_assert_int_eq(cells, 8);
+        free(out);
+        test_client_close(&tc);
+        close(p[0]);
+        close(p[1]);
+}
+END_TEST
+
 static Suite *evctl_suite(void) {
         Suite *s = suite_create("evctl");
         TCase *tc = test_tcase(s, "commands", 60 * arg_slow);
@@ -1605,6 +1635,7 @@ static Suite *evctl_suite(void) {
         tcase_add_test(tc, test_not_admin_own_uid);
         tcase_add_test(tc, test_wait_any_all);
         tcase_add_test(tc, test_completion_call);
+        tcase_add_test(tc, test_watch_columns);
         return s;
 }
 
