@@ -11,16 +11,63 @@
 
 #include "evctl.h"
 
-/* Reals with 16 significant digits, for people and scripts: 0.1, not jansson's
- * 0.10000000000000001 (the wire keeps all 17, exact; a real that needs the 17th, as a tag
- * may, is shown rounded: evctl(1)). */
-#define EVCTL_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(16))
+/* Reals for people and scripts: 0.1, not jansson's 0.10000000000000001. No one precision
+ * does (16 digits print 0.567 as 0.5669999999999999, 15 lose an epoch time's
+ * microseconds): jansson writes them exact (17), then each is rewritten in the shortest
+ * form that reads back as the same double, as Python's repr() and JavaScript do. */
+#define EVCTL_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(17))
+
+/* The fewest significant digits that read back as @v; written plainly from 1e-4 up to
+ * 1e16 ("60.0", "0.567", "1764870000.123456"), else with an exponent, as Python does. */
+static void put_real(double v, FILE *f) {
+        char buf[48];
+        int digits, exp10;
+
+        for (digits = 1; digits < 17; digits++) {
+                snprintf(buf, sizeof(buf), "%.*e", digits - 1, v);
+                if (strtod(buf, NULL) == v)
+                        break;
+        }
+        snprintf(buf, sizeof(buf), "%.*e", digits - 1, v);
+        exp10 = atoi(strchr(buf, 'e') + 1);
+        if (exp10 >= -4 && exp10 < 16)
+                snprintf(buf, sizeof(buf), "%.*f", digits - 1 - exp10 > 0 ? digits - 1 - exp10 : 0, v);
+        /* Still a real to the reader ("60.0", not "60"), as jansson writes it. */
+        fprintf(f, "%s%s", buf, strpbrk(buf, ".e") ? "" : ".0");
+}
+
+/* @s, compact JSON from jansson, with every real in its shortest form. Outside strings only
+ * numbers start with '-' or a digit; a real has a '.' or an exponent. */
+static void put_json_text(const char *s, FILE *f) {
+        bool in_string = false;
+
+        while (*s) {
+                size_t n = 1;
+
+                if (in_string) {
+                        n = *s == '\\' && s[1] ? 2 : 1;
+                        in_string = *s != '"';
+                } else if (*s == '"') {
+                        in_string = true;
+                } else if (*s == '-' || (*s >= '0' && *s <= '9')) {
+                        n = strspn(s, "0123456789+-.eE");
+                        if (memchr(s, '.', n) || memchr(s, 'e', n) || memchr(s, 'E', n)) {
+                                put_real(strtod(s, NULL), f);
+                                s += n;
+                                continue;
+                        }
+                }
+                fwrite(s, 1, n, f);
+                s += n;
+        }
+        fputc('\n', f);
+}
 
 void print_json(json_t *v) {
         char *s = json_dumps(v, EVCTL_DUMP_FLAGS | JSON_ENCODE_ANY);
 
         if (s) {
-                puts(s);
+                put_json_text(s, stdout);
                 free(s);
         }
         fflush(stdout);

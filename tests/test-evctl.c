@@ -1608,6 +1608,31 @@ START_TEST(test_watch_columns) {
 }
 END_TEST
 
+/* --json reals: the shortest form that reads back the same (no one precision does: 16
+ * digits wrote 0.567 as 0.5669999999999999), a tag's 17 digits kept, strings untouched. */
+START_TEST(test_json_reals) {
+        TestClient tc;
+        char *out = NULL;
+
+        ck_assert_int_eq(EVCTL(&out, NULL, "--json", "sleep", "0.567"), 0);
+        ck_assert_msg(strstr(out, "{\"seconds\":0.567,\"elapsed\":0.") == out, "%s", out);
+        free(out);
+        ck_assert_int_eq(test_client_connect(&tc, daemon_.socket), 0);
+        json_decref(test_client_result(
+                &tc, "timer",
+                json_pack("{s:i,s:i,s:[f,f,f,s]}", "after", 60, "interval", 60, "tag", 0.1 + 0.2,
+                          60.0, 1e-7, "\"1.50\\\"-2.0e3"),
+                NULL, 0));
+        ck_assert_int_eq(EVCTL(&out, NULL, "--json", "timers"), 0);
+        ck_assert_msg(strstr(out, "\"interval\":60.0,") &&
+                              strstr(out, "\"tag\":[0.30000000000000004,60.0,1e-07,"
+                                          "\"\\\"1.50\\\\\\\"-2.0e3\"]"),
+                      "%s", out);
+        free(out);
+        test_client_close(&tc);
+}
+END_TEST
+
 static Suite *evctl_suite(void) {
         Suite *s = suite_create("evctl");
         TCase *tc = test_tcase(s, "commands", 60 * arg_slow);
@@ -1636,6 +1661,7 @@ static Suite *evctl_suite(void) {
         tcase_add_test(tc, test_wait_any_all);
         tcase_add_test(tc, test_completion_call);
         tcase_add_test(tc, test_watch_columns);
+        tcase_add_test(tc, test_json_reals);
         return s;
 }
 
