@@ -359,6 +359,7 @@ int cmd_stats(int argc, char **argv) {
         if ((r = connect_daemon()) || (r = call("stats", NULL, &s)))
                 return r;
         if (arg_json) {
+                round_means(s);
                 print_json(s);
                 return 0;
         }

@@ -79,6 +79,20 @@ double round_decimals(double v, int decimals) {
         return round(v * scale) / scale;
 }
 
+/* A mean is a quotient: its 16 digits would be noise past the daemon's nanoseconds, which
+ * its other _us values (ns / 1000) never show. Every histogram of @stats: whichever the
+ * daemon sends. */
+void round_means(json_t *stats) {
+        const char *key;
+        json_t *h, *mean;
+
+        json_object_foreach(stats, key, h) {
+                mean = json_object_get(h, "mean_us");
+                if (json_is_real(mean))
+                        (void)json_real_set(mean, round_decimals(json_real_value(mean), 3));
+        }
+}
+
 /* print_json() for a temporary: @v is stolen. */
 void print_json_new(json_t *v) {
         print_json(v);

@@ -115,6 +115,8 @@ void print_json_new(json_t *v);
 /* What evctl measures itself goes out to the microsecond (seconds: 6 decimals, ms: 3),
  * not to the double's last digit. */
 double round_decimals(double v, int decimals);
+/* round_means() - every histogram's mean_us in the stats result @stats to the nanosecond. */
+void round_means(json_t *stats);
 json_int_t jint(json_t *o, const char *key);
 double jnum(json_t *o, const char *key);
 const char *jstr(json_t *o, const char *key);

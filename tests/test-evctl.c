@@ -1608,6 +1608,42 @@ START_TEST(test_watch_columns) {
 }
 END_TEST
 
+/* stats --json: every histogram's mean_us to the nanosecond (its other times' precision),
+ * not a quotient's 16 digits. Samples first, so that the means are not whole. */
+START_TEST(test_stats_means) {
+        TestClient tc;
+        char *out = NULL, *q;
+        json_t *v;
+        int means = 0;
+
+        ck_assert_int_eq(test_client_connect(&tc, daemon_.socket), 0);
+        for (int i = 0; i < 3; i++)
+                fire_timer(&tc, "sample");
+        ck_assert_int_eq(EVCTL(NULL, NULL, "ping", "-c", "5", "-i", "0"), 0);
+        ck_assert_int_eq(EVCTL(&out, NULL, "--json", "stats"), 0);
+        v = json_loads(out, 0, NULL);
+        ck_assert_msg(v, "%s", out);
+        ck_assert(json_integer_value(
+                          json_object_get(json_object_get(v, "timer_lateness"), "count")) >= 3);
+        json_decref(v);
+        for (q = strstr(out, "\"mean_us\":"); q; q = strstr(q, "\"mean_us\":")) {
+                const char *dot;
+                size_t decimals = 0;
+
+                q += strlen("\"mean_us\":");
+                dot = q + strspn(q, "0123456789");
+                if (*dot == '.')
+                        decimals = strspn(dot + 1, "0123456789");
+                ck_assert_msg(decimals <= 3 && dot[decimals ? decimals + 1 : 0] != 'e',
+                              "mean_us %.24s", q);
+                means++;
+        }
+        ck_assert_int_ge(means, 3);
+        free(out);
+        test_client_close(&tc);
+}
+END_TEST
+
 /* --json reals: the shortest form that reads back the same (no one precision does: 16
  * digits wrote 0.567 as 0.5669999999999999), a tag's 17 digits kept, strings untouched. */
 START_TEST(test_json_reals) {
@@ -1661,6 +1697,7 @@ static Suite *evctl_suite(void) {
         tcase_add_test(tc, test_wait_any_all);
         tcase_add_test(tc, test_completion_call);
         tcase_add_test(tc, test_watch_columns);
+        tcase_add_test(tc, test_stats_means);
         tcase_add_test(tc, test_json_reals);
         return s;
 }
