@@ -438,6 +438,7 @@ void conn_read(Conn *c) {
                  * not read stays in the socket for the next image. */
                 if (d->reexec_requested || d->store_requested) {
                         c->input_pending = true;
+                        conn_mark_dirty(c); /* read on if the exec fails */
                         return;
                 }
                 r = wire_recv(c->fd, d->recv_buf, sizeof(d->recv_buf) - 1, &fds, &pkt);

@@ -150,31 +150,6 @@ START_TEST(test_timer_rate_zero_is_unlimited) {
 }
 END_TEST
 
-/* SIGSTOP @d and wait until it took effect (kill() returns before): what is sent meanwhile
- * is all there when it wakes. */
-static void pause_daemon(const TestDaemon *d) {
-        char path[64], buf[512], *state;
-        long long end = now_ms() + TIMEOUT;
-
-        ck_assert_int_eq(kill(d->pid, SIGSTOP), 0);
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)d->pid);
-        for (;;) {
-                FILE *f = fopen(path, "re");
-                size_t n;
-
-                ck_assert_ptr_nonnull(f);
-                n = fread(buf, 1, sizeof(buf) - 1, f);
-                fclose(f);
-                buf[n] = 0;
-                state = strrchr(buf, ')');
-                ck_assert_ptr_nonnull(state);
-                if (state[2] == 'T' || state[2] == 't')
-                        return;
-                ck_assert_msg(now_ms() < end, "evd did not stop");
-                (void)poll(NULL, 0, 1);
-        }
-}
-
 #define TURN_BATCH 200
 
 /* A batch of pings, ids 0..@n-1, as one packet. */
@@ -213,10 +188,10 @@ START_TEST(test_turn_lets_others_in) {
         ck_assert_int_eq(test_client_connect(&a, d.socket), 0);
         ck_assert_int_eq(test_client_connect(&b, d.socket), 0);
         before = stat_member(&b, "daemon", "requests");
-        pause_daemon(&d);
+        test_daemon_pause(&d);
         send_ping_batch(&a, TURN_BATCH); /* first: its socket wakes the daemon first */
         test_client_send(&b, json_pack("{s:s,s:s,s:s}", "jsonrpc", "2.0", "id", "b", "method", "stats"), NULL, 0);
-        ck_assert_int_eq(kill(d.pid, SIGCONT), 0);
+        test_daemon_resume(&d);
         r = test_client_reply(&b, TIMEOUT);
         ck_assert_ptr_nonnull(r);
         during = json_integer_value(json_object_get(json_object_get(json_object_get(r, "result"), "daemon"), "requests"));

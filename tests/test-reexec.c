@@ -346,7 +346,20 @@ START_TEST(test_exec_fails) {
         make_pipe(p);
         w = watch_pipe(&c, p[0], "edge", json_null());
 
-        json_decref(test_client_result(&c, "reexec", NULL, NULL, 0));
+        /* The request after `reexec` waits for the hand-over: read on when the exec failed.
+         * Both are there when evd wakes, so the second always comes during the hand-over. */
+        test_daemon_pause(&d);
+        test_client_send(&c, json_pack("{s:s,s:i,s:s}", "jsonrpc", "2.0", "id", 1, "method", "reexec"), NULL, 0);
+        test_client_send(&c, json_pack("{s:s,s:i,s:s}", "jsonrpc", "2.0", "id", 2, "method", "ping"), NULL, 0);
+        test_daemon_resume(&d);
+        for (int id = 1; id <= 2; id++) {
+                json_t *r = test_client_reply(&c, TIMEOUT);
+
+                ck_assert_msg(r, "no reply to request %d after the failed exec", id);
+                ck_assert_int_eq(json_integer_value(json_object_get(r, "id")), id);
+                ck_assert_ptr_nonnull(json_object_get(r, "result"));
+                json_decref(r);
+        }
         for (int i = 0; i < TIMEOUT / 10 && status_int(&c, "reexec", "failures") == 0; i++)
                 (void)poll(NULL, 0, 10);
         s = status(&c);

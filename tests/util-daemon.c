@@ -190,6 +190,32 @@ int test_daemon_wait_exit(TestDaemon *d, int timeout_ms) {
         return status;
 }
 
+void test_daemon_pause(const TestDaemon *d) {
+        char path[64], buf[512], *state;
+
+        ck_assert_int_eq(kill(d->pid, SIGSTOP), 0);
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)d->pid);
+        for (int waited = 0;; waited++) {
+                FILE *f = fopen(path, "re");
+                size_t n;
+
+                ck_assert_ptr_nonnull(f);
+                n = fread(buf, 1, sizeof(buf) - 1, f);
+                fclose(f);
+                buf[n] = 0;
+                state = strrchr(buf, ')');
+                ck_assert_ptr_nonnull(state);
+                if (state[2] == 'T' || state[2] == 't')
+                        return;
+                ck_assert_msg(waited < TEST_TIMEOUT_MS, "evd did not stop");
+                (void)poll(NULL, 0, 1);
+        }
+}
+
+void test_daemon_resume(const TestDaemon *d) {
+        ck_assert_int_eq(kill(d->pid, SIGCONT), 0);
+}
+
 void test_daemon_kill(TestDaemon *d) {
         if (d->pid > 0) {
                 (void)kill(d->pid, SIGKILL);

@@ -48,6 +48,10 @@ int test_daemon_stop(TestDaemon *d);
  * cleans up. Sending a second SIGTERM to a daemon already exiting would test something else.
  * Return: the exit status as test_daemon_stop(), or -1 on timeout (the daemon is left running). */
 int test_daemon_wait_exit(TestDaemon *d, int timeout_ms);
+/** test_daemon_pause() - SIGSTOP, and wait until it took effect (kill() returns before): what
+ * clients send meanwhile is all there when test_daemon_resume() wakes it. */
+void test_daemon_pause(const TestDaemon *d);
+void test_daemon_resume(const TestDaemon *d);
 /** test_daemon_kill() - SIGKILL and reap (for restart tests); the directory is kept. */
 void test_daemon_kill(TestDaemon *d);
 /** test_daemon_fd_count() - open fds of the daemon (from /proc/PID/fd). */
