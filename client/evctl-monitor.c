@@ -15,19 +15,20 @@
 /* Filters (--client, --uid, --method), applied here: the daemon sends everything. */
 typedef struct MonitorFilter {
         json_int_t client, uid; /* -1: any */
-        const char *method;     /* a notification's method, "connected" or "disconnected"; NULL: any */
+        unsigned methods;       /* bits of monitor_kinds[]: any of them; 0: any at all */
 } MonitorFilter;
 
 /* What --method can select: evctl(1) and the bash completion list the same. */
 #define MONITOR_KINDS "ready, timer, closed, connected, disconnected"
 
-static bool monitor_kind_known(const char *name) {
-        static const char *const kinds[] = {"ready", "timer", "closed", "connected", "disconnected"};
+static const char *const monitor_kinds[] = {"ready", "timer", "closed", "connected", "disconnected"};
 
-        for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-                if (strcmp(name, kinds[i]) == 0)
-                        return true;
-        return false;
+/* The bit of @name in MonitorFilter.methods, 0 if it is not a kind. */
+static unsigned monitor_kind_bit(const char *name) {
+        for (size_t i = 0; i < sizeof(monitor_kinds) / sizeof(monitor_kinds[0]); i++)
+                if (strcmp(name, monitor_kinds[i]) == 0)
+                        return 1u << i;
+        return 0;
 }
 
 static bool wanted(const MonitorFilter *f, json_t *params) {
@@ -36,7 +37,7 @@ static bool wanted(const MonitorFilter *f, json_t *params) {
 
         return (f->client < 0 || jint(params, "client") == f->client) &&
                (f->uid < 0 || json_integer_value(json_object_get(params, "uid")) == f->uid) &&
-               (!f->method || strcmp(what, f->method) == 0);
+               (!f->methods || (monitor_kind_bit(what) & f->methods));
 }
 
 /* monitor: a wrapped copy of every notification the daemon sends. */
@@ -130,13 +131,17 @@ int cmd_monitor(int argc, char **argv) {
                         if ((r = parse_integer("monitor", "--uid", "a number", 0, optarg, &f.uid)))
                                 return r;
                         break;
-                case 'm':
-                        /* A name that never matches would print nothing, forever. */
-                        if (!monitor_kind_known(optarg))
+                case 'm': {
+                        /* A name that never matches would print nothing, forever. Given
+                         * again, it adds a kind: the last one winning said nothing. */
+                        unsigned bit = monitor_kind_bit(optarg);
+
+                        if (!bit)
                                 return usage_error("monitor", "--method: \"%s\" is not one of %s", optarg,
                                                    MONITOR_KINDS);
-                        f.method = optarg;
+                        f.methods |= bit;
                         break;
+                }
                         HANDLE_COMMON(c, "monitor")
                 }
         if (optind < argc)

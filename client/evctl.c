@@ -42,7 +42,8 @@ static const Command commands[] = {
          "With --json, one JSON object per line.",
          "  -c, --client ID       only this client's\n"
          "  -u, --uid UID         only the clients of this uid\n"
-         "  -m, --method NAME     only ready, timer, closed, connected or disconnected\n"},
+         "  -m, --method NAME     only ready, timer, closed, connected or disconnected\n"
+         "                        (again: any of the names given)\n"},
         {"ping", cmd_ping, "[-c N] [-i SECONDS]", "Measure round-trip times to the daemon.",
          "  -c, --count N         send N pings (default 4)\n"
          "  -i, --interval SEC    pause between pings (default 0.1)\n"},

@@ -1254,6 +1254,36 @@ START_TEST(test_monitor_client_filter) {
 }
 END_TEST
 
+/* `monitor --method` given twice: lines of either kind, none of the others (it used to keep
+ * only the last one given, silently). */
+START_TEST(test_monitor_methods) {
+        static char buf[65536];
+        char *line, *save = NULL;
+        size_t len = 0;
+        int timers = 0, gone = 0;
+        TestClient a;
+        Run run;
+
+        ck_assert_int_eq(test_client_connect(&a, daemon_.socket), 0);
+        (void)hello_as(&a, "methods");
+        evctl_start(&run, NULL, (const char *const[]){"monitor", "--method", "timer", "--method", "disconnected", NULL});
+        read_more(run.out, "Ctrl-C", buf, sizeof(buf), &len);
+        come_and_go(&a);
+        fire_timer(&a, "either");
+        read_more(run.out, "\"either\"", buf, sizeof(buf), &len);
+        monitor_finish(&run, &a, buf, sizeof(buf), &len);
+        for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                if (strncmp(line, "Monitoring", 10) == 0)
+                        continue;
+                ck_assert_msg(!strstr(line, " connected uid"), "a connected line: %s", line);
+                timers += strstr(line, " timer ") != NULL;
+                gone += strstr(line, " disconnected") != NULL;
+        }
+        ck_assert_int_eq(timers, 1);
+        ck_assert_int_eq(gone, 2); /* come-and-go's, then a's */
+}
+END_TEST
+
 /* `monitor --uid UID` (--json): that uid's clients' lines only, the matching ones all. */
 START_TEST(test_monitor_uid_filter) {
         static char buf[65536];
@@ -1691,6 +1721,7 @@ static Suite *evctl_suite(void) {
         tcase_add_test(tc, test_not_admin);
         tcase_add_test(tc, test_reexec);
         tcase_add_test(tc, test_monitor_client_filter);
+        tcase_add_test(tc, test_monitor_methods);
         tcase_add_test(tc, test_monitor_uid_filter);
         tcase_add_test(tc, test_monitor_connection_lines);
         tcase_add_test(tc, test_not_admin_own_uid);
