@@ -30,6 +30,9 @@
 
 static int arg_slow = 1;
 static bool arg_valgrind;
+/* valgrind's own temp files (a copy of the client's cmdline), for an evctl run as another
+ * uid: /tmp may not be writable to it (0755 here), and valgrind then does not start. */
+static char valgrind_tmp[256];
 
 #define WAIT_MS (TEST_TIMEOUT_MS * arg_slow)
 
@@ -84,6 +87,8 @@ static void evctl_start(Run *run, const Options *o, const char *const *argv) {
                         (void)dup2(o->fd3, 3); /* dup2 clears CLOEXEC on the copy */
                 if (!o || !o->no_sock)
                         setenv("EVD_SOCKET", daemon_.socket, 1);
+                if (o && o->uid && arg_valgrind)
+                        setenv("TMPDIR", valgrind_tmp, 1);
                 if (o && o->uid &&
                     (setgroups(0, NULL) < 0 || setgid(o->uid) < 0 || setuid(o->uid) < 0))
                         _exit(126);
@@ -1737,11 +1742,21 @@ static Suite *evctl_suite(void) {
 int main(void) {
         if (test_uring_refused())
                 return 77;
+        int r;
+
         if (getenv("EVD_UNDER_VALGRIND")) {
                 arg_slow = 10;
                 arg_valgrind = true;
+                snprintf(valgrind_tmp, sizeof(valgrind_tmp), "%s/evctl-valgrind-XXXXXX", test_tmpdir());
+                if (!mkdtemp(valgrind_tmp) || chmod(valgrind_tmp, 01777) < 0) {
+                        fprintf(stderr, "cannot make a temp directory for valgrind: %s\n", strerror(errno));
+                        return 1;
+                }
         }
         (void)signal(SIGPIPE, SIG_IGN);
 
-        return test_run_suite(evctl_suite());
+        r = test_run_suite(evctl_suite());
+        if (arg_valgrind)
+                test_remove_tree(valgrind_tmp);
+        return r;
 }
