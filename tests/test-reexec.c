@@ -233,6 +233,35 @@ START_TEST(test_event_in_gap) {
 }
 END_TEST
 
+/* A re-exec asked for inside a batch run over many turns (max-turn-us 0: a request a
+ * turn) waits for the batch: its replies are not in the state, so going first would lose
+ * them. All of them come, as one array, and then the new image answers. */
+START_TEST(test_reexec_waits_for_batch) {
+        static const char *const args[] = { "--max-turn-us=0", NULL };
+        json_t *batch = json_array(), *r, *item;
+        TestDaemon d;
+        TestClient c;
+        size_t i;
+
+        test_daemon_start(&d, args);
+        ck_assert_int_eq(test_client_connect(&c, d.socket), 0);
+        json_array_append_new(batch, json_pack("{s:s,s:i,s:s}", "jsonrpc", "2.0", "id", 0, "method", "reexec"));
+        for (int k = 1; k <= 50; k++)
+                json_array_append_new(batch, json_pack("{s:s,s:i,s:s}", "jsonrpc", "2.0", "id", k, "method", "ping"));
+        test_client_send(&c, batch, NULL, 0);
+        r = test_client_reply(&c, TIMEOUT);
+        ck_assert_msg(json_is_array(r) && json_array_size(r) == 51, "the batch was not answered whole");
+        json_array_foreach(r, i, item) {
+                ck_assert_int_eq(json_integer_value(json_object_get(item, "id")), (json_int_t)i);
+                ck_assert_ptr_nonnull(json_object_get(item, "result"));
+        }
+        json_decref(r);
+        wait_generation(&c, 1);
+        test_client_close(&c);
+        ck_assert_int_eq(test_daemon_stop(&d), 0);
+}
+END_TEST
+
 /* Back-to-back re-execs leak nothing: the daemon's fd count stays put, the client stays. */
 START_TEST(test_repeated_no_leak) {
         unsigned rounds = getenv("EVD_UNDER_VALGRIND") ? 5 : 30;
@@ -631,6 +660,7 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_repeated_no_leak);
         tcase_add_test(tc, test_repeated_under_valgrind);
         tcase_add_test(tc, test_exec_fails);
+        tcase_add_test(tc, test_reexec_waits_for_batch);
         tcase_add_loop_test(tc, test_refused_state_is_fresh_start, 0, (int)ELEMENTSOF(refused_states));
         tcase_add_loop_test(tc, test_reads_older_versions, 0, 2);
         tcase_add_test(tc, test_held_timer_survives);
