@@ -282,6 +282,18 @@ static size_t handle_request(Conn *c, json_t *msg, FdList *fds, int fds_lost, si
         return c->ops->dispatch(c, &req, fds, budget, buf, size, cost);
 }
 
+/* @requests (stolen) become @c's batch in progress, with the packet's @fds (taken: @fds is
+ * left empty). */
+static void batch_begin(Conn *c, json_t *requests, FdList *fds, int fds_lost) {
+        c->batch.requests = requests;
+        c->batch.next = 0;
+        c->batch.fds = *fds;
+        *fds = (FdList)FD_LIST_NULL;
+        c->batch.fds_lost = fds_lost;
+        c->batch.charged = 0;
+        c->daemon->batches_running++;
+}
+
 static void batch_end(Conn *c) {
         if (!c->batch.requests)
                 return;
@@ -387,13 +399,7 @@ static void handle_packet(Conn *c, const WirePacket *pkt, FdList *fds, uint64_t 
                 reply = error_reply(c, NULL, EVD_ERR_INVALID_REQUEST, NULL, "batch of more than 1024 requests");
                 goto out;
         }
-        c->batch.requests = TAKE_PTR(msg);
-        c->batch.next = 0;
-        c->batch.fds = *fds; /* the batch owns them now */
-        *fds = (FdList)FD_LIST_NULL;
-        c->batch.fds_lost = fds_lost;
-        c->batch.charged = 0;
-        d->batches_running++;
+        batch_begin(c, TAKE_PTR(msg), fds, fds_lost);
         (void)batch_run(c, turn);
         return;
 out:
@@ -419,7 +425,7 @@ void conn_read(Conn *c) {
                  * with output waiting (its replies are bounded by the budget, and the
                  * notices waiting behind them would otherwise wait for ever); a part of one
                  * counts in packet_cost as the time it held the loop. */
-                if (c->batch.requests) {
+                if (conn_in_batch(c)) {
                         bool ended = batch_run(c, turn);
 
                         histogram_add(&d->packet_cost, monotonic_ns() - start);
@@ -459,7 +465,7 @@ void conn_read(Conn *c) {
                 }
                 handle_packet(c, &pkt, &fds, turn);
                 histogram_add(&d->packet_cost, monotonic_ns() - start);
-                if (c->batch.requests)
+                if (conn_in_batch(c))
                         break; /* the turn is over: the rest of the batch next time */
         }
         c->input_pending = true;

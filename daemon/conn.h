@@ -139,6 +139,10 @@ size_t conn_encode_reply(Conn *c, json_t *id, json_t *reply, char *buf, size_t s
 /** conn_reply_budget() - the reply budget of a packet under the current configuration. */
 size_t conn_reply_budget(const Daemon *d);
 void conn_mark_dirty(Conn *c);
+/** conn_in_batch() - a batch of @c's is being run over several turns. */
+static inline bool conn_in_batch(const Conn *c) {
+        return c->batch.requests != NULL;
+}
 /** conn_has_output() */
 bool conn_has_output(const Conn *c);
 LogContext conn_log_context(const Conn *c);

@@ -125,7 +125,7 @@ static bool all_flushed(Daemon *d) {
         Conn *c;
 
         LIST_FOREACH(Conn, link, c, &d->conns)
-                if (!c->closing && (conn_has_output(c) || c->batch.requests))
+                if (!c->closing && (conn_has_output(c) || conn_in_batch(c)))
                         return false;
         return true;
 }
@@ -165,7 +165,7 @@ static int work_cb(EngineSource *s, void *userdata) {
                  * not block meanwhile), so that the other fds are polled in between. */
                 if (c->input_pending && c->read_this_pass)
                         conn_mark_dirty(c);
-                else if (c->input_pending && (c->queued_bytes < CONN_PAUSE_BYTES / 2 || c->batch.requests))
+                else if (c->input_pending && (c->queued_bytes < CONN_PAUSE_BYTES / 2 || conn_in_batch(c)))
                         conn_read(c);
                 c->read_this_pass = false;
                 conn_flush(c);

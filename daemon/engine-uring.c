@@ -455,6 +455,12 @@ static void handle_cqe(Engine *e, Uring *u, uint64_t ud, int res, unsigned flags
                 handle_ctl_cqe(e, u, s, gen, op, res);
 }
 
+/* Completions the kernel holds back: deferred task work past what the last enter ran, or
+ * CQEs in its overflow list. */
+static bool deferred_pending(const Uring *u) {
+        return IO_URING_READ_ONCE(*u->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW);
+}
+
 /* Left alone, liburing's peek would flush deferred task work ~20 completions per enter
  * (IO_LOCAL_TW_DEFAULT_MAX; the kernel raises IORING_SQ_TASKRUN while more is queued), so
  * plain GETEVENTS enters take it 20 at a time, up to @budget CQEs. Not one enter asking
@@ -462,8 +468,7 @@ static void handle_cqe(Engine *e, Uring *u, uint64_t ud, int res, unsigned flags
  * for it, and on this VM that cost a round about 9% in io_cqring_wait; five enters cost
  * less (engine-bench, poller cost: 0.91-1.27x libev-epoll's before, 0.40-0.51x after). */
 static void run_deferred_completions(Engine *e, Uring *u, unsigned budget) {
-        while (io_uring_cq_ready(&u->ring) < budget &&
-               (IO_URING_READ_ONCE(*u->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW))) {
+        while (io_uring_cq_ready(&u->ring) < budget && deferred_pending(u)) {
                 unsigned before = io_uring_cq_ready(&u->ring);
 
                 e->stats.syscalls++;
@@ -498,7 +503,7 @@ static void reap(Engine *e, Uring *u, unsigned budget) {
                         u->overflowed = true;
                 }
                 if (io_uring_cq_ready(&u->ring) == 0) {
-                        if (fetched || !(IO_URING_READ_ONCE(*u->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)))
+                        if (fetched || !deferred_pending(u))
                                 break;
                         run_deferred_completions(e, u, budget);
                         fetched = true;
