@@ -104,6 +104,7 @@ extern const IoContender contender_floor;
 /* A timer contender; the driver times each call, which does @n operations. */
 typedef struct TimerContender {
         const char *name;
+        const char *ratio_label; /* the column of its ratio to the baseline ("uring/ev") */
         int (*setup)(size_t n, const char **ret_why);
         /* Insert n one-shot timers, deadline i @after_ns[i] (== @after_s[i]) from now. */
         int (*insert)(size_t n, const uint64_t *after_ns, const double *after_s);
@@ -120,6 +121,7 @@ typedef struct TimerContender {
 
 extern const TimerContender timer_engine_uring;
 extern const TimerContender timer_engine_epoll;
+extern const TimerContender timer_engine_pool;
 extern const TimerContender timer_libev;
 
 /** bench_engine_facts() - the io_uring engine's feature names, space-separated, into @buf.

@@ -3,9 +3,10 @@
  * io: one ENGINE_EDGE source per pipe (multishot poll on io_uring, EPOLLET on epoll),
  * userdata holds the index, engine_run() until a callback calls engine_exit(). Edge mode
  * needs the callback to drain, which bench_pipes_readable() does for every contender.
- * timers: engine_add_timer_after() / source_free() / engine_run(); the engine allocates
- * its sources itself, which is part of what the timed phases measure. Our array of
- * handles is allocated once, like libev's ev_timer array.
+ * timers: engine_init_timer() in an array of EngineTimerMem allocated once, as libev's
+ * ev_timer array is (what the daemon does: its ClientTimer holds the source), then
+ * source_free() / engine_run(). engine(pool) is engine_add_timer(): the engine takes each
+ * source from its pool and gives it back at source_free(), and the caller keeps a handle.
  *
  * With -DBENCH_NO_ENGINE (engine not buildable yet) every engine contender reports itself
  * unavailable, so the others can still be run.
@@ -121,10 +122,14 @@ const IoContender contender_engine_epoll = {
 
 /* timers */
 
-static EngineSource **timers;
+/* One of these is used, as the contender says: caller memory, or pooled sources behind
+ * handles. */
+static EngineTimerMem *timer_mem;
+static EngineSource **timer_handles;
 static size_t timers_size;
 static size_t timers_live;
 static size_t fired, fire_target;
+static bool timers_pooled;
 
 static int timer_cb(EngineSource *s, uint64_t expirations, void *userdata) {
         if (++fired == fire_target)
@@ -132,38 +137,61 @@ static int timer_cb(EngineSource *s, uint64_t expirations, void *userdata) {
         return 0;
 }
 
-static int engine_timer_setup(EngineBackend backend, const char *name, size_t n,
+static void timer_arrays_free(void) {
+        free(timer_mem);
+        timer_mem = NULL;
+        free(timer_handles);
+        timer_handles = NULL;
+        timers_size = 0;
+}
+
+/* The counterpart of libev's watcher array, allocated and touched before the clock
+ * starts, and, for the pool, the engine's source memory and heap room for n timers. */
+static int engine_timer_setup(EngineBackend backend, const char *name, bool pooled, size_t n,
                               const char **ret_why) {
         int r;
 
-        if (timers_size < n) {
-                free(timers);
-                timers = calloc(n, sizeof(*timers));
-                if (!timers)
+        timer_arrays_free();
+        timers_pooled = pooled;
+        if (pooled) {
+                timer_handles = calloc(n, sizeof(*timer_handles));
+                if (!timer_handles)
                         return -ENOMEM;
-                bench_prefault(timers, n * sizeof(*timers));
-                timers_size = n;
+                bench_prefault(timer_handles, n * sizeof(*timer_handles));
+        } else {
+                if (posix_memalign((void **)&timer_mem, _Alignof(EngineTimerMem), n * sizeof(*timer_mem)) != 0)
+                        return -ENOMEM;
+                bench_prefault(timer_mem, n * sizeof(*timer_mem));
         }
+        timers_size = n;
         r = engine_setup_backend(backend, name, ret_why);
-        /* The counterpart of libev's watcher array, allocated and touched before the
-         * clock starts: the engine's own source memory and heap room for n timers. */
+        /* Heap room for both; pool room too, which caller memory leaves unused. */
         if (r >= 0)
                 r = engine_reserve(engine, n, ENGINE_CLOCK_MONOTONIC);
         return r;
 }
 
 static int engine_timer_setup_uring(size_t n, const char **ret_why) {
-        return engine_timer_setup(ENGINE_BACKEND_IO_URING, "io_uring", n, ret_why);
+        return engine_timer_setup(ENGINE_BACKEND_IO_URING, "io_uring", false, n, ret_why);
 }
 
 static int engine_timer_setup_epoll(size_t n, const char **ret_why) {
-        return engine_timer_setup(ENGINE_BACKEND_EPOLL, "epoll", n, ret_why);
+        return engine_timer_setup(ENGINE_BACKEND_EPOLL, "epoll", false, n, ret_why);
+}
+
+static int engine_timer_setup_pool(size_t n, const char **ret_why) {
+        return engine_timer_setup(ENGINE_BACKEND_IO_URING, "io_uring", true, n, ret_why);
 }
 
 static int engine_timer_insert(size_t n, const uint64_t *after_ns, const double *after_s) {
+        uint64_t now = engine_now(engine, ENGINE_CLOCK_MONOTONIC);
+
         for (size_t i = 0; i < n; i++) {
-                int r = engine_add_timer_after(engine, &timers[i], after_ns[i], 0, timer_cb,
-                                               NULL);
+                int r = timers_pooled
+                                ? engine_add_timer_after(engine, &timer_handles[i], after_ns[i], 0,
+                                                         timer_cb, NULL)
+                                : engine_init_timer(engine, &timer_mem[i], NULL, ENGINE_CLOCK_MONOTONIC,
+                                                    now + after_ns[i], 0, timer_cb, NULL);
                 if (r < 0)
                         return r;
         }
@@ -173,7 +201,10 @@ static int engine_timer_insert(size_t n, const uint64_t *after_ns, const double 
 
 static int engine_timer_cancel(size_t n) {
         for (size_t i = 0; i < n; i++)
-                timers[i] = source_free(timers[i]);
+                if (timers_pooled)
+                        timer_handles[i] = source_free(timer_handles[i]);
+                else
+                        (void)source_free((EngineSource *)(void *)&timer_mem[i]);
         timers_live = 0;
         return 0;
 }
@@ -198,29 +229,20 @@ static void engine_timer_now_update(void) {
 static void engine_timer_teardown(void) {
         (void)engine_timer_cancel(timers_live);
         engine = engine_free(engine);
+        timer_arrays_free();
 }
 
-const TimerContender timer_engine_uring = {
-        .name = "engine(io_uring)",
-        .setup = engine_timer_setup_uring,
-        .insert = engine_timer_insert,
-        .cancel = engine_timer_cancel,
-        .run = engine_timer_run,
-        .release = engine_timer_release,
-        .now_update = engine_timer_now_update,
-        .teardown = engine_timer_teardown,
-};
+#define ENGINE_TIMER_CONTENDER(contender_name, label, setup_fn)                                \
+        {                                                                                      \
+                .name = contender_name, .ratio_label = label, .setup = setup_fn, .insert = engine_timer_insert,      \
+                .cancel = engine_timer_cancel, .run = engine_timer_run,                        \
+                .release = engine_timer_release, .now_update = engine_timer_now_update,        \
+                .teardown = engine_timer_teardown,                                             \
+        }
 
-const TimerContender timer_engine_epoll = {
-        .name = "engine(epoll)",
-        .setup = engine_timer_setup_epoll,
-        .insert = engine_timer_insert,
-        .cancel = engine_timer_cancel,
-        .run = engine_timer_run,
-        .release = engine_timer_release,
-        .now_update = engine_timer_now_update,
-        .teardown = engine_timer_teardown,
-};
+const TimerContender timer_engine_uring = ENGINE_TIMER_CONTENDER("engine(io_uring)", "uring/ev", engine_timer_setup_uring);
+const TimerContender timer_engine_epoll = ENGINE_TIMER_CONTENDER("engine(epoll)", "epoll/ev", engine_timer_setup_epoll);
+const TimerContender timer_engine_pool = ENGINE_TIMER_CONTENDER("engine(pool)", "pool/ev", engine_timer_setup_pool);
 
 int bench_engine_facts(char *buf, size_t size) {
         EngineOptions opts = { .backend = ENGINE_BACKEND_IO_URING };
@@ -282,6 +304,12 @@ const TimerContender timer_engine_uring = {
 
 const TimerContender timer_engine_epoll = {
         .name = "engine(epoll)",
+        .setup = engine_timer_setup_none,
+        .teardown = engine_teardown_none,
+};
+
+const TimerContender timer_engine_pool = {
+        .name = "engine(pool)",
         .setup = engine_timer_setup_none,
         .teardown = engine_teardown_none,
 };

@@ -20,6 +20,7 @@ const IoContender *const io_contenders[] = {
 const TimerContender *const timer_contenders[] = {
         &timer_engine_uring,
         &timer_engine_epoll,
+        &timer_engine_pool,
         &timer_libev,
 };
 _Static_assert(ELEMENTSOF(io_contenders) == IO_N, "IO_N: one per io contender");

@@ -230,7 +230,7 @@ void timers_print(const TimerResult *results, size_t n) {
                 printf(" %25s", timer_contenders[c]->name);
         for (size_t c = 0; c < TIMER_N; c++)
                 if (c != TIMER_BASELINE)
-                        printf(" %9s", c == 0 ? "uring/ev" : "epoll/ev");
+                        printf(" %9s", timer_contenders[c]->ratio_label);
         printf("\n");
         for (unsigned t = 0; t < _T_MAX; t++) {
                 bool wall = t == T_LIVE_WALL;

@@ -293,7 +293,7 @@ int daemon_new(Daemon **ret, const DaemonOptions *opts) {
         list_init(&d->dirty);
         list_init(&d->monitors);
         list_init(&d->doomed);
-        pool_init(&d->timer_pool, sizeof(ClientTimer));
+        pool_init(&d->timer_pool, sizeof(ClientTimer), _Alignof(ClientTimer));
         config_init(&d->config);
         if (opts->config_path && !(d->config_path = strdup(opts->config_path))) {
                 r = -ENOMEM;

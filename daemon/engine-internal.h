@@ -31,6 +31,7 @@ struct __attribute__((aligned(64))) EngineSource {
         uint8_t type;
         bool dead;
         bool enabled;
+        bool caller_memory; /* engine_init_timer(): never released to the pool or free() */
         union {
                 struct {
                         engine_io_cb cb;
@@ -60,7 +61,6 @@ struct __attribute__((aligned(64))) EngineSource {
                         uint64_t interval;
                         TimerHeapItem item;
                         uint8_t clock;
-                        bool firing; /* in its callback; cleared by a reschedule from there */
                 } timer;
                 struct {
                         engine_signal_cb cb;
@@ -73,6 +73,10 @@ struct __attribute__((aligned(64))) EngineSource {
                 } defer;
         };
 };
+
+_Static_assert(sizeof(EngineSource) == sizeof(EngineTimerMem) &&
+                       _Alignof(EngineSource) == _Alignof(EngineTimerMem),
+               "EngineTimerMem holds exactly one source");
 
 typedef struct EngineBackendOps {
         const char *name;
@@ -119,6 +123,9 @@ struct Engine {
         uint32_t next_generation;
 
         TimerHeap timers[_ENGINE_CLOCK_MAX];
+        /* The timer whose callback runs, until that callback frees, disables or reschedules
+         * it: then the timer phase does not touch it again (its memory may be gone). */
+        EngineSource *firing_timer;
         uint64_t last_trim;
         /* Wakes the loop at the earliest wall-clock deadline, and on clock steps. */
         int realtime_fd;
@@ -177,7 +184,24 @@ void engine_pool_free(Engine *e);
 EngineSource *engine_source_alloc(Engine *e, SourceType type);
 /** engine_timer_queue() - (re)queue a timer at s->timer.at. Return: 0 or -ENOMEM. */
 int engine_timer_queue(Engine *e, EngineSource *s);
-void engine_timer_unqueue(Engine *e, EngineSource *s);
+/* Inline, as the heap's own insert is: cancelling is what a burst of timers pays per timer. */
+/** engine_timer_touch() - the heap of @s changed: a wall-clock one re-arms the timerfd. */
+static inline void engine_timer_touch(Engine *e, EngineSource *s) {
+        if (s->timer.clock == ENGINE_CLOCK_REALTIME)
+                e->realtime_dirty = true;
+}
+static inline void engine_timer_unqueue(Engine *e, EngineSource *s) {
+        if (timer_heap_item_queued(&s->timer.item)) {
+                timer_heap_remove(&e->timers[s->timer.clock], &s->timer.item);
+                engine_timer_touch(e, s);
+        }
+}
+/** engine_timer_settled() - a callback freed, disabled or rescheduled its own timer: the
+ * timer phase must not reschedule it (or touch it) after the callback. */
+static inline void engine_timer_settled(Engine *e, EngineSource *s) {
+        if (e->firing_timer == s)
+                e->firing_timer = NULL;
+}
 /** engine_realtime_rearm() - point the wall-clock timerfd at the earliest deadline. */
 int engine_realtime_rearm(Engine *e);
 /** engine_run_timers() - the timer phase of one clock. */

@@ -115,6 +115,8 @@ EngineSource *engine_source_alloc(Engine *e, SourceType type) {
 static void source_release(EngineSource *s) {
         Engine *e = s->engine;
 
+        if (s->caller_memory)
+                return;
         if (e->pool_enabled) {
                 s->userdata = e->free_sources;
                 e->free_sources = s;
@@ -131,10 +133,15 @@ static void source_release(EngineSource *s) {
         }
 }
 
-void engine_source_unref(EngineSource *s) {
+/* Inline in source_free(): freeing a timer is a cost that a burst of timers pays each. */
+static inline void source_unref(EngineSource *s) {
         assert(s->refs > 0);
         if (--s->refs == 0)
                 source_release(s);
+}
+
+void engine_source_unref(EngineSource *s) {
+        source_unref(s);
 }
 
 void engine_for_each_allocated_io(Engine *e, void (*fn)(Engine *e, EngineSource *s, void *data), void *data) {
@@ -179,7 +186,7 @@ int source_set_enabled(EngineSource *s, bool enabled) {
                                 return r;
                 } else {
                         engine_timer_unqueue(e, s);
-                        s->timer.firing = false;
+                        engine_timer_settled(e, s);
                 }
                 s->enabled = enabled;
                 return 0;
@@ -231,6 +238,7 @@ EngineSource *source_free(EngineSource *s) {
                 break;
         case SOURCE_TIMER:
                 engine_timer_unqueue(e, s);
+                engine_timer_settled(e, s);
                 e->stats.timer_sources--;
                 break;
         case SOURCE_SIGNAL:
@@ -245,6 +253,6 @@ EngineSource *source_free(EngineSource *s) {
         }
         s->dead = true;
         s->enabled = false;
-        engine_source_unref(s);
+        source_unref(s);
         return NULL;
 }

@@ -17,18 +17,6 @@
 
 #include "macro.h"
 
-static void timer_touch(Engine *e, EngineSource *s) {
-        if (s->timer.clock == ENGINE_CLOCK_REALTIME)
-                e->realtime_dirty = true;
-}
-
-void engine_timer_unqueue(Engine *e, EngineSource *s) {
-        if (timer_heap_item_queued(&s->timer.item)) {
-                timer_heap_remove(&e->timers[s->timer.clock], &s->timer.item);
-                timer_touch(e, s);
-        }
-}
-
 int engine_timer_queue(Engine *e, EngineSource *s) {
         TimerHeap *h = &e->timers[s->timer.clock];
         int r = 0;
@@ -38,7 +26,7 @@ int engine_timer_queue(Engine *e, EngineSource *s) {
         else
                 r = timer_heap_push(h, &s->timer.item, s->timer.at);
         if (r >= 0)
-                timer_touch(e, s);
+                engine_timer_touch(e, s);
         return r;
 }
 
@@ -101,21 +89,12 @@ int engine_realtime_rearm(Engine *e) {
         return 0;
 }
 
-int engine_add_timer(Engine *e, EngineSource **ret, EngineClock clock, uint64_t at_ns,
-                     uint64_t interval_ns, engine_timer_cb cb, void *userdata) {
-        EngineSource *s;
+/* The part of adding a timer that both kinds of memory share; @s holds the user's reference.
+ * On failure @s is released (for the caller's memory: left unused). */
+static int timer_start(Engine *e, EngineSource *s, EngineClock clock, uint64_t at_ns,
+                       uint64_t interval_ns, engine_timer_cb cb, void *userdata) {
         int r;
 
-        if (!e || !cb || (unsigned)clock >= _ENGINE_CLOCK_MAX)
-                return -EINVAL;
-        if (clock == ENGINE_CLOCK_REALTIME) {
-                r = realtime_setup(e);
-                if (r < 0)
-                        return r;
-        }
-        s = engine_source_alloc(e, SOURCE_TIMER);
-        if (!s)
-                return -ENOMEM;
         s->userdata = userdata;
         s->timer.cb = cb;
         s->timer.at = at_ns;
@@ -123,13 +102,58 @@ int engine_add_timer(Engine *e, EngineSource **ret, EngineClock clock, uint64_t 
         s->timer.clock = (uint8_t)clock;
         s->timer.item = TIMER_HEAP_ITEM_NULL;
         s->enabled = true;
-        r = engine_timer_queue(e, s);
+        /* New, so not queued: straight to the heap (the insert that a burst pays per timer). */
+        r = timer_heap_push(&e->timers[clock], &s->timer.item, at_ns);
+        if (r >= 0)
+                engine_timer_touch(e, s);
         if (r < 0) {
                 s->dead = true;
                 engine_source_unref(s);
                 return r;
         }
         e->stats.timer_sources++;
+        return 0;
+}
+
+static int timer_check(Engine *e, EngineClock clock, engine_timer_cb cb) {
+        if (!e || !cb || (unsigned)clock >= _ENGINE_CLOCK_MAX)
+                return -EINVAL;
+        return clock == ENGINE_CLOCK_REALTIME ? realtime_setup(e) : 0;
+}
+
+int engine_add_timer(Engine *e, EngineSource **ret, EngineClock clock, uint64_t at_ns,
+                     uint64_t interval_ns, engine_timer_cb cb, void *userdata) {
+        EngineSource *s;
+        int r;
+
+        r = timer_check(e, clock, cb);
+        if (r < 0)
+                return r;
+        s = engine_source_alloc(e, SOURCE_TIMER);
+        if (!s)
+                return -ENOMEM;
+        r = timer_start(e, s, clock, at_ns, interval_ns, cb, userdata);
+        if (r < 0)
+                return r;
+        if (ret)
+                *ret = s;
+        return 0;
+}
+
+int engine_init_timer(Engine *e, EngineTimerMem *mem, EngineSource **ret, EngineClock clock,
+                      uint64_t at_ns, uint64_t interval_ns, engine_timer_cb cb, void *userdata) {
+        EngineSource *s = (EngineSource *)(void *)mem;
+        int r;
+
+        if (!mem)
+                return -EINVAL;
+        r = timer_check(e, clock, cb);
+        if (r < 0)
+                return r;
+        *s = (EngineSource){ .engine = e, .type = SOURCE_TIMER, .refs = 1, .caller_memory = true };
+        r = timer_start(e, s, clock, at_ns, interval_ns, cb, userdata);
+        if (r < 0)
+                return r;
         if (ret)
                 *ret = s;
         return 0;
@@ -150,7 +174,7 @@ int source_timer_set(EngineSource *s, uint64_t at_ns, uint64_t interval_ns) {
                 return -EINVAL;
         s->timer.at = at_ns;
         s->timer.interval = interval_ns;
-        s->timer.firing = false;
+        engine_timer_settled(s->engine, s);
         r = engine_timer_queue(s->engine, s);
         if (r < 0)
                 return r;
@@ -195,22 +219,24 @@ void engine_run_timers(Engine *e, EngineClock clock) {
                         expirations += (now - at) / s->timer.interval;
                 else {
                         timer_heap_remove(h, item);
-                        timer_touch(e, s);
+                        engine_timer_touch(e, s);
                         s->enabled = false;
                 }
-                engine_source_ref(s);
-                s->timer.firing = true;
+                /* No reference is taken: a callback that frees its timer may free the
+                 * memory too (engine_init_timer()), so firing_timer tells whether it did. */
+                e->firing_timer = s;
                 e->stats.timers++;
                 r = s->timer.cb(s, expirations, s->userdata);
                 if (r < 0)
                         engine_fail(e, r);
-                if (s->timer.firing && !s->dead && s->timer.interval && s->enabled) {
+                if (e->firing_timer != s)
+                        continue;
+                e->firing_timer = NULL;
+                if (s->timer.interval && s->enabled) {
                         /* From the planned deadline, not from now: no drift. */
                         s->timer.at = saturating_add(at, saturating_mul(expirations, s->timer.interval));
                         timer_heap_update(h, item, s->timer.at);
-                        timer_touch(e, s);
+                        engine_timer_touch(e, s);
                 }
-                s->timer.firing = false;
-                engine_source_unref(s);
         }
 }

@@ -35,6 +35,13 @@
 typedef struct Engine Engine;
 typedef struct EngineSource EngineSource;
 
+/* Room for one timer source inside a struct of the caller's (engine_init_timer()), so that
+ * a timer costs neither an allocation nor a handle to follow. Opaque: only the engine reads
+ * or writes it, as the EngineSource it is (the same size and alignment). */
+typedef struct EngineTimerMem {
+        _Alignas(64) unsigned char opaque[64];
+} EngineTimerMem;
+
 /* Event bits: the poll(2) values, so both backends pass them through unchanged. */
 enum {
         ENGINE_IN = 0x001,     /* POLLIN */
@@ -181,6 +188,18 @@ int engine_reserve(Engine *e, size_t n, EngineClock clock);
  * A fired one-shot timer stays allocated and disabled until source_timer_set() or freed. */
 int engine_add_timer(Engine *e, EngineSource **ret, EngineClock clock, uint64_t at_ns,
                      uint64_t interval_ns, engine_timer_cb cb, void *userdata);
+/** engine_init_timer() - engine_add_timer() in memory the caller owns: the source is @mem,
+ * also returned in *@ret. @mem must stay where it is, and be left alone, until
+ * source_free(); once that returns the memory is the caller's again, even inside the
+ * timer's own callback (the engine does not look at a freed timer again). engine_free()
+ * detaches a timer still in @mem; the caller then just releases the memory.
+ * Return: 0, -EINVAL or -ENOMEM (heap room). */
+int engine_init_timer(Engine *e, EngineTimerMem *mem, EngineSource **ret, EngineClock clock,
+                      uint64_t at_ns, uint64_t interval_ns, engine_timer_cb cb, void *userdata);
+/** engine_timer_mem() - the memory a source of engine_init_timer() lives in. */
+static inline EngineTimerMem *engine_timer_mem(EngineSource *s) {
+        return (EngineTimerMem *)(void *)s;
+}
 /** engine_add_timer_after() - a monotonic timer @after_ns from engine_now(). */
 int engine_add_timer_after(Engine *e, EngineSource **ret, uint64_t after_ns, uint64_t interval_ns,
                            engine_timer_cb cb, void *userdata);

@@ -215,8 +215,8 @@ int methods_list_timers(Conn *c, json_t *params, json_t *id, Page *p, MethodErro
                         continue;
                 }
                 /* A held timer is due since its first unreported deadline (overdue). */
-                at = client_timer_is_held(t) ? t->held_due : source_timer_get_at(t->source);
-                interval = source_timer_get_interval(t->source);
+                at = client_timer_is_held(t) ? t->held_due : source_timer_get_at(client_timer_source(t));
+                interval = source_timer_get_interval(client_timer_source(t));
                 tag = client_timer_tag_text(t, &tag_len);
                 q = page_item_start(p);
                 q = text_put_lit(q, p->hard, "{\"timer\":");

@@ -24,7 +24,7 @@ struct PoolChunk {
         void *free;             /* its freed objects */
         size_t used;            /* objects handed out of it in order (never-used ones follow) */
         size_t live;
-        uint64_t objects[];     /* 8-aligned, as malloc would give their members */
+        uint64_t objects[];     /* from pool->offset on, aligned to pool->align */
 };
 
 /* ASan and valgrind catch use-after-free only in memory that really is freed. */
@@ -34,12 +34,19 @@ struct PoolChunk {
 #define POOL_ENABLED 1
 #endif
 
-void pool_init(Pool *p, size_t size) {
+void pool_init(Pool *p, size_t size, size_t align) {
+        size_t offset;
+
         assert(size >= sizeof(void *));
-        size = (size + 7) & ~(size_t)7;
+        align = MAX(align, (size_t)8);
+        assert((align & (align - 1)) == 0 && align <= 4096);
+        size = (size + align - 1) & ~(align - 1);
+        offset = (offsetof(PoolChunk, objects) + align - 1) & ~(align - 1);
         *p = (Pool){
                 .size = size,
-                .per_chunk = (POOL_CHUNK_BYTES - offsetof(PoolChunk, objects)) / size,
+                .align = align,
+                .offset = offset,
+                .per_chunk = (POOL_CHUNK_BYTES - offset) / size,
                 .malloc_only = !POOL_ENABLED || getenv("EVD_UNDER_VALGRIND"),
         };
         list_init(&p->partial);
@@ -88,9 +95,10 @@ void *pool_alloc(Pool *p) {
         void *obj;
 
         if (p->malloc_only) {
-                obj = calloc(1, p->size);
-                if (obj)
-                        p->live++;
+                if (posix_memalign(&obj, p->align, p->size) != 0)
+                        return NULL;
+                memset(obj, 0, p->size);
+                p->live++;
                 return obj;
         }
         if (list_first(&p->partial))
@@ -106,7 +114,7 @@ void *pool_alloc(Pool *p) {
                 obj = c->free;
                 memcpy(&c->free, obj, sizeof(c->free));
         } else
-                obj = (char *)c->objects + c->used++ * p->size;
+                obj = (char *)c + p->offset + c->used++ * p->size;
         c->live++;
         p->live++;
         if (chunk_full(p, c))

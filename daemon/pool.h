@@ -16,6 +16,8 @@ typedef struct PoolChunk PoolChunk;
  * object is calloc()ed and free()d, where use-after-free can be seen. */
 typedef struct Pool {
         size_t size;        /* of one object */
+        size_t align;       /* of every object */
+        size_t offset;      /* of a chunk's first object */
         size_t per_chunk;   /* objects in one chunk */
         List partial;       /* PoolChunk.link: chunks with room (freed or never used objects) */
         PoolChunk *spare;   /* an empty chunk kept for the next allocation, or NULL */
@@ -26,13 +28,15 @@ typedef struct Pool {
 
 #define POOL_CHUNK_BYTES ((size_t)256 * 1024)
 
-/** pool_init() - an empty pool of objects of @size bytes (at least a pointer's). The pool
+/** pool_init() - an empty pool of objects of @size bytes (at least a pointer's), each
+ * aligned to @align (a power of two, 8 to 4096: a type's _Alignof, at least 8). The pool
  * must not move afterwards (its list head points at itself). */
-void pool_init(Pool *p, size_t size);
+void pool_init(Pool *p, size_t size, size_t align);
 /** pool_deinit() - release the spare chunk; every object must have been put back (which
  * released the other chunks). Safe twice. */
 void pool_deinit(Pool *p);
-/** pool_alloc() - a zeroed object, aligned to 8. Return: NULL when out of memory. */
+/** pool_alloc() - a zeroed object, aligned as pool_init() said. Return: NULL when out of
+ * memory. */
 void *pool_alloc(Pool *p);
 /** pool_put() - give @obj back. NULL-safe. */
 void pool_put(Pool *p, void *obj);

@@ -160,9 +160,9 @@ static void out_timer(Out *o, const ClientTimer *t) {
         p = text_put_u64(p, end, t->id);
         p = client_timer_clock(t) == ENGINE_CLOCK_REALTIME ? text_put_lit(p, end, ",\"realtime\",")
                                               : text_put_lit(p, end, ",\"monotonic\",");
-        p = text_put_u64(p, end, MIN(source_timer_get_at(t->source), (uint64_t)INT64_MAX));
+        p = text_put_u64(p, end, MIN(source_timer_get_at(client_timer_source(t)), (uint64_t)INT64_MAX));
         p = text_put_lit(p, end, ",");
-        p = text_put_u64(p, end, MIN(source_timer_get_interval(t->source), (uint64_t)INT64_MAX));
+        p = text_put_u64(p, end, MIN(source_timer_get_interval(client_timer_source(t)), (uint64_t)INT64_MAX));
         p = text_put_lit(p, end, ",");
         p = text_put_u64(p, end, MIN(t->expirations, (uint64_t)INT64_MAX));
         if (client_timer_is_held(t)) {

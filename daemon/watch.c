@@ -33,10 +33,11 @@ _Static_assert(IDMAP_KEYED(Watch, id), "watch_map reads the key there");
 _Static_assert(IDMAP_KEYED(ClientTimer, id), "timer_map reads the key there");
 /* Their shares of the 200 B per watch and per timer (README.md, Performance): a Watch is
  * an 80-byte malloc chunk; timers, pooled (a million of them would pay 16 B each in malloc
- * rounding), cost their size. Watches are not pooled: at 20,000 the malloc()ed ones fill
- * the holes that growing the id maps and queues leaves, and came out 3 B cheaper. */
+ * rounding), cost their size, their engine source included. Watches are not pooled: at
+ * 20,000 the malloc()ed ones fill the holes that growing the id maps and queues leaves,
+ * and came out 3 B cheaper. */
 _Static_assert(sizeof(Watch) <= 72, "a Watch outgrew its share");
-_Static_assert(sizeof(ClientTimer) <= 80, "a ClientTimer outgrew its share");
+_Static_assert(sizeof(ClientTimer) <= 128, "a ClientTimer outgrew its share");
 
 static int watch_io_cb(EngineSource *s, int fd, uint32_t revents, void *userdata) {
         Watch *w = userdata;
@@ -398,11 +399,11 @@ void watch_passrights_release(Conn *c, int fd) {
  * it, it is held at its own time only if @reserve (a reservation made ahead of time), else
  * left as it is. The slot is on the monotonic clock; a wall-clock timer gets the same
  * distance from now. Return: whether the expiry may go at its own time. */
-static bool client_timer_pace(ClientTimer *t, EngineSource *s, uint64_t due, bool reserve) {
+static bool client_timer_pace(ClientTimer *t, EngineSource *s, Conn *c, uint64_t due, bool reserve) {
         Engine *e = source_get_engine(s);
         uint64_t now = engine_now(e, client_timer_clock(t)), mono = engine_now(e, ENGINE_CLOCK_MONOTONIC);
         uint64_t due_mono = mono + (due > now ? due - now : 0), slot;
-        bool admitted = pace_admit(&t->conn->usage->timer_pace, t->conn->daemon->config.limits.timer_rate_per_uid,
+        bool admitted = pace_admit(&c->usage->timer_pace, c->daemon->config.limits.timer_rate_per_uid,
                                    due_mono, &slot);
 
         if (admitted) {
@@ -411,7 +412,7 @@ static bool client_timer_pace(ClientTimer *t, EngineSource *s, uint64_t due, boo
                 slot = due_mono;
         } else {
                 slot = (slot + HOLD_QUANTUM_NS - 1) / HOLD_QUANTUM_NS * HOLD_QUANTUM_NS;
-                t->conn->daemon->stats.timers_held++;
+                c->daemon->stats.timers_held++;
         }
         t->held_due = due;
         (void)source_timer_set(s, now + (slot - mono), source_timer_get_interval(s));
@@ -419,13 +420,14 @@ static bool client_timer_pace(ClientTimer *t, EngineSource *s, uint64_t due, boo
 }
 
 static int client_timer_cb(EngineSource *s, uint64_t expirations, void *userdata) {
-        ClientTimer *t = userdata;
+        ClientTimer *t = container_of(engine_timer_mem(s), ClientTimer, source_mem);
+        Conn *c = userdata;
         Engine *e = source_get_engine(s);
         uint64_t at = source_timer_get_at(s), now = engine_now(e, client_timer_clock(t));
         uint64_t interval = source_timer_get_interval(s);
-        bool paced = t->conn->daemon->config.limits.timer_rate_per_uid > 0;
+        bool paced = c->daemon->config.limits.timer_rate_per_uid > 0;
 
-        if (t->conn->closing)
+        if (c->closing)
                 return 0;
         if (client_timer_is_held(t)) {
                 /* Its reserved slot: everything since the deadline it was held for, in one.
@@ -437,16 +439,16 @@ static int client_timer_cb(EngineSource *s, uint64_t expirations, void *userdata
                         expirations = 1 + (now - MIN(at, now)) / interval;
                         at += (expirations - 1) * interval;
                         if (paced)
-                                (void)client_timer_pace(t, s, at + interval, true);
+                                (void)client_timer_pace(t, s, c, at + interval, true);
                         else
                                 (void)source_timer_set(s, at + interval, interval);
                 }
-        } else if (paced && !client_timer_pace(t, s, at, false)) {
+        } else if (paced && !client_timer_pace(t, s, c, at, false)) {
                 return 0; /* over the rate: held at the slot reserved for it */
         }
         t->expirations += expirations;
-        histogram_add(&t->conn->daemon->timer_lateness, now > at ? now - at : 0);
-        notify_timer(t->conn, &t->pending, t->id, expirations, now > at ? now - at : 0);
+        histogram_add(&c->daemon->timer_lateness, now > at ? now - at : 0);
+        notify_timer(c, &t->pending, t->id, expirations, now > at ? now - at : 0);
         if (interval == 0) {
                 /* A fired one-shot timer is done: its id goes away, its notice stays queued
                  * and takes the tag along. */
@@ -467,7 +469,6 @@ static int client_timer_create(Conn *conn, uint64_t id, EngineClock clock, uint6
         t = pool_alloc(&d->timer_pool);
         if (!t)
                 return -ENOMEM;
-        t->conn = conn;
         t->id = id;
         t->held_due = CLIENT_TIMER_NOT_HELD;
         r = tag_store(&t->tag, &t->tag_len, tag);
@@ -476,7 +477,7 @@ static int client_timer_create(Conn *conn, uint64_t id, EngineClock clock, uint6
         r = idmap_put(&conn->timer_map, t);
         if (r < 0)
                 goto fail;
-        r = engine_add_timer(d->engine, &t->source, clock, at_ns, interval_ns, client_timer_cb, t);
+        r = engine_init_timer(d->engine, &t->source_mem, NULL, clock, at_ns, interval_ns, client_timer_cb, conn);
         if (r < 0) {
                 (void)idmap_remove(&conn->timer_map, t->id);
                 goto fail;
@@ -525,11 +526,11 @@ ClientTimer *client_timer_free(ClientTimer *t) {
 
         if (!t)
                 return NULL;
-        c = t->conn;
+        c = client_timer_conn(t);
         d = c->daemon;
         if (t->pending)
                 notice_unqueue(c, t->pending);
-        (void)source_free(t->source);
+        (void)source_free(client_timer_source(t));
         (void)idmap_remove(&c->timer_map, t->id);
         list_remove(&c->timers, &t->link);
         c->usage->timers--;

@@ -32,11 +32,12 @@ typedef struct Watch {
         uint8_t fd_kind;  /* what watch_fd_kind() said at creation: an fd never changes kind */
 } Watch;
 
+/* 128 bytes: its own fields fill the first cache line, the engine source it holds the
+ * second (EngineTimerMem is 64-aligned). The connection is the source's userdata, so it
+ * needs no field of its own here. */
 typedef struct ClientTimer {
         uint64_t id; /* first: the key conn->timer_map reads (idmap.h) */
-        Conn *conn;
         ListNode link; /* conn->timers */
-        EngineSource *source; /* its clock is the timer's: source_timer_get_clock() */
         TagText tag;
         Notice *pending;
         uint64_t expirations;
@@ -44,7 +45,9 @@ typedef struct ClientTimer {
          * first deadline not yet reported (in its clock); CLIENT_TIMER_NOT_HELD if not. */
         uint64_t held_due;
         uint16_t tag_len; /* 0: no tag */
+        EngineTimerMem source_mem; /* the engine's timer: client_timer_source() */
 } ClientTimer;
+
 
 /* No deadline is this late (they are at most MAX_AT_SECONDS, or now + MAX_SECONDS). */
 #define CLIENT_TIMER_NOT_HELD UINT64_MAX
@@ -53,8 +56,18 @@ static inline bool client_timer_is_held(const ClientTimer *t) {
         return t->held_due != CLIENT_TIMER_NOT_HELD;
 }
 
+/* Not const: the engine's getters take a plain EngineSource, and only read through it. */
+static inline EngineSource *client_timer_source(const ClientTimer *t) {
+        return (EngineSource *)(void *)&t->source_mem;
+}
+
+/* Its clock is the source's. */
 static inline EngineClock client_timer_clock(const ClientTimer *t) {
-        return source_timer_get_clock(t->source);
+        return source_timer_get_clock(client_timer_source(t));
+}
+
+static inline Conn *client_timer_conn(const ClientTimer *t) {
+        return source_get_userdata(client_timer_source(t));
 }
 
 /* A watch or a timer as a snapshot keeps it (snapshot.h): what the client set, and the

@@ -20,6 +20,7 @@
  *   test-engine-add-errors.c  refused adds                 (add-errors)
  *   test-engine-scale.c       many fds, a million timers   (scale)
  *   test-engine-timers.c      timers                       (timers)
+ *   test-engine-timer-mem.c   timers in the caller's memory (timer-mem)
  *   test-engine-signals.c     signals                      (signals)
  *   test-engine-defer.c       deferred work                (defer)
  *   test-engine-loop.c        the loop                     (loop)
@@ -48,6 +49,7 @@ static Suite *engine_suite(void) {
         engine_add_errors_tests(s);
         engine_scale_tests(s);
         engine_timers_tests(s);
+        engine_timer_mem_tests(s);
         engine_signals_tests(s);
         engine_defer_tests(s);
         engine_loop_tests(s);

@@ -9,6 +9,7 @@ void engine_removal_tests(Suite *s);
 void engine_add_errors_tests(Suite *s);
 void engine_scale_tests(Suite *s);
 void engine_timers_tests(Suite *s);
+void engine_timer_mem_tests(Suite *s);
 void engine_signals_tests(Suite *s);
 void engine_defer_tests(Suite *s);
 void engine_loop_tests(Suite *s);

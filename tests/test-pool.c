@@ -23,7 +23,7 @@ START_TEST(test_objects) {
         size_t n;
         Pool p;
 
-        pool_init(&p, OBJ_SIZE);
+        pool_init(&p, OBJ_SIZE, 8);
         n = 3 * p.per_chunk + 5;
         objs = calloc(n, sizeof(*objs));
         ck_assert_ptr_nonnull(objs);
@@ -59,7 +59,7 @@ START_TEST(test_reuse) {
         Pool p;
         unsigned char *a, *b, *c;
 
-        pool_init(&p, OBJ_SIZE);
+        pool_init(&p, OBJ_SIZE, 8);
         a = pool_alloc(&p);
         b = pool_alloc(&p);
         ck_assert_ptr_nonnull(a);
@@ -85,7 +85,7 @@ START_TEST(test_chunks_released) {
         size_t n;
         Pool p;
 
-        pool_init(&p, OBJ_SIZE);
+        pool_init(&p, OBJ_SIZE, 8);
         if (p.malloc_only) {
                 pool_deinit(&p);
                 return;
@@ -124,6 +124,40 @@ START_TEST(test_chunks_released) {
 }
 END_TEST
 
+/* A ClientTimer holds an engine source, which is 64-byte aligned: so is every object, in
+ * every chunk, new or reused, and none overlaps the next. */
+START_TEST(test_aligned) {
+        unsigned char **objs;
+        size_t n;
+        Pool p;
+
+        pool_init(&p, 72, 64);
+        ck_assert_uint_eq(p.size, 128);
+        n = 2 * p.per_chunk + 3;
+        objs = calloc(n, sizeof(*objs));
+        ck_assert_ptr_nonnull(objs);
+        for (size_t i = 0; i < n; i++) {
+                ck_assert_ptr_nonnull(objs[i] = pool_alloc(&p));
+                ck_assert_uint_eq((uintptr_t)objs[i] % 64, 0);
+                memset(objs[i], (int)(i & 0xff), p.size);
+        }
+        for (size_t i = 0; i < n; i++)
+                for (size_t k = 0; k < p.size; k++)
+                        ck_assert_uint_eq(objs[i][k], i & 0xff);
+        for (size_t i = 0; i < n; i += 2)
+                pool_put(&p, objs[i]);
+        for (size_t i = 0; i < n; i += 2) {
+                ck_assert_ptr_nonnull(objs[i] = pool_alloc(&p));
+                ck_assert_uint_eq((uintptr_t)objs[i] % 64, 0);
+        }
+        for (size_t i = 0; i < n; i++)
+                pool_put(&p, objs[i]);
+        ck_assert_uint_eq(p.live, 0);
+        pool_deinit(&p);
+        free(objs);
+}
+END_TEST
+
 static Suite *pool_suite(void) {
         Suite *s = suite_create("pool");
         TCase *tc = test_tcase(s, "pool", 60); /* 12,000 callocs are slow under ASan */
@@ -131,6 +165,7 @@ static Suite *pool_suite(void) {
         tcase_add_test(tc, test_objects);
         tcase_add_test(tc, test_reuse);
         tcase_add_test(tc, test_chunks_released);
+        tcase_add_test(tc, test_aligned);
         return s;
 }
 
