@@ -20,8 +20,9 @@
 #endif
 
 const char *const scenario_names[] = {"latency", "throughput", "register", "scale",
-                                      "timers", "python", "client", "crowd", "fairness"};
-_Static_assert(SCEN_ALL == (1 << 9) - 1, "scenario_names: one per SCEN_* bit");
+                                      "timers", "python", "client", "crowd", "fairness",
+                                      "saturate"};
+_Static_assert(SCEN_ALL == (1 << 10) - 1, "scenario_names: one per SCEN_* bit");
 
 /* ---- options ------------------------------------------------------------------------ */
 
@@ -52,7 +53,7 @@ static void help(void) {
                "  --json FILE        write every number to FILE\n"
                "  --quick            a ~20 s run: fewer samples, shorter runs, smaller counts\n"
                "  --only LIST        scenarios: latency,throughput,register,scale,timers,\n"
-               "                     python,client,crowd,fairness\n"
+               "                     python,client,crowd,fairness,saturate\n"
                "  --backends LIST    io_uring,epoll (default both)\n"
                "latency:\n"
                "  --cpu N            the CPU of the pinned runs (default 0)\n"
@@ -63,7 +64,7 @@ static void help(void) {
                "  --watches W        watches per client (default %u)\n"
                "  --fanout K         watches per pipe (default %u; W must be a multiple)\n"
                "  --duration S       seconds per backend (default %.1f; also crowd's passes and\n"
-               "                     fairness's windows)\n"
+               "                     fairness's windows and saturate's time per backend)\n"
                "  --tp-split         evd alone on the last CPU, the clients on the others\n"
                "register:\n"
                "  --reg-watches N    watches (default %u)\n"

@@ -1,10 +1,10 @@
 /*
  * evd-bench.c - evd end to end: latency, throughput, registration, memory, timers,
- * fairness between users
+ * fairness between users, the daemon saturated
  *
  * This file: the machine and configuration JSON, main(). One file per scenario
  * (evd-bench-latency.c, -throughput.c, -register.c, -scale.c, -timers.c, -python.c,
- * -crowd.c, -client.c, -fairness.c) over a shared
+ * -crowd.c, -client.c, -fairness.c, -saturate.c) over a shared
  * harness declared in evd-bench.h: evd-bench-util.c (processes, clocks, pinning, /proc),
  * evd-bench-daemon.c (the daemon launcher, libevd client helpers, daemon stats),
  * evd-bench-dist.c (distributions), evd-bench-report.c (JSON members, the targets table),
@@ -168,6 +168,7 @@ int main(int argc, char **argv) {
         run_scenario(root, SCEN_CROWD, run_crowd, NULL);
         run_scenario(root, SCEN_CLIENT, run_client, NULL);
         run_scenario(root, SCEN_FAIRNESS, run_fairness, NULL);
+        run_scenario(root, SCEN_SATURATE, run_saturate, NULL);
         json_object_set_new(root, "targets", summary_print());
         read_loadavg(load_end, sizeof(load_end));
         printf("\nload average %s -> %s; %.1f s\n", load, load_end,

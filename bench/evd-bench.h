@@ -26,7 +26,8 @@ enum {
         SCEN_CLIENT = 1 << 6,
         SCEN_CROWD = 1 << 7,
         SCEN_FAIRNESS = 1 << 8,
-        SCEN_ALL = (1 << 9) - 1,
+        SCEN_SATURATE = 1 << 9,
+        SCEN_ALL = (1 << 10) - 1,
 };
 
 /* Microseconds. Percentiles are nearest-rank. Samples are signed: a timer may fire early. */
@@ -70,7 +71,7 @@ typedef struct Done {
 } Done;
 
 /* evd-bench-options.c */
-extern const char *const scenario_names[9]; /* one per SCEN_* bit */
+extern const char *const scenario_names[10]; /* one per SCEN_* bit */
 extern const char *arg_evd;
 extern const char *arg_json;
 extern bool arg_quick;
@@ -157,6 +158,9 @@ json_t *run_crowd(BenchDaemon *unused);
 
 /* evd-bench-fairness.c */
 json_t *run_fairness(BenchDaemon *unused);
+
+/* evd-bench-saturate.c */
+json_t *run_saturate(BenchDaemon *unused);
 
 /* evd-bench-register.c */
 json_t *run_register(BenchDaemon *daemons);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -127,9 +128,10 @@ static void wait_byte(int fd, const char *what) {
         bench_die(what);
 }
 
-pid_t fairness_flood_timers(const char *socket_path) {
-        static char buf[65536];
-        int fds[FLOOD_CONNS], armed[2];
+/* Fork a load. In the parent: its pid, once it wrote the byte that says it is armed
+ * (@what if it does not). In the child: 0, and in *@ret_armed the fd to write that byte to. */
+static pid_t spawn_load(int *ret_armed, const char *what) {
+        int armed[2];
         pid_t pid;
 
         if (pipe2(armed, O_CLOEXEC) < 0)
@@ -137,11 +139,23 @@ pid_t fairness_flood_timers(const char *socket_path) {
         pid = fairness_spawn();
         if (pid) {
                 close(armed[1]);
-                wait_byte(armed[0], "timer flood: not armed");
+                wait_byte(armed[0], what);
                 close(armed[0]);
                 return pid;
         }
         close(armed[0]);
+        *ret_armed = armed[1];
+        return 0;
+}
+
+pid_t fairness_flood_timers(const char *socket_path) {
+        static char buf[65536];
+        int fds[FLOOD_CONNS], armed;
+        pid_t pid;
+
+        pid = spawn_load(&armed, "timer flood: not armed");
+        if (pid)
+                return pid;
         for (int c = 0; c < FLOOD_CONNS; c++) {
                 fds[c] = bench_connect(socket_path);
                 for (int k = 0; k < FAIRNESS_FLOOD_TIMERS; k += FLOOD_BATCH) {
@@ -158,10 +172,61 @@ pid_t fairness_flood_timers(const char *socket_path) {
                         fairness_call_batch(fds[c], buf, len, NULL, 0, FLOOD_BATCH);
                 }
         }
-        if (write(armed[1], "", 1) != 1)
+        if (write(armed, "", 1) != 1)
                 bench_die("timer flood: report");
-        close(armed[1]);
+        close(armed);
         fairness_discard(fds, FLOOD_CONNS);
+}
+
+pid_t fairness_flood_edge(const char *socket_path, unsigned conns, unsigned watches, unsigned fanout) {
+        static char buf[65536];
+        int fds[MAX_CONNS], armed, *efd;
+        unsigned per_conn = watches / fanout;
+        pid_t pid;
+
+        if (conns == 0 || conns > MAX_CONNS || watches % 32 || fanout == 0 || 32 % fanout) {
+                errno = EINVAL;
+                bench_die("edge flood: connections, watches or fanout");
+        }
+        pid = spawn_load(&armed, "edge flood: not armed");
+        if (pid)
+                return pid;
+        efd = calloc((size_t)conns * per_conn, sizeof(*efd));
+        if (!efd)
+                bench_die("calloc");
+        for (unsigned i = 0; i < conns * per_conn; i++)
+                if ((efd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+                        bench_die("eventfd");
+        for (unsigned c = 0; c < conns; c++) {
+                fds[c] = bench_connect(socket_path);
+                for (unsigned k = 0; k < watches; k += 32) {
+                        int sent[32];
+                        size_t len = 0;
+
+                        buf[len++] = '[';
+                        for (unsigned i = 0; i < 32; i++) {
+                                sent[i] = efd[c * per_conn + (k + i) / fanout];
+                                len += (size_t)snprintf(
+                                        buf + len, sizeof(buf) - len,
+                                        "%s{\"jsonrpc\":\"2.0\",\"id\":%u,\"method\":\"watch\","
+                                        "\"params\":{\"fd\":%u,\"events\":[\"in\"],\"mode\":\"edge\"}}",
+                                        i ? "," : "", k + i, i);
+                        }
+                        buf[len++] = ']';
+                        fairness_call_batch(fds[c], buf, len, sent, 32, 32);
+                }
+        }
+        if (fairness_spawn() == 0) {
+                uint64_t one = 1;
+
+                for (;;)
+                        for (unsigned i = 0; i < conns * per_conn; i++)
+                                (void)!write(efd[i], &one, sizeof(one));
+        }
+        if (write(armed, "", 1) != 1)
+                bench_die("edge flood: report");
+        close(armed);
+        fairness_discard(fds, conns);
 }
 
 static int cmp_i64(const void *a, const void *b) {

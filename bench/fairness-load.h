@@ -35,6 +35,15 @@ _Noreturn void fairness_discard(const int *fds, size_t n);
  */
 pid_t fairness_flood_timers(const char *socket_path);
 /**
+ * fairness_flood_edge() - a child that opens @conns connections (at most 4) to
+ * @socket_path, each with @watches edge watches (a multiple of 32) on eventfds, @fanout
+ * watches on each eventfd (a divisor of 32: the same file sent @fanout times, as K
+ * watches of one pipe are), then reads and drops every notification while a child of its
+ * own writes to every eventfd in turn, as fast as it can.
+ * Return: its pid, once every watch is armed.
+ */
+pid_t fairness_flood_edge(const char *socket_path, unsigned conns, unsigned watches, unsigned fanout);
+/**
  * fairness_bystander() - a child that switches to FAIRNESS_BYSTANDER_UID and pings
  * @socket_path once a millisecond for @seconds.
  * @ret_rtt: NULL, or MAP_SHARED memory for FAIRNESS_MAX_PINGS round trips (ns), which

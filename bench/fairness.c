@@ -61,40 +61,12 @@ static pid_t flood_timers(void) {
         return pid;
 }
 
-/* 2,000 edge watches on eventfds, a writer bumping them all in a loop. */
+/* 2,048 edge watches on eventfds, a writer bumping them all in a loop. */
 static pid_t flood_edge(void) {
-        static char buf[65536];
-        static int efd[EDGE_WATCHES];
-        pid_t pid = fairness_spawn();
-        int conn;
+        pid_t pid = fairness_flood_edge(sock_path, 1, EDGE_WATCHES, 1);
 
-        if (pid)
-                return pid;
-        conn = bench_connect(sock_path);
-        for (int i = 0; i < EDGE_WATCHES; i++)
-                if ((efd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
-                        bench_die("eventfd");
-        for (int k = 0; k < EDGE_WATCHES; k += 32) {
-                size_t len = 0;
-
-                buf[len++] = '[';
-                for (int i = 0; i < 32; i++)
-                        len += (size_t)snprintf(buf + len, sizeof(buf) - len,
-                                                "%s{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"watch\","
-                                                "\"params\":{\"fd\":%d,\"events\":[\"in\"],\"mode\":\"edge\"}}",
-                                                i ? "," : "", k + i, i);
-                buf[len++] = ']';
-                fairness_call_batch(conn, buf, len, efd + k, 32, 32);
-        }
-        if (fairness_spawn() == 0) {
-                uint64_t one = 1;
-
-                for (;;)
-                        for (int i = 0; i < EDGE_WATCHES; i++)
-                                (void)!write(efd[i], &one, sizeof(one));
-        }
         fprintf(stderr, "fairness: edge flood armed\n");
-        fairness_discard(&conn, 1);
+        return pid;
 }
 
 /* Read packets on @fd until one holds @marker. */

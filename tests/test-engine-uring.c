@@ -1,5 +1,5 @@
-/* test-engine-uring.c - io_uring specifics: a full SQ, rounding, CQ overflow, ring growth,
- * fallback when features are missing
+/* test-engine-uring.c - io_uring specifics: a full SQ, an iteration's share of the CQ,
+ * rounding, CQ overflow, ring growth, fallback when features are missing
  *
  * Part of the engine suite: test-engine.c runs it once per backend (see there for how tests
  * wait without sleeping and free what they make); helpers in util-engine.h and util-fd.h.
@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -89,6 +90,65 @@ START_TEST(test_uring_one_iteration_takes_all_ready) {
                 many_expect_each(e, &m, 1);
                 many_done(&m, e);
         }
+}
+END_TEST
+
+/* A writer that never stops (another process) re-queues the polls' wakeups while an
+ * iteration fetches them: one iteration still takes about one CQE per live poll (at least
+ * 256), not a whole CQ's worth. It took up to the CQ's size, so a busy fd cost the daemon
+ * a CQE per wakeup: 11 merged into each notification in evd-bench's scenario 10. Each
+ * write wakes all 64 polls of the one eventfd (64 fds of it, as a daemon holds a file a
+ * client sent 64 times), faster than an iteration takes their CQEs. */
+#define BUSY_POLLS 64
+
+static int count_cb(EngineSource *s, int fd, uint32_t revents, void *userdata) {
+        (void)s, (void)fd, (void)revents;
+        (*(unsigned *)userdata)++;
+        return 0;
+}
+
+START_TEST(test_uring_busy_writer_bounded) {
+        EngineOptions o = { .cq_entries = 8192 };
+        EngineSource *src[BUSY_POLLS];
+        int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), fds[BUSY_POLLS];
+        unsigned calls = 0, most = 0;
+        pid_t writer;
+
+        ck_assert_int_ge(efd, 0);
+        _cleanup_(engine_freep) Engine *e = test_engine_new(&o);
+        if (!is_uring(e)) {
+                ck_assert_int_eq(close(efd), 0);
+                return;
+        }
+        for (int i = 0; i < BUSY_POLLS; i++) {
+                ck_assert_int_ge(fds[i] = fcntl(efd, F_DUPFD_CLOEXEC, 3), 0);
+                ck_assert_int_eq(engine_add_io(e, &src[i], fds[i], ENGINE_IN, ENGINE_EDGE, count_cb, &calls), 0);
+        }
+        writer = fork();
+        ck_assert_int_ge(writer, 0);
+        if (writer == 0) {
+                uint64_t one = 1;
+
+                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+                for (;;)
+                        (void)!write(efd, &one, sizeof(one));
+        }
+        STEP_UNTIL(e, calls >= 10 * BUSY_POLLS);
+        for (int i = 0; i < 50; i++) {
+                unsigned before = calls;
+
+                ck_assert_int_ge(engine_step(e, MSEC(100)), 0);
+                most = MAX(most, calls - before);
+        }
+        ck_assert_int_eq(kill(writer, SIGKILL), 0);
+        ck_assert_int_eq(waitpid(writer, NULL, 0), writer);
+        ck_assert_uint_gt(most, 0);
+        ck_assert_msg(most <= 256, "%u callbacks in one iteration for %d polls", most, BUSY_POLLS);
+        for (int i = 0; i < BUSY_POLLS; i++) {
+                ck_assert_ptr_null(source_free(src[i]));
+                ck_assert_int_eq(close(fds[i]), 0);
+        }
+        ck_assert_int_eq(close(efd), 0);
 }
 END_TEST
 
@@ -272,6 +332,7 @@ void engine_uring_tests(Suite *s) {
         tc = test_tcase(s, "io_uring", 60);
         tcase_add_test(tc, test_uring_sq_full);
         tcase_add_test(tc, test_uring_one_iteration_takes_all_ready);
+        tcase_add_test(tc, test_uring_busy_writer_bounded);
         tcase_add_test(tc, test_uring_sq_rounding);
         tcase_add_test(tc, test_uring_cq_overflow);
         tcase_add_test(tc, test_uring_ring_growth);
