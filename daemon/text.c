@@ -16,13 +16,6 @@
 
 #define EVENT_COMBINATIONS 64
 
-char *text_put(char *p, const char *end, const char *text, size_t len) {
-        if (!p || (size_t)(end - p) < len)
-                return NULL;
-        memcpy(p, text, len);
-        return p + len;
-}
-
 char *text_put_u64(char *p, const char *end, uint64_t v) {
         char digits[20];
         size_t n = 0;
