@@ -204,7 +204,7 @@ static int engine_timer_cancel(size_t n) {
                 if (timers_pooled)
                         timer_handles[i] = source_free(timer_handles[i]);
                 else
-                        (void)source_free((EngineSource *)(void *)&timer_mem[i]);
+                        (void)source_free(engine_timer_source(&timer_mem[i]));
         timers_live = 0;
         return 0;
 }

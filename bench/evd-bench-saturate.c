@@ -101,10 +101,12 @@ json_t *run_saturate(BenchDaemon *unused) {
                "evd us/n", "notif/pkt", "coalesced/s");
         for (size_t b = 0; b < arg_n_backends; b++) {
                 const SatResult *r = &res[b];
+                double lo = r->block_rate[0], hi = r->block_rate[0];
                 char range[32];
 
-                snprintf(range, sizeof(range), "%.0f-%.0f", MIN(r->block_rate[0], r->block_rate[1]) / 1e3,
-                         MAX(r->block_rate[0], r->block_rate[1]) / 1e3);
+                for (unsigned k = 1; k < r->n_blocks; k++)
+                        lo = MIN(lo, r->block_rate[k]), hi = MAX(hi, r->block_rate[k]);
+                snprintf(range, sizeof(range), "%.0f-%.0f", lo / 1e3, hi / 1e3);
                 printf("   %-9s %10.0f %13s %7.0f%% %8.3f %9.1f %12.0f\n", arg_backends[b], sat_rate(r),
                        range, r->evd_cpu_ns / (r->seconds * 1e9) * 100,
                        r->evd_cpu_ns / r->notifications / 1e3,

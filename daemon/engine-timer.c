@@ -104,13 +104,12 @@ static int timer_start(Engine *e, EngineSource *s, EngineClock clock, uint64_t a
         s->enabled = true;
         /* New, so not queued: straight to the heap (the insert that a burst pays per timer). */
         r = timer_heap_push(&e->timers[clock], &s->timer.item, at_ns);
-        if (r >= 0)
-                engine_timer_touch(e, s);
         if (r < 0) {
                 s->dead = true;
                 engine_source_unref(s);
                 return r;
         }
+        engine_timer_touch(e, s);
         e->stats.timer_sources++;
         return 0;
 }
@@ -142,7 +141,7 @@ int engine_add_timer(Engine *e, EngineSource **ret, EngineClock clock, uint64_t 
 
 int engine_init_timer(Engine *e, EngineTimerMem *mem, EngineSource **ret, EngineClock clock,
                       uint64_t at_ns, uint64_t interval_ns, engine_timer_cb cb, void *userdata) {
-        EngineSource *s = (EngineSource *)(void *)mem;
+        EngineSource *s = engine_timer_source(mem);
         int r;
 
         if (!mem)

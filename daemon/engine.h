@@ -200,6 +200,10 @@ int engine_init_timer(Engine *e, EngineTimerMem *mem, EngineSource **ret, Engine
 static inline EngineTimerMem *engine_timer_mem(EngineSource *s) {
         return (EngineTimerMem *)(void *)s;
 }
+/** engine_timer_source() - the source engine_init_timer() made in @mem (its inverse). */
+static inline EngineSource *engine_timer_source(EngineTimerMem *mem) {
+        return (EngineSource *)(void *)mem;
+}
 /** engine_add_timer_after() - a monotonic timer @after_ns from engine_now(). */
 int engine_add_timer_after(Engine *e, EngineSource **ret, uint64_t after_ns, uint64_t interval_ns,
                            engine_timer_cb cb, void *userdata);

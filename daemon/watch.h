@@ -58,7 +58,7 @@ static inline bool client_timer_is_held(const ClientTimer *t) {
 
 /* Not const: the engine's getters take a plain EngineSource, and only read through it. */
 static inline EngineSource *client_timer_source(const ClientTimer *t) {
-        return (EngineSource *)(void *)&t->source_mem;
+        return engine_timer_source((EngineTimerMem *)&t->source_mem);
 }
 
 /* Its clock is the source's. */
