@@ -178,6 +178,21 @@ pid_t fairness_flood_timers(const char *socket_path) {
         fairness_discard(fds, FLOOD_CONNS);
 }
 
+/* A packet of 32 `watch` requests (ids @first.., fds 0-31 of the packet, events in, @mode)
+ * in @buf. Return: its length. */
+static size_t watch_batch(char *buf, size_t size, unsigned first, const char *mode) {
+        size_t len = 0;
+
+        buf[len++] = '[';
+        for (unsigned i = 0; i < 32; i++)
+                len += (size_t)snprintf(buf + len, size - len,
+                                        "%s{\"jsonrpc\":\"2.0\",\"id\":%u,\"method\":\"watch\","
+                                        "\"params\":{\"fd\":%u,\"events\":[\"in\"],\"mode\":\"%s\"}}",
+                                        i ? "," : "", first + i, i, mode);
+        buf[len++] = ']';
+        return len;
+}
+
 pid_t fairness_flood_edge(const char *socket_path, unsigned conns, unsigned watches, unsigned fanout) {
         static char buf[65536];
         int fds[MAX_CONNS], armed, *efd;
@@ -201,19 +216,10 @@ pid_t fairness_flood_edge(const char *socket_path, unsigned conns, unsigned watc
                 fds[c] = bench_connect(socket_path);
                 for (unsigned k = 0; k < watches; k += 32) {
                         int sent[32];
-                        size_t len = 0;
 
-                        buf[len++] = '[';
-                        for (unsigned i = 0; i < 32; i++) {
+                        for (unsigned i = 0; i < 32; i++)
                                 sent[i] = efd[c * per_conn + (k + i) / fanout];
-                                len += (size_t)snprintf(
-                                        buf + len, sizeof(buf) - len,
-                                        "%s{\"jsonrpc\":\"2.0\",\"id\":%u,\"method\":\"watch\","
-                                        "\"params\":{\"fd\":%u,\"events\":[\"in\"],\"mode\":\"edge\"}}",
-                                        i ? "," : "", k + i, i);
-                        }
-                        buf[len++] = ']';
-                        fairness_call_batch(fds[c], buf, len, sent, 32, 32);
+                        fairness_call_batch(fds[c], buf, watch_batch(buf, sizeof(buf), k, "edge"), sent, 32, 32);
                 }
         }
         if (fairness_spawn() == 0) {
@@ -227,6 +233,109 @@ pid_t fairness_flood_edge(const char *socket_path, unsigned conns, unsigned watc
                 bench_die("edge flood: report");
         close(armed);
         fairness_discard(fds, conns);
+}
+
+/* The N of each @key N in @buf[0..n), appended to @ids[@have..@max). Return: the new count. */
+static unsigned ids_after(const char *key, const char *buf, size_t n, uint64_t *ids, unsigned have,
+                          unsigned max) {
+        size_t key_len = strlen(key);
+
+        for (const char *p = buf; have < max && (p = memmem(p, (size_t)(buf + n - p), key, key_len));) {
+                p += key_len;
+                ids[have++] = strtoull(p, NULL, 10);
+        }
+        return have;
+}
+
+/* Send @n oneshot re-arms (JSON-RPC notifications: nothing comes back) in one packet. */
+static void send_arms(int fd, const uint64_t *ids, unsigned n) {
+        static char buf[65536];
+        size_t len = 0;
+
+        if (n == 0)
+                return;
+        buf[len++] = '[';
+        for (unsigned i = 0; i < n; i++)
+                len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+                                        "%s{\"jsonrpc\":\"2.0\",\"method\":\"arm\",\"params\":{\"watch\":%llu}}",
+                                        i ? "," : "", (unsigned long long)ids[i]);
+        buf[len++] = ']';
+        bench_send(fd, buf, len, NULL, 0);
+}
+
+pid_t fairness_flood_oneshot(const char *socket_path, unsigned conns, unsigned watches) {
+        static char buf[65536], in[65536 + 1];
+        static uint64_t ids[FAIRNESS_ONESHOT_MAX];
+        struct pollfd pfd[MAX_CONNS];
+        int fds[MAX_CONNS], armed;
+        pid_t pid;
+
+        if (conns == 0 || conns > MAX_CONNS || watches % 32 || watches > FAIRNESS_ONESHOT_MAX) {
+                errno = EINVAL;
+                bench_die("oneshot flood: connections or watches");
+        }
+        pid = spawn_load(&armed, "oneshot flood: not armed");
+        if (pid)
+                return pid;
+        for (unsigned c = 0; c < conns; c++) {
+                unsigned n_ids = 0;
+
+                fds[c] = bench_connect(socket_path);
+                pfd[c] = (struct pollfd){.fd = fds[c], .events = POLLIN};
+                for (unsigned k = 0; k < watches; k += 32) {
+                        int sent[32];
+
+                        /* Readable for good: nothing ever reads the count. */
+                        for (unsigned i = 0; i < 32; i++)
+                                if ((sent[i] = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+                                        bench_die("eventfd");
+                        bench_send(fds[c], buf, watch_batch(buf, sizeof(buf), k, "oneshot"), sent, 32);
+                        for (unsigned i = 0; i < 32; i++)
+                                close(sent[i]);
+                        /* Each watch fires at once, and its `ready` may come in among the
+                         * replies: only the replies' ids are taken. */
+                        while (n_ids < k + 32) {
+                                ssize_t n = recv(fds[c], in, sizeof(in) - 1, 0);
+
+                                if (n <= 0)
+                                        bench_die("recv (oneshot flood setup)");
+                                in[n] = 0;
+                                if (strstr(in, "\"error\"")) {
+                                        errno = EPROTO;
+                                        bench_die("oneshot flood: a watch was refused");
+                                }
+                                n_ids = ids_after("\"result\":{\"watch\":", in, (size_t)n, ids, n_ids,
+                                                  watches);
+                        }
+                }
+                /* The `ready`s that came in among the replies were dropped: arm every
+                 * watch (arming an armed one does nothing), so that all of them cycle. */
+                send_arms(fds[c], ids, watches);
+        }
+        if (write(armed, "", 1) != 1)
+                bench_die("oneshot flood: report");
+        close(armed);
+        /* Every watch fired at once (its eventfd is readable); from now on each `ready`
+         * that arrives is answered with its `arm`, one packet of arms per packet read. */
+        for (;;) {
+                if (poll(pfd, conns, -1) < 0 && errno != EINTR)
+                        bench_die("poll");
+                for (unsigned c = 0; c < conns; c++) {
+                        ssize_t n;
+
+                        if (!pfd[c].revents)
+                                continue;
+                        n = recv(fds[c], in, sizeof(in) - 1, MSG_DONTWAIT);
+                        if (n == 0)
+                                _exit(0);
+                        if (n < 0) {
+                                if (errno == EAGAIN || errno == EINTR)
+                                        continue;
+                                bench_die("oneshot flood: recv");
+                        }
+                        send_arms(fds[c], ids, ids_after("\"params\":{\"watch\":", in, (size_t)n, ids, 0, FAIRNESS_ONESHOT_MAX));
+                }
+        }
 }
 
 static int cmp_i64(const void *a, const void *b) {

@@ -1,6 +1,7 @@
 #pragma once
-/* fairness-load.h - what bench/fairness and evd-bench's fairness scenario share: one uid's
- * timer flood and another uid's pings, over raw connections (bench-client.h) */
+/* fairness-load.h - the loads bench/fairness and evd-bench's scenarios 9 and 10 share: floods
+ * of timers, edge wakeups and oneshot re-arms, and another uid's pings, over raw
+ * connections (bench-client.h) */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -10,6 +11,7 @@
 #define FAIRNESS_FLOOD_CONNS 4
 #define FAIRNESS_FLOOD_TIMERS 25000 /* per connection, each repeating every millisecond */
 #define FAIRNESS_MAX_PINGS 100000
+#define FAIRNESS_ONESHOT_MAX 1024 /* oneshot watches per connection: one packet of arms */
 
 /* A bystander's round trips, in ns (nearest rank). */
 typedef struct FairnessPings {
@@ -43,6 +45,14 @@ pid_t fairness_flood_timers(const char *socket_path);
  * Return: its pid, once every watch is armed.
  */
 pid_t fairness_flood_edge(const char *socket_path, unsigned conns, unsigned watches, unsigned fanout);
+/**
+ * fairness_flood_oneshot() - a child that opens @conns connections (at most 4) to
+ * @socket_path, each with @watches oneshot watches (a multiple of 32, at most
+ * FAIRNESS_ONESHOT_MAX) on eventfds that stay readable, and answers every `ready` with
+ * its `arm` (one packet of JSON-RPC notifications per packet read), so every watch fires
+ * again as soon as the daemon re-arms it. Return: its pid, once every watch is armed.
+ */
+pid_t fairness_flood_oneshot(const char *socket_path, unsigned conns, unsigned watches);
 /**
  * fairness_bystander() - a child that switches to FAIRNESS_BYSTANDER_UID and pings
  * @socket_path once a millisecond for @seconds.
