@@ -150,9 +150,27 @@ struct Engine {
         SourcePoolChunk *chunks;
 };
 
+/** engine_fail() - remember the first negative callback return: engine_step() returns it. */
+void engine_fail(Engine *e, int r);
 /** engine_io_event() - a backend saw @revents for @s. Filters, disarms oneshot sources and
- * runs the callback. The caller holds a reference on @s across the call. */
-void engine_io_event(Engine *e, EngineSource *s, uint32_t revents);
+ * runs the callback. The caller holds a reference on @s across the call. Inline: it is
+ * the step every event takes, between a backend's loop and the callback. */
+static inline void engine_io_event(Engine *e, EngineSource *s, uint32_t revents) {
+        int r;
+
+        if (s->dead || !s->enabled)
+                return;
+        /* A poll update may race a completion: never report what is no longer asked for. */
+        revents &= s->io.events | ENGINE_ERR | ENGINE_HUP | ENGINE_NVAL;
+        if (revents == 0)
+                return;
+        if (s->io.mode == ENGINE_ONESHOT)
+                s->enabled = false;
+        e->stats.events++;
+        r = s->io.cb(s, s->io.fd, revents, s->userdata);
+        if (r < 0)
+                engine_fail(e, r);
+}
 /** engine_update_now() - backends call this right after their wait returns. */
 void engine_update_now(Engine *e);
 /** engine_source_unref() - drop a reference (backends: a finished in-flight poll). */
@@ -174,8 +192,6 @@ void engine_for_each_allocated_io(Engine *e, void (*fn)(Engine *e, EngineSource 
 
 /* Between the engine's own pieces (engine.c and its engine-<kind>.c files), not backends. */
 
-/** engine_fail() - remember the first negative callback return: engine_step() returns it. */
-void engine_fail(Engine *e, int r);
 /** engine_pool_init() - choose pool or malloc() for sources (malloc under sanitizers). */
 void engine_pool_init(Engine *e);
 /** engine_pool_free() - release the pool's chunks and the malloc()ed sources still held. */

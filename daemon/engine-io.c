@@ -1,9 +1,10 @@
-/* engine-io.c - io sources: the fd table, registration, modify/arm, and event delivery
+/* engine-io.c - io sources: the fd table, registration, modify and arm
  *
  * fd_table[fd] is the one live io source on fd, so a second one is -EEXIST on both backends
  * and epoll's events are looked up, never trusted as pointers. The backend turns "poll this
  * fd for these events in this mode" into kernel requests; what it sees comes back through
- * engine_io_event(), which filters it against what is asked now and disarms oneshots.
+ * engine_io_event() (inline, engine-internal.h), which filters it against what is asked now
+ * and disarms oneshots.
  */
 
 #include "engine-internal.h"
@@ -36,23 +37,6 @@ static int fd_table_reserve(Engine *e, int fd) {
         e->fd_table = t;
         e->fd_table_size = size;
         return 0;
-}
-
-void engine_io_event(Engine *e, EngineSource *s, uint32_t revents) {
-        int r;
-
-        if (s->dead || !s->enabled)
-                return;
-        /* A poll update may race a completion: never report what is no longer asked for. */
-        revents &= s->io.events | ENGINE_ERR | ENGINE_HUP | ENGINE_NVAL;
-        if (revents == 0)
-                return;
-        if (s->io.mode == ENGINE_ONESHOT)
-                s->enabled = false;
-        e->stats.events++;
-        r = s->io.cb(s, s->io.fd, revents, s->userdata);
-        if (r < 0)
-                engine_fail(e, r);
 }
 
 void engine_for_each_io(Engine *e, void (*fn)(Engine *e, EngineSource *s, void *data), void *data) {
