@@ -42,11 +42,13 @@ void json_write(FILE *f, const Facts *facts, const IoConfig *cfgs, size_t ncfg,
                                    "\"cpu_median_round_ns\": %.0f, "
                                    "\"cpu_ratio_libev_epoll\": %.4f, "
                                    "\"poll_cost_ns_per_read\": %.2f, "
-                                   "\"poll_cost_ratio_libev_epoll\": %.4f, \"rep_median_ns\": [",
+                                   "\"poll_cost_ratio_libev_epoll\": %.4f, "
+                                   "\"poll_cost_ratio_libev_epoll_paired\": %.4f, \"rep_median_ns\": [",
                                 res->median_ns, res->setup_ns, res->teardown_ns,
                                 io_ratio(cfg, c, IO_BASELINE), io_ratio_best(cfg, c, IO_BASELINE),
                                 res->cpu_median_ns, io_ratio_cpu(cfg, c, IO_BASELINE),
-                                io_poll_cost_ns(cfg, c), io_poll_cost_ratio(cfg, c, IO_BASELINE));
+                                io_poll_cost_ns(cfg, c), io_poll_cost_ratio(cfg, c, IO_BASELINE),
+                                io_poll_cost_ratio_paired(cfg, c, IO_BASELINE));
                         for (unsigned r = 0; r < res->reps_done; r++)
                                 fprintf(f, "%s%" PRIu64, r ? ", " : "", res->rep_median[r]);
                         fprintf(f, "]");

@@ -25,6 +25,7 @@ const TimerContender *const timer_contenders[] = {
 };
 _Static_assert(ELEMENTSOF(io_contenders) == IO_N, "IO_N: one per io contender");
 _Static_assert(IO_FLOOR == IO_N - 1, "IO_FLOOR: floor(no poll) is the last contender");
+_Static_assert(IO_RAW_URING == IO_FLOOR - 1, "IO_RAW_URING: raw-uring comes right before the floor");
 _Static_assert(ELEMENTSOF(timer_contenders) == TIMER_N, "TIMER_N: one per timer contender");
 
 unsigned arg_reps = 7;
@@ -194,7 +195,7 @@ void parse_argv(int argc, char **argv) {
                 if (!timers_set)
                         arg_timers = 250000;
         }
-        if (arg_reps < 1 || arg_reps > 64 || arg_timer_reps < 1 || arg_timer_reps > 64) {
+        if (arg_reps < 1 || arg_reps > IO_MAX_REPS || arg_timer_reps < 1 || arg_timer_reps > 64) {
                 fprintf(stderr, "engine-bench: --reps and --timer-reps take 1..64\n");
                 exit(2);
         }

@@ -237,6 +237,36 @@ double io_poll_cost_ratio(const IoConfig *cfg, size_t c, size_t base) {
         return b > 0 ? a / b : 0;
 }
 
+static int cmp_double(const void *a, const void *b) {
+        double x = *(const double *)a, y = *(const double *)b;
+
+        return x < y ? -1 : x > y;
+}
+
+/* The same ratio rep by rep: each rep's poller cost over its own floor's and @base's, the
+ * median of those. Slow drift in the machine (A=990's rep medians spread 30-60% on this
+ * VM, the floor's own among them) moves a rep's three numbers together, and the
+ * difference of two medians over the whole run does not cancel it. 0 if no rep has all
+ * three, or none is told apart (a denominator at or below the floor). */
+double io_poll_cost_ratio_paired(const IoConfig *cfg, size_t c, size_t base) {
+        const IoResult *x = &cfg->results[c], *b = &cfg->results[base], *f = &cfg->results[IO_FLOOR];
+        double ratios[IO_MAX_REPS];
+        size_t n = 0;
+
+        if (!io_result_ok(x) || !io_result_ok(b) || !io_result_ok(f))
+                return 0;
+        for (unsigned r = 0; r < x->reps_done && r < b->reps_done && r < f->reps_done; r++) {
+                double below = (double)b->rep_median[r] - (double)f->rep_median[r];
+
+                if (below > 0)
+                        ratios[n++] = ((double)x->rep_median[r] - (double)f->rep_median[r]) / below;
+        }
+        if (n == 0)
+                return 0;
+        qsort(ratios, n, sizeof(*ratios), cmp_double);
+        return n % 2 ? ratios[n / 2] : (ratios[n / 2 - 1] + ratios[n / 2]) / 2;
+}
+
 void io_config_print(const IoConfig *cfg) {
         printf("\n== pipes N=%u A=%u W=%" PRIu64 ": %u reps x %u rounds; median over all rounds "
                "==\n",
@@ -286,6 +316,10 @@ void io_config_print(const IoConfig *cfg) {
                "engine(epoll) %.2fx (target <= 1.0x: %s)\n",
                io_poll_cost_ratio(cfg, 0, IO_BASELINE), io_poll_cost_ratio(cfg, 0, IO_BASELINE) <= 0.55 ? "met" : "MISSED",
                io_poll_cost_ratio(cfg, 1, IO_BASELINE), io_poll_cost_ratio(cfg, 1, IO_BASELINE) <= 1.0 ? "met" : "MISSED");
+        printf("paired by rep (each rep's own floor and libev-epoll, median of reps): "
+               "engine(io_uring) %.2fx, engine(epoll) %.2fx, raw-uring %.2fx\n",
+               io_poll_cost_ratio_paired(cfg, 0, IO_BASELINE), io_poll_cost_ratio_paired(cfg, 1, IO_BASELINE),
+               io_poll_cost_ratio_paired(cfg, IO_RAW_URING, IO_BASELINE));
         if (io_ratio(cfg, 0, IO_URING_PEER) > 0)
                 printf("engine(io_uring) / libev-iouring: %.2fx (best reps %.2fx, cpu %.2fx)\n",
                        io_ratio(cfg, 0, IO_URING_PEER), io_ratio_best(cfg, 0, IO_URING_PEER),

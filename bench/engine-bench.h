@@ -11,9 +11,11 @@
 
 #define FD_SLACK 200u /* fds kept free for the loops' own (epoll, rings, eventfds, stdio) */
 #define MAX_LIST 8
+#define IO_MAX_REPS 64 /* --reps */
 #define IO_N 9 /* io_contenders[]: checked where it is defined (engine-bench-options.c) */
 #define IO_BASELINE 2     /* libev-epoll */
 #define IO_URING_PEER 3   /* libev-iouring */
+#define IO_RAW_URING 7    /* raw-uring: a hand-written liburing loop */
 #define IO_FLOOR 8        /* floor(no poll): the callbacks' read + write alone */
 #define TIMER_N 4 /* timer_contenders[], likewise */
 #define TIMER_BASELINE 3
@@ -36,7 +38,7 @@ typedef struct IoResult {
         uint64_t *samples;     /* wall ns per round, reps * rounds */
         uint64_t *cpu_samples; /* CPU ns per round: blind to time lost to other processes */
         size_t samples_n;
-        uint64_t rep_median[64];
+        uint64_t rep_median[IO_MAX_REPS];
         uint64_t setup[64];
         uint64_t teardown[64];
         unsigned reps_done;
@@ -121,6 +123,8 @@ double io_ratio_best(const IoConfig *cfg, size_t c, size_t base);
 double io_ratio_cpu(const IoConfig *cfg, size_t c, size_t base);
 double io_poll_cost_ns(const IoConfig *cfg, size_t c);
 double io_poll_cost_ratio(const IoConfig *cfg, size_t c, size_t base);
+/** io_poll_cost_ratio_paired() - io_poll_cost_ratio() rep by rep, the median of the reps' ratios. */
+double io_poll_cost_ratio_paired(const IoConfig *cfg, size_t c, size_t base);
 void io_config_print(const IoConfig *cfg);
 
 /* engine-bench-timers.c */
