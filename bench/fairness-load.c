@@ -33,8 +33,22 @@ static unsigned replies_in(const char *buf, ssize_t n) {
         return count;
 }
 
-void fairness_call_batch(int fd, const char *buf, size_t len, const int *fds, size_t n_fds,
-                         unsigned want) {
+/* The N of each @key N in @buf[0..n), appended to @ids[@have..@max). Return: the new count. */
+static unsigned ids_after(const char *key, const char *buf, size_t n, uint64_t *ids, unsigned have,
+                          unsigned max) {
+        size_t key_len = strlen(key);
+
+        for (const char *p = buf; have < max && (p = memmem(p, (size_t)(buf + n - p), key, key_len));) {
+                p += key_len;
+                ids[have++] = strtoull(p, NULL, 10);
+        }
+        return have;
+}
+
+/* fairness_call_batch(), and when @ids is not NULL the `watch` ids of the replies appended
+ * to @ids[*@n_ids..@max) (only replies': a `ready` may come in among them). */
+static void call_batch(int fd, const char *buf, size_t len, const int *fds, size_t n_fds,
+                       unsigned want, uint64_t *ids, unsigned *n_ids, unsigned max) {
         static char in[65536 + 1];
 
         bench_send(fd, buf, len, fds, n_fds);
@@ -52,9 +66,16 @@ void fairness_call_batch(int fd, const char *buf, size_t len, const int *fds, si
                         errno = EPROTO;
                         bench_die("a request of the load was refused");
                 }
+                if (ids)
+                        *n_ids = ids_after("\"result\":{\"watch\":", in, (size_t)n, ids, *n_ids, max);
                 got = replies_in(in, n);
                 want -= got < want ? got : want;
         }
+}
+
+void fairness_call_batch(int fd, const char *buf, size_t len, const int *fds, size_t n_fds,
+                         unsigned want) {
+        call_batch(fd, buf, len, fds, n_fds, want, NULL, NULL, 0);
 }
 
 _Noreturn void fairness_discard(const int *fds, size_t n) {
@@ -235,18 +256,6 @@ pid_t fairness_flood_edge(const char *socket_path, unsigned conns, unsigned watc
         fairness_discard(fds, conns);
 }
 
-/* The N of each @key N in @buf[0..n), appended to @ids[@have..@max). Return: the new count. */
-static unsigned ids_after(const char *key, const char *buf, size_t n, uint64_t *ids, unsigned have,
-                          unsigned max) {
-        size_t key_len = strlen(key);
-
-        for (const char *p = buf; have < max && (p = memmem(p, (size_t)(buf + n - p), key, key_len));) {
-                p += key_len;
-                ids[have++] = strtoull(p, NULL, 10);
-        }
-        return have;
-}
-
 /* Send @n oneshot re-arms (JSON-RPC notifications: nothing comes back) in one packet. */
 static void send_arms(int fd, const uint64_t *ids, unsigned n) {
         static char buf[65536];
@@ -289,24 +298,14 @@ pid_t fairness_flood_oneshot(const char *socket_path, unsigned conns, unsigned w
                         for (unsigned i = 0; i < 32; i++)
                                 if ((sent[i] = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
                                         bench_die("eventfd");
-                        bench_send(fds[c], buf, watch_batch(buf, sizeof(buf), k, "oneshot"), sent, 32);
+                        call_batch(fds[c], buf, watch_batch(buf, sizeof(buf), k, "oneshot"), sent, 32, 32,
+                                   ids, &n_ids, watches);
                         for (unsigned i = 0; i < 32; i++)
                                 close(sent[i]);
-                        /* Each watch fires at once, and its `ready` may come in among the
-                         * replies: only the replies' ids are taken. */
-                        while (n_ids < k + 32) {
-                                ssize_t n = recv(fds[c], in, sizeof(in) - 1, 0);
-
-                                if (n <= 0)
-                                        bench_die("recv (oneshot flood setup)");
-                                in[n] = 0;
-                                if (strstr(in, "\"error\"")) {
-                                        errno = EPROTO;
-                                        bench_die("oneshot flood: a watch was refused");
-                                }
-                                n_ids = ids_after("\"result\":{\"watch\":", in, (size_t)n, ids, n_ids,
-                                                  watches);
-                        }
+                }
+                if (n_ids != watches) {
+                        errno = EPROTO;
+                        bench_die("oneshot flood: a `watch` reply without its id");
                 }
                 /* The `ready`s that came in among the replies were dropped: arm every
                  * watch (arming an armed one does nothing), so that all of them cycle. */
